@@ -1,0 +1,1 @@
+"""REST API over the Python API."""

@@ -1,0 +1,1 @@
+"""Two backends behind one Driver interface: containers (OCI runtime) and VMs (QEMU)."""

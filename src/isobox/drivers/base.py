@@ -1,0 +1,70 @@
+"""The Driver protocol: what service/ asks of a backend. The container/VM difference lives behind it.
+
+Contract, for both drivers:
+- ``create(plan)`` prepares everything a start needs (rootfs or disk, config) under ``plan.workload_dir``
+  and starts nothing. On failure it leaves nothing behind.
+- ``start(record, attach)`` starts the workload. With ``attach=None`` it returns once the workload runs,
+  and the workload outlives the calling process (no Python process per workload). With an ``Attach``,
+  it also streams the workload's stdout/stderr to the given fds (stdin from ``attach.stdin`` when
+  interactive) until the workload exits. Output always also goes to ``plan.log_path`` in the log format
+  of ``isobox.drivers.logfile``.
+- ``observe(record)`` reports the real state (running, exited with code, OOM-killed), from the host alone.
+- ``stop``/``kill`` signal the workload; ``exec`` runs a further process in a running workload, with the
+  caller's stdio, returning its exit code; ``stats`` reads resource usage.
+- ``delete(record)`` removes every trace (processes, mounts, cgroups, TAP, sockets, files), is
+  idempotent and succeeds on a half-created or crashed workload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from isobox.model.plan import RunPlan
+from isobox.model.record import Observation, Stats, WorkloadRecord
+
+
+@dataclass(frozen=True)
+class Attach:
+    stdin: int | None = 0   # fd, or None when not interactive
+    stdout: int = 1
+    stderr: int = 2
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
+    user: str | None = None
+    tty: bool = False
+    interactive: bool = False
+    detach: bool = False
+
+
+class Driver(Protocol):
+    kind: str
+
+    def create(self, plan: RunPlan) -> dict[str, str]:
+        """Prepare; returns driver facts to keep in the record (e.g. accelerator and why)."""
+        ...
+
+    def start(self, record: WorkloadRecord, attach: Attach | None = None) -> int:
+        """Start; returns the pid of the workload's main process (attach: after it exited)."""
+        ...
+
+    def observe(self, record: WorkloadRecord) -> Observation: ...
+
+    def wait(self, record: WorkloadRecord, timeout_s: float | None = None) -> Observation:
+        """Block until the workload is no longer running (or the timeout passes)."""
+        ...
+
+    def stop(self, record: WorkloadRecord, timeout_s: float) -> None: ...
+
+    def kill(self, record: WorkloadRecord, signal: int) -> None: ...
+
+    def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int: ...
+
+    def stats(self, record: WorkloadRecord) -> Stats: ...
+
+    def delete(self, record: WorkloadRecord) -> None: ...

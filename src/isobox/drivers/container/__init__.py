@@ -1,0 +1,1 @@
+"""The container driver: an OCI bundle run by runc or crun, supervised by conmon."""

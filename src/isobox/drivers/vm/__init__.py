@@ -1,0 +1,1 @@
+"""The VM driver: the same image booted under its own kernel in QEMU (KVM or TCG)."""

@@ -1,0 +1,1 @@
+"""Images: references, registry client, content store, safe layer unpacking, builds and archives."""

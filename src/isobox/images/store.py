@@ -1,0 +1,296 @@
+"""The image store: image records in SQLite, blobs by digest, each layer unpacked once by chain ID.
+
+Layer directories are shared read-only by every image and workload that uses them (overlayfs lower
+dirs for containers, the source of the ext4 root disk for VMs). An image becomes visible only after
+all its blobs are verified and all its layers unpacked, in one database transaction: a crash at any
+point leaves at most unreferenced blobs or layers, which the next pull reuses and `prune` removes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from isobox.config import Paths
+from isobox.errors import ConflictError, DigestMismatchError, ManifestError, NotFoundError
+from isobox.images import reference
+from isobox.images.content import BlobStore
+from isobox.images.unpack import UnpackPolicy, unpack_layer
+from isobox.model.image_config import ImageConfig
+from isobox.state import codec
+from isobox.state.db import Database
+from isobox.state.locks import locked
+
+log = logging.getLogger(__name__)
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+LAYER_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    }
+)
+MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    digest: str       # of the blob as stored (compressed)
+    diff_id: str      # of the uncompressed tar
+    chain_id: str
+    size: int
+    media_type: str
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str                 # config digest
+    manifest_digest: str
+    manifest_media_type: str
+    layers: tuple[LayerRecord, ...]
+    platform: str
+    size: int
+    created: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.id.split(":", 1)[-1][:12]
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """OCI image-spec config.md: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    chains: list[str] = []
+    for diff_id in diff_ids:
+        if not chains:
+            chains.append(diff_id)
+        else:
+            chains.append("sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest())
+    return chains
+
+
+def parse_json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{what} is not valid JSON: {exc}", op="parse") from exc
+    if not isinstance(value, dict):
+        raise ManifestError(f"{what} is not a JSON object", op="parse")
+    return value
+
+
+class ImageStore:
+    def __init__(self, paths: Paths, db: Database, policy: UnpackPolicy | None = None) -> None:
+        self.paths = paths
+        self.db = db
+        self.blobs = BlobStore(paths.blobs, paths.tmp)
+        self.policy = policy or UnpackPolicy()
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def resolve(self, text: str) -> ImageRecord:
+        """An image by reference (busybox, host/repo:tag, repo@digest), by id, or by unique id prefix."""
+        rows = self.db.query("SELECT image_id FROM image_refs WHERE name = ?", (text,))
+        if not rows:
+            try:
+                ref = reference.parse(text)
+                rows = self.db.query("SELECT image_id FROM image_refs WHERE name = ?", (str(ref),))
+                if not rows and ref.digest:
+                    rows = self.db.query("SELECT id AS image_id FROM images WHERE manifest_digest = ?", (ref.digest,))
+            except Exception:  # not a reference: may still be an id
+                rows = []
+        if not rows:
+            prefix = text if text.startswith("sha256:") else f"sha256:{text}"
+            if len(prefix) >= len("sha256:") + 4:
+                rows = self.db.query("SELECT id AS image_id FROM images WHERE id LIKE ?", (prefix + "%",))
+                if len(rows) > 1:
+                    raise ConflictError(f"image id prefix {text!r} is ambiguous", op="resolve image")
+        if not rows:
+            raise NotFoundError(f"image {text!r} is not in the store (pull it first)", op="resolve image")
+        return self.get(rows[0]["image_id"])
+
+    def get(self, image_id: str) -> ImageRecord:
+        rows = self.db.query("SELECT record FROM images WHERE id = ?", (image_id,))
+        if not rows:
+            raise NotFoundError(f"image {image_id} is not in the store", op="get image")
+        return codec.loads(ImageRecord, rows[0]["record"])
+
+    def names(self, image_id: str) -> list[str]:
+        return [r["name"] for r in self.db.query("SELECT name FROM image_refs WHERE image_id = ? ORDER BY name", (image_id,))]
+
+    def list(self) -> list[tuple[ImageRecord, list[str]]]:
+        rows = self.db.query("SELECT id, record FROM images ORDER BY created_at DESC")
+        return [(codec.loads(ImageRecord, r["record"]), self.names(r["id"])) for r in rows]
+
+    def config_document(self, record: ImageRecord) -> dict[str, Any]:
+        return parse_json(self.blobs.read(record.id, max_bytes=MAX_CONFIG_BYTES), f"config of image {record.id}")
+
+    def config(self, record: ImageRecord) -> ImageConfig:
+        return ImageConfig.from_oci(self.config_document(record))
+
+    def layer_dir(self, chain_id: str) -> Path:
+        return self.paths.layers / chain_id.split(":", 1)[1]
+
+    def layer_dirs(self, record: ImageRecord) -> tuple[str, ...]:
+        return tuple(str(self.layer_dir(layer.chain_id) / "diff") for layer in record.layers)
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def commit(self, manifest_bytes: bytes, names: list[str], *, platform: str = "linux/amd64") -> ImageRecord:
+        """Record an image whose manifest, config and layer blobs are all in the blob store.
+
+        Verifies the config against the manifest and each layer's diff_id, unpacks missing layers, then
+        writes the record and its names in one transaction.
+        """
+        manifest_digest = self.blobs.put_bytes(manifest_bytes)
+        manifest = parse_json(manifest_bytes, f"manifest {manifest_digest}")
+        media_type = str(manifest.get("mediaType") or OCI_MANIFEST)
+        if media_type not in MANIFEST_TYPES:
+            raise ManifestError(f"manifest {manifest_digest} has unsupported media type {media_type!r}", op="commit image")
+        config_desc = manifest.get("config") or {}
+        config_digest = str(config_desc.get("digest", ""))
+        config_bytes = self.blobs.read(config_digest, max_bytes=MAX_CONFIG_BYTES)
+        config = parse_json(config_bytes, f"config {config_digest}")
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        layers_desc = manifest.get("layers") or []
+        if len(diff_ids) != len(layers_desc):
+            raise ManifestError(
+                f"image {manifest_digest}: {len(layers_desc)} layers but {len(diff_ids)} diff_ids in its config",
+                op="commit image",
+            )
+        layers = []
+        for desc, diff_id, chain_id in zip(layers_desc, diff_ids, chain_ids(diff_ids), strict=True):
+            layer_type = str(desc.get("mediaType", ""))
+            if layer_type not in LAYER_TYPES:
+                raise ManifestError(f"layer {desc.get('digest')} has unsupported media type {layer_type!r}", op="commit image")
+            layers.append(LayerRecord(str(desc["digest"]), str(diff_id), chain_id, int(desc.get("size", 0)), layer_type))
+        for layer in layers:
+            self.ensure_layer(layer)
+        record = ImageRecord(
+            id=config_digest,
+            manifest_digest=manifest_digest,
+            manifest_media_type=media_type,
+            layers=tuple(layers),
+            platform=platform,
+            size=sum(layer.size for layer in layers) + len(config_bytes),
+            created=str(config.get("created", "")),
+        )
+        normalized = [str(reference.parse(n)) for n in names]
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO images (id, manifest_digest, record, created_at) VALUES (?, ?, ?, ?)",
+                (record.id, manifest_digest, codec.dumps(record), time.time()),
+            )
+            for name in normalized:
+                tx.execute("INSERT OR REPLACE INTO image_refs (name, image_id) VALUES (?, ?)", (name, record.id))
+        return record
+
+    def ensure_layer(self, layer: LayerRecord) -> Path:
+        """Unpack a layer blob under its chain ID unless it already is; safe against concurrent callers."""
+        final = self.layer_dir(layer.chain_id)
+        if (final / "diff").is_dir():
+            return final
+        with locked(self.paths.locks, "layer-" + layer.chain_id.split(":", 1)[1]):
+            if (final / "diff").is_dir():
+                return final
+            self.paths.tmp.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(dir=self.paths.layers, prefix=".unpack-"))
+            try:
+                (work / "diff").mkdir()
+                result = unpack_layer(self.blobs.path(layer.digest), work / "diff", policy=self.policy, what=layer.digest)
+                if result.diff_id != layer.diff_id:
+                    raise DigestMismatchError(
+                        f"layer {layer.digest} unpacks to {result.diff_id}, but the image config says {layer.diff_id}",
+                        op="unpack layer",
+                    )
+                work.rename(final)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+        return final
+
+    def tag(self, source: str, target: str) -> None:
+        record = self.resolve(source)
+        name = str(reference.parse(target))
+        with self.db.transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO image_refs (name, image_id) VALUES (?, ?)", (name, record.id))
+
+    def remove(self, text: str, *, force: bool = False) -> list[str]:
+        """Untag a name, or delete an image by id. Returns what was untagged/deleted."""
+        record = self.resolve(text)
+        done: list[str] = []
+        names = self.names(record.id)
+        by_name = [n for n in names if n == text or self._normal(text) == n]
+        with self.db.transaction() as tx:
+            if by_name and len(names) > 1 and not force:
+                tx.execute("DELETE FROM image_refs WHERE name = ?", (by_name[0],))
+                return [f"untagged {by_name[0]}"]
+            users = tx.execute(
+                "SELECT name FROM workloads WHERE image_id = ?", (record.id,)
+            ).fetchall()
+            if users and not force:
+                raise ConflictError(
+                    f"image {text} is used by workload(s) {', '.join(u['name'] for u in users)}; remove them or use --force",
+                    op="remove image",
+                )
+            tx.execute("DELETE FROM image_refs WHERE image_id = ?", (record.id,))
+            if not users:
+                tx.execute("DELETE FROM images WHERE id = ?", (record.id,))
+            done += [f"untagged {n}" for n in names]
+            if not users:
+                done.append(f"deleted {record.id}")
+        self.gc()
+        return done
+
+    @staticmethod
+    def _normal(text: str) -> str:
+        try:
+            return str(reference.parse(text))
+        except Exception:
+            return text
+
+    def gc(self) -> tuple[int, int]:
+        """Delete layers and blobs no image references. Returns (layers, blobs) removed.
+
+        Pulls and imports hold the "gc" lock shared while their blobs are not yet committed, so gc
+        (exclusive) never deletes a blob that an image is about to reference.
+        """
+        keep_chains: set[str] = set()
+        keep_blobs: set[str] = set()
+        for record, _ in self.list():
+            keep_blobs.update({record.id, record.manifest_digest})
+            for layer in record.layers:
+                keep_chains.add(layer.chain_id.split(":", 1)[1])
+                keep_blobs.add(layer.digest)
+        layers_removed = blobs_removed = 0
+        with locked(self.paths.locks, "gc"):
+            if self.paths.layers.is_dir():
+                for entry in self.paths.layers.iterdir():
+                    if entry.name.startswith(".") or entry.name in keep_chains:
+                        continue
+                    shutil.rmtree(entry, ignore_errors=True)
+                    layers_removed += 1
+            for digest in self.blobs.all_digests():
+                if digest not in keep_blobs:
+                    self.blobs.delete(digest)
+                    blobs_removed += 1
+        return layers_removed, blobs_removed

@@ -1,0 +1,1 @@
+"""The only code that talks to the kernel directly (ctypes, ioctl, raw mount)."""

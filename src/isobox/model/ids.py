@@ -1,0 +1,34 @@
+"""Workload ids and names."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from isobox.errors import InvalidArgumentError
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+_ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "merry", "nimble", "quiet", "sharp", "swift", "vivid")
+_NOUNS = ("otter", "heron", "lynx", "finch", "badger", "marten", "ibis", "gecko", "puffin", "tapir", "wren", "yak")
+
+
+def new_id() -> str:
+    """A 64-hex-digit id, like Docker's."""
+    return secrets.token_hex(32)
+
+
+def short_id(full: str) -> str:
+    return full[:12]
+
+
+def random_name() -> str:
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidArgumentError(
+            f"invalid name {name!r}: use letters, digits, '_', '.', '-' (first a letter or digit, at most 128)",
+            op="validate name",
+        )
+    return name

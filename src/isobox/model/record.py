@@ -1,0 +1,50 @@
+"""What isobox persists about a workload, and what a driver observes of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from isobox.model.plan import RunPlan
+from isobox.model.spec import Kind
+from isobox.model.status import Status
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a driver sees of a workload right now."""
+
+    status: Status
+    pid: int = 0
+    exit_code: int | None = None
+    oom_killed: bool = False
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadRecord:
+    id: str
+    name: str
+    kind: Kind
+    status: Status
+    plan: RunPlan
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    pid: int = 0
+    restart_count: int = 0
+    stopped_by_user: bool = False
+    driver_info: dict[str, str] = field(default_factory=dict)  # e.g. accelerator and why, runtime path
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+@dataclass(frozen=True)
+class Stats:
+    cpu_usage_ns: int = 0
+    memory_bytes: int = 0
+    memory_limit_bytes: int = 0
+    pids: int = 0

@@ -1,0 +1,1 @@
+"""Virtual networks shared by containers and VMs (bridges, veth/TAP, nftables, DNS)."""

@@ -1,0 +1,1 @@
+"""The only layer that composes subsystems (spec → plan → driver); it owns rollback."""

@@ -1,0 +1,1 @@
+"""Persistent records in SQLite (WAL) and per-object locks."""

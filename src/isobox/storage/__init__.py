@@ -1,0 +1,1 @@
+"""Storage: layer snapshots as mounts (returned as data), volumes and virtual disks."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: every test gets its own private isobox root; integration tests need root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from isobox.service.context import Context, open_context
+
+ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="integration tests need root")
+    for item in items:
+        if "integration" in item.keywords and not ROOT:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def isobox_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private ISOBOX_ROOT under /var/tmp (a real disk: overlayfs upper dirs cannot live on tmpfs-in-overlay)."""
+    base = Path(tempfile.mkdtemp(prefix="isobox-test-", dir="/var/tmp"))
+    monkeypatch.setenv("ISOBOX_ROOT", str(base))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def ctx(isobox_root: Path) -> Iterator[Context]:
+    context = open_context(isobox_root, require_root=False)
+    yield context
+    context.close()
