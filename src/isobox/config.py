@@ -23,6 +23,7 @@ class Paths:
     lib: Path
     run: Path
     assets: Path
+    root: Path | None = None  # the ISOBOX_ROOT this came from, None for the system defaults
 
     @property
     def db(self) -> Path:
@@ -69,5 +70,5 @@ def paths_from_env(root: str | os.PathLike[str] | None = None) -> Paths:
     chosen = root if root is not None else os.environ.get("ISOBOX_ROOT")
     if chosen:
         base = Path(chosen).absolute()
-        return Paths(lib=base / "lib", run=base / "run", assets=DEFAULT_LIB)
+        return Paths(lib=base / "lib", run=base / "run", assets=DEFAULT_LIB, root=base)
     return Paths(lib=DEFAULT_LIB, run=DEFAULT_RUN, assets=DEFAULT_LIB)

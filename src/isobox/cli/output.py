@@ -26,7 +26,7 @@ def print_json(value: Any) -> None:
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
     for header in headers:
-        table.add_column(header, overflow="fold")
+        table.add_column(header, overflow="ellipsis", no_wrap=True, max_width=48)
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     out.print(table)

@@ -1,0 +1,54 @@
+"""The local terminal during an attached run: raw mode for -it, and signals passed to the workload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import termios
+import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from isobox.model.spec import WorkloadSpec
+from isobox.service.context import Context
+
+
+@contextmanager
+def raw_terminal(enabled: bool) -> Iterator[None]:
+    fd = sys.stdin.fileno()
+    if not enabled or not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextmanager
+def signal_forwarding(ctx: Context, spec: WorkloadSpec) -> Iterator[None]:
+    """Like Docker's --sig-proxy: SIGINT/SIGTERM/SIGHUP to isobox go to the workload instead."""
+    if spec.tty and spec.interactive:  # the terminal passes ^C itself
+        yield
+        return
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        from isobox.errors import IsoboxError
+        from isobox.service import workloads
+
+        try:
+            workloads.kill(ctx, spec.name or "", signum)
+        except IsoboxError:
+            pass
+
+    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, forward) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

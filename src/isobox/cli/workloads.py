@@ -1,0 +1,291 @@
+"""Workload commands, the same for containers and VMs: run, create, start, stop, kill, restart, rm, ps,
+logs, exec, wait, inspect, top, stats. `--vm` picks the VM driver; everything else is shared."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import typer
+
+from isobox.cli import output
+from isobox.cli.spec_flags import RunFlags, build_spec, with_run_flags
+from isobox.cli.terminal import raw_terminal, signal_forwarding
+
+FOREGROUND = {"allow_interspersed_args": False, "ignore_unknown_options": False}
+
+
+def _ctx():  # type: ignore[no-untyped-def]
+    from isobox.service.context import open_context
+
+    return open_context()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run", context_settings=FOREGROUND)
+    @with_run_flags
+    def run(
+        image: str = typer.Argument(..., help="Image to run."),
+        command: list[str] = typer.Argument(None, help="Command and arguments (default: the image's)."),
+        detach: bool = typer.Option(False, "-d", "--detach", help="Run in the background, print the id."),
+        *,
+        flags: RunFlags,
+    ) -> None:
+        """Run a command in a new container (or VM with --vm)."""
+        from isobox.drivers.base import Attach
+        from isobox.service import workloads
+
+        spec = build_spec(image, command or [], flags)
+        ctx = _ctx()
+        if detach:
+            result = workloads.run(ctx, spec, detach=True)
+            output.out.print(result.record.id)
+            return
+        attach = Attach(stdin=0 if spec.interactive else None)
+        with raw_terminal(spec.tty and spec.interactive), signal_forwarding(ctx, spec):
+            result = workloads.run(ctx, spec, attach=attach)
+        raise typer.Exit(result.exit_code if result.exit_code is not None else 0)
+
+    @app.command("create", context_settings=FOREGROUND)
+    @with_run_flags
+    def create(
+        image: str = typer.Argument(...),
+        command: list[str] = typer.Argument(None),
+        *,
+        flags: RunFlags,
+    ) -> None:
+        """Create a workload without starting it; prints its id."""
+        from isobox.service import workloads
+
+        record = workloads.create(_ctx(), build_spec(image, command or [], flags))
+        output.out.print(record.id)
+
+    @app.command("start")
+    def start(
+        names: list[str] = typer.Argument(...),
+        attach: bool = typer.Option(False, "-a", "--attach", help="Attach to output and return the exit code."),
+    ) -> None:
+        """Start created or stopped workloads."""
+        from isobox.drivers.base import Attach
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        for name in names:
+            result = workloads.start(ctx, name, attach=Attach(stdin=None) if attach else None)
+            if attach:
+                raise typer.Exit(result.exit_code or 0)
+            output.out.print(name)
+
+    @app.command("stop")
+    def stop(
+        names: list[str] = typer.Argument(...),
+        time_s: float | None = typer.Option(None, "-t", "--time", help="Seconds to wait before SIGKILL."),
+    ) -> None:
+        """Stop workloads: the stop signal (SIGTERM), then SIGKILL after -t seconds."""
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        for name in names:
+            workloads.stop(ctx, name, timeout_s=time_s)
+            output.out.print(name)
+
+    @app.command("kill")
+    def kill(
+        names: list[str] = typer.Argument(...),
+        signal_name: str = typer.Option("KILL", "-s", "--signal", help="Signal to send."),
+    ) -> None:
+        """Send a signal to workloads."""
+        from isobox.model.plan import parse_signal
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        for name in names:
+            workloads.kill(ctx, name, parse_signal(signal_name))
+            output.out.print(name)
+
+    @app.command("restart")
+    def restart(
+        names: list[str] = typer.Argument(...),
+        time_s: float | None = typer.Option(None, "-t", "--time"),
+    ) -> None:
+        """Stop then start workloads."""
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        for name in names:
+            workloads.restart(ctx, name, timeout_s=time_s)
+            output.out.print(name)
+
+    @app.command("rm")
+    def rm(
+        names: list[str] = typer.Argument(...),
+        force: bool = typer.Option(False, "-f", "--force", help="Kill running workloads first."),
+    ) -> None:
+        """Remove workloads."""
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        for name in names:
+            workloads.remove(ctx, name, force=force)
+            output.out.print(name)
+
+    @app.command("ps")
+    def ps(
+        all_: bool = typer.Option(False, "-a", "--all", help="Show all, not only running."),
+        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only ids."),
+        json_output: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """List workloads."""
+        from isobox.service import workloads
+
+        records = workloads.list_workloads(_ctx(), all=all_)
+        if quiet:
+            for r in records:
+                output.out.print(r.short_id)
+            return
+        if json_output:
+            output.print_json([_summary(r) for r in records])
+            return
+        rows = [
+            (r.short_id, r.kind.value, r.plan.image, " ".join(r.plan.process.argv)[:40], _ago(r.created_at),
+             _status_text(r), r.name)
+            for r in records
+        ]
+        output.print_table(["ID", "KIND", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAME"], rows)
+
+    @app.command("logs")
+    def logs(
+        name: str = typer.Argument(...),
+        follow: bool = typer.Option(False, "-f", "--follow"),
+        timestamps: bool = typer.Option(False, "-t", "--timestamps"),
+        since: str | None = typer.Option(None, "--since", help="Duration (10m) or RFC 3339 time."),
+        tail: str = typer.Option("all", "-n", "--tail", help="Lines from the end."),
+    ) -> None:
+        """Print a workload's output (stdout to stdout, stderr to stderr)."""
+        from isobox.service import logs as log_service
+
+        for entry in log_service.read(_ctx(), name, follow=follow, since=since, tail=tail):
+            target = sys.stderr.buffer if entry.stream == "stderr" else sys.stdout.buffer
+            prefix = f"{entry.timestamp} ".encode() if timestamps else b""
+            target.write(prefix + entry.content + (b"" if entry.partial else b"\n"))
+            target.flush()
+
+    @app.command("exec", context_settings=FOREGROUND)
+    def exec_(
+        name: str = typer.Argument(...),
+        command: list[str] = typer.Argument(...),
+        interactive: bool = typer.Option(False, "-i", "--interactive"),
+        tty: bool = typer.Option(False, "-t", "--tty"),
+        detach: bool = typer.Option(False, "-d", "--detach"),
+        env: list[str] = typer.Option([], "-e", "--env"),
+        workdir: str | None = typer.Option(None, "-w", "--workdir"),
+        user: str | None = typer.Option(None, "-u", "--user"),
+    ) -> None:
+        """Run a command in a running workload."""
+        from isobox.drivers.base import ExecSpec
+        from isobox.model.spec import parse_env
+        from isobox.service import workloads
+
+        spec = ExecSpec(tuple(command), parse_env(env, dict(os.environ)), workdir, user, tty, interactive, detach)
+        with raw_terminal(tty and interactive):
+            code = workloads.exec(_ctx(), name, spec)
+        raise typer.Exit(code)
+
+    @app.command("wait")
+    def wait(names: list[str] = typer.Argument(...)) -> None:
+        """Wait for workloads to exit; print their exit codes."""
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        for name in names:
+            record = workloads.wait(ctx, name)
+            output.out.print(str(record.exit_code if record.exit_code is not None else ""))
+
+    @app.command("inspect")
+    def inspect(names: list[str] = typer.Argument(...)) -> None:
+        """Details of workloads (or images) as JSON."""
+        from isobox.errors import NotFoundError
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        found: list[object] = []
+        for name in names:
+            try:
+                found.append(workloads.get(ctx, name))
+            except NotFoundError:
+                from isobox.service import images as image_service
+
+                found.append(image_service.inspect(ctx, name))
+        output.print_json(found)
+
+    @app.command("top")
+    def top(name: str = typer.Argument(...)) -> None:
+        """Processes of a running workload."""
+        from isobox.service import workloads
+
+        rows = []
+        for pid in workloads.top(_ctx(), name):
+            try:
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                cmd = "?"
+            rows.append((pid, cmd))
+        output.print_table(["PID", "COMMAND"], rows)
+
+    @app.command("stats")
+    def stats(
+        names: list[str] = typer.Argument(None),
+        json_output: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """CPU, memory and pids of running workloads (one sample)."""
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        targets = names or [r.id for r in workloads.list_workloads(ctx)]
+        rows = []
+        for name in targets:
+            record = workloads.get(ctx, name)
+            s = workloads.stats(ctx, name)
+            rows.append({"name": record.name, "id": record.short_id, "cpu_ns": s.cpu_usage_ns,
+                         "memory_bytes": s.memory_bytes, "memory_limit_bytes": s.memory_limit_bytes, "pids": s.pids})
+        if json_output:
+            output.print_json(rows)
+            return
+        output.print_table(
+            ["ID", "NAME", "CPU TIME", "MEM USAGE / LIMIT", "PIDS"],
+            [(r["id"], r["name"], f"{int(r['cpu_ns']) / 1e9:.2f}s",
+              f"{_mib(int(r['memory_bytes']))} / {_mib(int(r['memory_limit_bytes'])) if r['memory_limit_bytes'] else '-'}",
+              r["pids"]) for r in rows],
+        )
+
+
+def _mib(value: int) -> str:
+    return f"{value / 1024 / 1024:.1f}MiB"
+
+
+def _ago(then: float) -> str:
+    seconds = int(time.time() - then)
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} seconds ago"
+
+
+def _status_text(record: object) -> str:
+    from isobox.model.record import WorkloadRecord
+
+    assert isinstance(record, WorkloadRecord)
+    if record.status.value == "exited":
+        oom = " (OOM killed)" if record.oom_killed else ""
+        return f"Exited ({record.exit_code}){oom}"
+    return record.status.value.capitalize()
+
+
+def _summary(record: object) -> dict[str, object]:
+    from isobox.model.record import WorkloadRecord
+
+    assert isinstance(record, WorkloadRecord)
+    return {"id": record.id, "name": record.name, "kind": record.kind.value, "image": record.plan.image,
+            "command": list(record.plan.process.argv), "status": record.status.value,
+            "exit_code": record.exit_code, "created_at": record.created_at}

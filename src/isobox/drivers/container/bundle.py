@@ -1,0 +1,186 @@
+"""Preparing an OCI bundle: the overlay rootfs, safe mount points, /etc files, and config.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from isobox.drivers.container import capabilities, oci_spec, seccomp
+from isobox.errors import InvalidArgumentError, IsoboxError, WorkloadError
+from isobox.linux import cgroups
+from isobox.linux.mount import is_mountpoint, mount, umount
+from isobox.model.plan import RunPlan
+from isobox.model.users import resolve_user
+from isobox.storage import rootfs as rootfs_access
+from isobox.storage.snapshot import overlay_mount
+
+log = logging.getLogger(__name__)
+
+SECCOMP_PROFILE = Path("/usr/share/containers/seccomp.json")
+TINI = Path("/usr/bin/tini-static")
+# Destinations the runtime mounts over; each must be a real directory, never a symlink from the image.
+_DIR_DESTINATIONS = ("/proc", "/sys", "/dev", "/sys/fs/cgroup")
+_FORBIDDEN_CWD_PREFIXES = ("/proc", "/sys", "/dev")
+
+
+def host_facts() -> oci_spec.HostFacts:
+    """Limits are clipped to what this host allows, so a container never fails on an rlimit."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    infinity = resource.RLIM_INFINITY
+    return oci_spec.HostFacts(
+        cgroup_v2=cgroups.version() is cgroups.CgroupVersion.V2,
+        swap_accounting=Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
+        nofile_hard=1_048_576 if nofile == infinity else min(nofile, 1_048_576),
+        nproc_hard=4_194_304 if nproc == infinity else min(nproc, 4_194_304),
+        init_binary=str(TINI) if TINI.is_file() else None,
+    )
+
+
+def kernel_version() -> tuple[int, int]:
+    parts = platform.release().split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def rootfs_dir(plan: RunPlan) -> Path:
+    return Path(plan.workload_dir) / "rootfs"
+
+
+def mount_rootfs(plan: RunPlan) -> None:
+    target = rootfs_dir(plan)
+    if is_mountpoint(str(target)):
+        return
+    spec = overlay_mount(plan.layers, Path(plan.workload_dir))
+    try:
+        mount(spec.source, spec.target, spec.fstype, 0, spec.options)
+    except OSError as exc:
+        raise WorkloadError(f"cannot mount the container rootfs: {exc.strerror}", op="mount rootfs", path=spec.target) from exc
+
+
+def unmount_rootfs(plan: RunPlan) -> None:
+    target = rootfs_dir(plan)
+    if not is_mountpoint(str(target)):
+        return
+    try:
+        umount(str(target))
+    except OSError:
+        umount(str(target), detach=True)  # busy (an exec still running): detach, the kernel frees it later
+
+
+def safe_cwd(root: Path, cwd: str) -> str:
+    """The working directory, resolved in-root and created if missing, as Docker does for WORKDIR.
+
+    A cwd under /proc, /sys or /dev is refused: runc before 1.1.12 (CVE-2024-21626) could be steered by
+    a WORKDIR of /proc/self/fd/N onto a host file descriptor.
+    """
+    resolved = "/" + str(rootfs_access.resolve_in_root(root, cwd).relative_to(root))
+    for prefix in _FORBIDDEN_CWD_PREFIXES:
+        if resolved == prefix or resolved.startswith(prefix + "/"):
+            raise InvalidArgumentError(f"working directory {cwd!r} is inside {prefix}, which is not allowed", op="create")
+    rootfs_access.ensure_dir_in_root(root, resolved)
+    return resolved
+
+
+def write_etc_files(plan: RunPlan, directory: Path) -> dict[str, Path]:
+    files = {
+        "/etc/hostname": f"{plan.hostname}\n",
+        "/etc/hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{plan.hostname}\n",
+        "/etc/resolv.conf": _resolv_conf(),
+    }
+    written = {}
+    for destination, text in files.items():
+        path = directory / destination.rsplit("/", 1)[1]
+        path.write_text(text)
+        path.chmod(0o644)
+        written[destination] = path
+    return written
+
+
+def _resolv_conf() -> str:
+    """The host's nameservers, minus loopback ones (unreachable from a private network namespace)."""
+    try:
+        lines = Path("/etc/resolv.conf").read_text().splitlines()
+    except OSError:
+        return ""
+    kept = [ln for ln in lines if ln.startswith(("search", "options")) or
+            (ln.startswith("nameserver") and not ln.split()[-1].startswith(("127.", "::1")))]
+    return "\n".join(kept) + "\n"
+
+
+def security_profile(plan: RunPlan) -> tuple[tuple[str, ...], dict[str, Any] | None]:
+    caps = capabilities.resolve_caps(plan.security.cap_add, plan.security.cap_drop, plan.security.privileged)
+    caps = tuple(c if c.startswith("CAP_") else f"CAP_{c}" for c in caps)
+    choice = plan.security.seccomp_profile
+    if plan.security.privileged or choice == "unconfined":
+        return caps, None
+    profile = seccomp.load_profile(Path(choice) if choice else SECCOMP_PROFILE)
+    return caps, seccomp.to_oci(profile, caps, arch=platform.machine(), kernel=kernel_version())
+
+
+def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
+    """Everything `runtime create` needs, under plan.workload_dir; nothing is left behind on failure."""
+    bundle = Path(plan.workload_dir)
+    with ExitStack() as undo:
+        bundle.mkdir(parents=True, exist_ok=False)
+        undo.callback(shutil.rmtree, bundle, True)
+        for sub in ("upper", "work", "rootfs", "persist", "etc"):
+            (bundle / sub).mkdir(mode=0o700 if sub != "rootfs" else 0o755)
+        mount_rootfs(plan)
+        undo.callback(unmount_rootfs, plan)
+        root = rootfs_dir(plan)
+        try:
+            for destination in _DIR_DESTINATIONS:
+                rootfs_access.ensure_mountpoint(root, destination, is_dir=True)
+            etc = write_etc_files(plan, bundle / "etc")
+            file_mounts = tuple(
+                oci_spec.FileMount(rootfs_access.ensure_mountpoint(root, dest, is_dir=False), str(src))
+                for dest, src in etc.items()
+            )
+            user = resolve_user(
+                plan.process.user,
+                rootfs_access.read_text_in_root(root, "/etc/passwd"),
+                rootfs_access.read_text_in_root(root, "/etc/group"),
+            )
+            cwd = safe_cwd(root, plan.process.cwd)
+        except OSError as exc:
+            raise WorkloadError(f"cannot prepare the rootfs: {exc}", op="create", id=plan.id) from exc
+        caps, seccomp_filter = security_profile(plan)
+        from dataclasses import replace
+
+        resolved_plan = replace(plan, process=replace(plan.process, cwd=cwd))
+        config = oci_spec.build(
+            resolved_plan, rootfs=str(root), user=user, capabilities=caps, seccomp=seccomp_filter,
+            cgroups_path=cgroups.workload_path(plan.id), files=file_mounts, host=host_facts(),
+        )
+        _write_json(bundle / "config.json", config)
+        undo.pop_all()
+    return {"runtime": runtime_name, "cgroup": cgroups.workload_path(plan.id)}
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
+
+
+def cleanup(plan: RunPlan) -> None:
+    """Unmount and remove the bundle; tolerant of anything already gone."""
+    try:
+        unmount_rootfs(plan)
+    except OSError as exc:
+        raise WorkloadError(f"cannot unmount rootfs: {exc}", op="remove", path=str(rootfs_dir(plan))) from exc
+    try:
+        cgroups.remove(cgroups.workload_path(plan.id))
+    except (ValueError, IsoboxError):
+        pass
+    shutil.rmtree(plan.workload_dir, ignore_errors=True)

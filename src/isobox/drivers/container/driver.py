@@ -1,0 +1,242 @@
+"""ContainerDriver: the Driver protocol over an OCI runtime (crun/runc) supervised by conmon."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from isobox.config import Paths
+from isobox.drivers.base import Attach, ExecSpec
+from isobox.drivers.container import bundle, monitor
+from isobox.drivers.container.runtime import Runtime, probe
+from isobox.errors import HostError, InvalidStateError, NotFoundError, WorkloadError
+from isobox.linux import cgroups
+from isobox.model.plan import RunPlan
+from isobox.model.record import Observation, Stats, WorkloadRecord
+from isobox.model.status import Status
+from isobox.model.users import resolve_user
+from isobox.storage import rootfs as rootfs_access
+
+log = logging.getLogger(__name__)
+POLL_S = 0.01
+
+
+class ContainerDriver:
+    kind = "container"
+
+    def __init__(self, paths: Paths, exit_command: tuple[str, ...] = ()) -> None:
+        self.paths = paths
+        self.exit_dir = paths.run / "exits"
+        self.exit_command = exit_command
+        self._runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = probe(self.paths.run)
+        return self._runtime
+
+    @staticmethod
+    def conmon_path() -> str:
+        found = shutil.which("conmon", path="/usr/local/libexec/podman:/usr/libexec/podman:/usr/local/bin:/usr/bin")
+        if not found:
+            raise HostError("conmon is not installed (run scripts/setup)", op="start container")
+        return found
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def create(self, plan: RunPlan) -> dict[str, str]:
+        return bundle.prepare(plan, self.runtime.name)
+
+    def start(self, record: WorkloadRecord, attach: Attach | None = None) -> int:
+        plan = record.plan
+        workdir = Path(plan.workload_dir)
+        if self.runtime.state(plan.id) is not None:  # a previous run's stopped container
+            self.runtime.run("delete", "--force", plan.id, op="start", workload=plan.id, check=False)
+        bundle.mount_rootfs(plan)
+        self.exit_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (self.exit_dir / plan.id, workdir / "persist" / "exit", workdir / "persist" / "oom"):
+            stale.unlink(missing_ok=True)
+        conmon_plan = monitor.ConmonPlan(
+            conmon=self.conmon_path(), runtime=self.runtime.path, runtime_root=self.runtime.root,
+            id=plan.id, name=plan.name, bundle=str(workdir), exit_dir=str(self.exit_dir),
+            log_path=plan.log_path, terminal=plan.process.tty,
+            stdin=plan.process.interactive and attach is not None and attach.stdin is not None,
+            exit_command=self.exit_command if attach is None else (),
+        )
+        pid = monitor.spawn(conmon_plan)
+        if attach is None:
+            self.runtime.run("start", plan.id, op="start", workload=plan.id)
+            return pid
+        sock = monitor.connect_attach(workdir)
+        try:
+            if plan.process.tty:
+                _send_size(workdir, attach.stdout)
+            self.runtime.run("start", plan.id, op="start", workload=plan.id)
+            monitor.pump(sock, attach.stdin if plan.process.interactive else None, attach.stdout, attach.stderr)
+        finally:
+            sock.close()
+        return pid
+
+    def observe(self, record: WorkloadRecord) -> Observation:
+        plan = record.plan
+        code = self._exit_code(plan)
+        if code is not None:
+            oom = (Path(plan.workload_dir) / "persist" / "oom").exists()
+            finished = self._exit_time(plan)
+            return Observation(Status.EXITED, 0, code, oom, finished)
+        state = self.runtime.state(plan.id) if record.status is not Status.CREATED else None
+        if state is None:
+            if record.status in (Status.RUNNING, Status.PAUSED):
+                # The runtime forgot it (host reboot) and conmon recorded nothing: it died with the host.
+                return Observation(Status.EXITED, 0, record.exit_code if record.exit_code is not None else 255)
+            return Observation(record.status, 0, record.exit_code, record.oom_killed, record.finished_at)
+        status = {"running": Status.RUNNING, "paused": Status.PAUSED, "created": Status.RUNNING}.get(
+            str(state.get("status")), Status.EXITED
+        )
+        return Observation(status, int(state.get("pid") or 0))
+
+    def wait(self, record: WorkloadRecord, timeout_s: float | None = None) -> Observation:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        delay = POLL_S
+        while True:
+            code = self._exit_code(record.plan)
+            if code is not None or (deadline is not None and time.monotonic() >= deadline):
+                return self.observe(record)
+            if not self._conmon_alive(record.plan) and self.runtime.state(record.plan.id) is None:
+                return self.observe(record)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+
+    def stop(self, record: WorkloadRecord, timeout_s: float) -> None:
+        try:
+            self.kill(record, record.plan.stop_signal)
+        except (NotFoundError, WorkloadError):
+            pass
+        if self.wait(record, timeout_s).status is Status.EXITED:
+            return
+        try:
+            self.runtime.run("kill", "--all", record.plan.id, "KILL", op="stop", workload=record.id)
+        except (NotFoundError, WorkloadError):
+            pass
+        self.wait(record, 10.0)
+
+    def kill(self, record: WorkloadRecord, signal_number: int) -> None:
+        self.runtime.run("kill", record.plan.id, str(signal_number), op="kill", workload=record.id)
+
+    def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int:
+        plan = record.plan
+        root = bundle.rootfs_dir(plan)
+        user = resolve_user(
+            spec.user if spec.user is not None else plan.process.user,
+            rootfs_access.read_text_in_root(root, "/etc/passwd"),
+            rootfs_access.read_text_in_root(root, "/etc/group"),
+        )
+        config = json.loads((Path(plan.workload_dir) / "config.json").read_text())
+        process = dict(config["process"])
+        env = dict(item.split("=", 1) for item in process["env"])
+        env.update(dict(spec.env))
+        process.update(
+            terminal=spec.tty, args=list(spec.argv), env=[f"{k}={v}" for k, v in env.items()],
+            cwd=bundle.safe_cwd(root, spec.cwd) if spec.cwd else process["cwd"],
+            user={"uid": user.uid, "gid": user.gid, "additionalGids": list(user.additional_gids)},
+        )
+        spec_path = Path(plan.workload_dir) / f"exec-{os.getpid()}-{time.monotonic_ns()}.json"
+        spec_path.write_text(json.dumps(process))
+        argv = self.runtime.argv("exec", "--process", str(spec_path))
+        if spec.tty:
+            argv.append("--tty")
+        if spec.detach:
+            argv.append("--detach")
+        argv.append(plan.id)
+        try:
+            return _run_foreground(argv, spec.interactive)
+        finally:
+            spec_path.unlink(missing_ok=True)
+
+    def stats(self, record: WorkloadRecord) -> Stats:
+        values = cgroups.read_stats(cgroups.workload_path(record.plan.id))
+        return Stats(values["cpu_ns"], values["memory_bytes"], values["memory_limit_bytes"], values["pids"])
+
+    def top(self, record: WorkloadRecord) -> list[int]:
+        if self.runtime.state(record.plan.id) is None:
+            raise InvalidStateError(f"container {record.name} is not running", op="top", id=record.id)
+        return self.runtime.pids(record.plan.id)
+
+    def delete(self, record: WorkloadRecord) -> None:
+        plan = record.plan
+        if self.runtime.state(plan.id) is not None:
+            self.runtime.run("kill", "--all", plan.id, "KILL", op="remove", workload=plan.id, check=False)
+            self.runtime.run("delete", "--force", plan.id, op="remove", workload=plan.id, check=False)
+        self._end_conmon(plan)
+        bundle.cleanup(plan)
+        (self.exit_dir / plan.id).unlink(missing_ok=True)
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    def _exit_code(self, plan: RunPlan) -> int | None:
+        for path in (self.exit_dir / plan.id, Path(plan.workload_dir) / "persist" / "exit"):
+            try:
+                text = path.read_text().strip()
+            except OSError:
+                continue
+            if text:
+                return int(text)
+        return None
+
+    def _exit_time(self, plan: RunPlan) -> float | None:
+        for path in (self.exit_dir / plan.id, Path(plan.workload_dir) / "persist" / "exit"):
+            try:
+                return path.stat().st_mtime
+            except OSError:
+                continue
+        return None
+
+    def _conmon_pid(self, plan: RunPlan) -> int | None:
+        """conmon's pid, only if that pid still is the conmon of this container (pids get reused)."""
+        try:
+            pid = int((Path(plan.workload_dir) / "conmon.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        if cmdline and cmdline[0].endswith(b"conmon") and plan.id.encode() in cmdline:
+            return pid
+        return None
+
+    def _conmon_alive(self, plan: RunPlan) -> bool:
+        return self._conmon_pid(plan) is not None
+
+    def _end_conmon(self, plan: RunPlan) -> None:
+        pid = self._conmon_pid(plan)
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        for _ in range(200):
+            if self._conmon_pid(plan) is None:
+                return
+            time.sleep(POLL_S)
+
+
+def _send_size(workdir: Path, fd: int) -> None:
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return
+    monitor.resize(workdir, size.lines, size.columns)
+
+
+def _run_foreground(argv: list[str], interactive: bool) -> int:
+    import subprocess
+
+    stdin = None if interactive else subprocess.DEVNULL
+    done = subprocess.run(argv, stdin=stdin, stdout=sys.stdout.fileno(), stderr=sys.stderr.fileno(), check=False)
+    return done.returncode

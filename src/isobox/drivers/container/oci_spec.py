@@ -1,0 +1,167 @@
+"""RunPlan → OCI runtime-spec config.json (runtime-spec v1.0.2), as a pure function, golden-tested.
+
+Defaults follow Docker's (moby/oci/defaults.go): its capability set and seccomp profile (both passed in),
+no_new_privileges, masked and read-only /proc and /sys paths, a minimal tmpfs /dev, private mount,
+pid, ipc, uts and network namespaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from isobox.model.plan import RunPlan
+from isobox.model.users import ResolvedUser
+
+OCI_VERSION = "1.0.2"
+CPU_PERIOD_US = 100_000
+INIT_PATH = "/dev/init"
+
+MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+# The device cgroup: deny everything, then allow mknod of any type (it is useless without read/write)
+# and the standard character devices a process expects (null, zero, full, random, urandom, tty, ptmx, pts).
+_ALLOWED_DEVICES = (
+    ("c", None, None, "m"), ("b", None, None, "m"),
+    ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"),
+    ("c", 5, 0, "rwm"), ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"), ("c", 136, None, "rwm"),
+)
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the spec depends on that comes from the host, not the plan (so build() stays pure)."""
+
+    cgroup_v2: bool = False
+    swap_accounting: bool = False
+    nofile_hard: int = 1_048_576
+    nproc_hard: int = 4_194_304
+    init_binary: str | None = None  # host path of a static init for --init
+
+
+@dataclass(frozen=True)
+class FileMount:
+    destination: str  # in-root path, already resolved by storage.rootfs.ensure_mountpoint
+    source: str
+    readonly: bool = False
+
+
+def build(
+    plan: RunPlan,
+    *,
+    rootfs: str,
+    user: ResolvedUser,
+    capabilities: tuple[str, ...],
+    seccomp: dict[str, Any] | None,
+    cgroups_path: str,
+    files: tuple[FileMount, ...] = (),
+    netns_path: str | None = None,
+    host: HostFacts = HostFacts(),
+) -> dict[str, Any]:
+    privileged = plan.security.privileged
+    process: dict[str, Any] = {
+        "terminal": plan.process.tty,
+        "user": {"uid": user.uid, "gid": user.gid, "additionalGids": list(user.additional_gids)},
+        "args": ([INIT_PATH, "--"] if plan.init and host.init_binary else []) + list(plan.process.argv),
+        "env": _env_with_home(plan.process.env_list(), user.home),
+        "cwd": plan.process.cwd,
+        "capabilities": {key: list(capabilities) for key in ("bounding", "effective", "permitted")},
+        "rlimits": [
+            {"type": "RLIMIT_NOFILE", "hard": host.nofile_hard, "soft": host.nofile_hard},
+            {"type": "RLIMIT_NPROC", "hard": host.nproc_hard, "soft": host.nproc_hard},
+        ],
+        "noNewPrivileges": plan.security.no_new_privileges and not privileged,
+        "oomScoreAdj": 0,
+    }
+    linux: dict[str, Any] = {
+        "namespaces": _namespaces(netns_path, host),
+        "cgroupsPath": cgroups_path,
+        "resources": _resources(plan, host, privileged),
+        "rootfsPropagation": "private",
+    }
+    if not privileged:
+        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
+    if seccomp is not None and not privileged:
+        linux["seccomp"] = seccomp
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": process,
+        "root": {"path": rootfs, "readonly": plan.security.read_only},
+        "hostname": plan.hostname,
+        "mounts": _mounts(plan, files, host, privileged),
+        "linux": linux,
+        "annotations": {"org.isobox.id": plan.id, "org.isobox.name": plan.name},
+    }
+
+
+def _env_with_home(env: list[str], home: str) -> list[str]:
+    if any(item.startswith("HOME=") for item in env):
+        return env
+    return [*env, f"HOME={home}"]
+
+
+def _namespaces(netns_path: str | None, host: HostFacts) -> list[dict[str, str]]:
+    spaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
+    spaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
+    if host.cgroup_v2:
+        spaces.append({"type": "cgroup"})
+    return spaces
+
+
+def _resources(plan: RunPlan, host: HostFacts, privileged: bool) -> dict[str, Any]:
+    limits = plan.resources
+    resources: dict[str, Any] = {}
+    if privileged:
+        resources["devices"] = [{"allow": True, "access": "rwm"}]
+    else:
+        resources["devices"] = [{"allow": False, "access": "rwm"}] + [
+            {"allow": True, "type": kind, **({"major": major} if major is not None else {}),
+             **({"minor": minor} if minor is not None else {}), "access": access}
+            for kind, major, minor, access in _ALLOWED_DEVICES
+        ]
+    if limits.memory_bytes:
+        memory: dict[str, int] = {"limit": limits.memory_bytes}
+        if host.cgroup_v2 or host.swap_accounting:
+            memory["swap"] = limits.memory_bytes  # memory+swap = memory: no swap beyond the limit
+        resources["memory"] = memory
+    cpu: dict[str, Any] = {}
+    if limits.cpus:
+        cpu["quota"] = int(limits.cpus * CPU_PERIOD_US)
+        cpu["period"] = CPU_PERIOD_US
+    if limits.cpu_shares:
+        cpu["shares"] = limits.cpu_shares
+    if limits.cpuset_cpus:
+        cpu["cpus"] = limits.cpuset_cpus
+    if cpu:
+        resources["cpu"] = cpu
+    if limits.pids_limit:
+        resources["pids"] = {"limit": limits.pids_limit}
+    return resources
+
+
+def _mounts(plan: RunPlan, files: tuple[FileMount, ...], host: HostFacts, privileged: bool) -> list[dict[str, Any]]:
+    sys_options = ["nosuid", "noexec", "nodev"] + ([] if privileged else ["ro"])
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+    ]
+    if plan.init and host.init_binary:
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": host.init_binary, "options": ["bind", "ro"]})
+    for item in files:
+        options = ["rbind", "rprivate"] + (["ro"] if item.readonly else [])
+        mounts.append({"destination": item.destination, "type": "bind", "source": item.source, "options": options})
+    return mounts

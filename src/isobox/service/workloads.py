@@ -1,0 +1,275 @@
+"""Workload operations (containers and VMs alike): spec → plan → driver, with records and rollback.
+
+Every operation that changes a workload holds its lock, reads the driver's observation of the real
+state first (a workload may have exited while no isobox process was alive) and records the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from isobox.drivers.base import Attach, Driver, ExecSpec
+from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
+from isobox.model import ids
+from isobox.model.plan import resolve
+from isobox.model.record import Stats, WorkloadRecord
+from isobox.model.spec import Kind, RestartPolicy, WorkloadSpec
+from isobox.model.status import Op, Status, require
+from isobox.service.context import Context
+from isobox.state import codec
+from isobox.state.locks import locked
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    record: WorkloadRecord
+    exit_code: int | None  # None when detached
+
+
+def driver_for(ctx: Context, kind: Kind) -> Driver:
+    cached = ctx._drivers.get(kind.value)
+    if cached is not None:
+        return cached  # type: ignore[return-value]
+    driver: Driver
+    if kind is Kind.VM:
+        from isobox.drivers.vm.driver import VMDriver
+
+        driver = VMDriver(ctx.paths)
+    else:
+        from isobox.drivers.container.driver import ContainerDriver
+
+        driver = ContainerDriver(ctx.paths, exit_command=_exit_command(ctx))
+    ctx._drivers[kind.value] = driver
+    return driver
+
+
+def _exit_command(ctx: Context) -> tuple[str, ...]:
+    """What conmon runs when a container exits: isobox's own bookkeeping (--rm, restart policies)."""
+    root = ("--root", str(ctx.paths.root)) if ctx.paths.root else ()
+    return (sys.executable, "-m", "isobox.cli.main", *root, "system", "on-exit")
+
+
+# ---- records ----------------------------------------------------------------------------------
+
+
+def _save(ctx: Context, record: WorkloadRecord) -> None:
+    with ctx.db.transaction() as tx:
+        tx.execute(
+            "INSERT OR REPLACE INTO workloads (id, name, kind, status, image_id, record, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.id, record.name, record.kind.value, record.status.value, record.plan.image_id,
+             codec.dumps(record), record.created_at),
+        )
+
+
+def _load(ctx: Context, name_or_id: str) -> WorkloadRecord:
+    rows = ctx.db.query("SELECT record FROM workloads WHERE name = ? OR id = ?", (name_or_id, name_or_id))
+    if not rows and len(name_or_id) >= 3:
+        rows = ctx.db.query("SELECT record FROM workloads WHERE id LIKE ?", (name_or_id + "%",))
+        if len(rows) > 1:
+            raise ConflictError(f"workload id prefix {name_or_id!r} is ambiguous", op="find workload")
+    if not rows:
+        raise NotFoundError(f"no such workload: {name_or_id}", op="find workload", id=name_or_id)
+    return codec.loads(WorkloadRecord, rows[0]["record"])
+
+
+def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
+    """Bring the record in line with what the driver sees (exit codes written while isobox was away)."""
+    if record.status in (Status.CREATED, Status.REMOVING) or (record.status is Status.EXITED):
+        return record
+    seen = driver_for(ctx, record.kind).observe(record)
+    if seen.status is record.status:
+        return record
+    updated = replace(
+        record, status=seen.status, exit_code=seen.exit_code, oom_killed=seen.oom_killed,
+        finished_at=seen.finished_at or time.time(), pid=seen.pid,
+    )
+    _save(ctx, updated)
+    return updated
+
+
+def get(ctx: Context, name_or_id: str) -> WorkloadRecord:
+    return refresh(ctx, _load(ctx, name_or_id))
+
+
+def list_workloads(ctx: Context, *, all: bool = False) -> list[WorkloadRecord]:
+    rows = ctx.db.query("SELECT record FROM workloads ORDER BY created_at DESC")
+    records = [refresh(ctx, codec.loads(WorkloadRecord, r["record"])) for r in rows]
+    return records if all else [r for r in records if r.status in (Status.RUNNING, Status.PAUSED)]
+
+
+@contextmanager
+def _locked(ctx: Context, record_id: str) -> Iterator[None]:
+    with locked(ctx.paths.locks, f"workload-{record_id}"):
+        yield
+
+
+# ---- create / start / run ---------------------------------------------------------------------
+
+
+def _image(ctx: Context, image: str) -> tuple[str, tuple[str, ...], object]:
+    from isobox.service import images as image_service
+
+    record = image_service.ensure(ctx, image)
+    return record.id, ctx.images.layer_dirs(record), ctx.images.config(record)
+
+
+def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
+    name = ids.validate_name(spec.name) if spec.name else ids.random_name()
+    if ctx.db.query("SELECT id FROM workloads WHERE name = ?", (name,)):
+        raise ConflictError(f"the name {name!r} is already in use", op="create", id=name)
+    image_id, layers, image_config = _image(ctx, spec.image)
+    workload_id = ids.new_id()
+    workload_dir = ctx.paths.workloads / workload_id
+    plan = resolve(
+        spec, image_config,  # type: ignore[arg-type]
+        id=workload_id, name=name, image_id=image_id, layers=layers, workload_dir=str(workload_dir),
+    )
+    driver = driver_for(ctx, spec.kind)
+    with _locked(ctx, workload_id), ExitStack() as undo:
+        info = driver.create(plan)
+        record = WorkloadRecord(
+            id=workload_id, name=name, kind=spec.kind, status=Status.CREATED, plan=plan,
+            created_at=time.time(), driver_info=dict(info),
+        )
+        undo.callback(driver.delete, record)
+        _save(ctx, record)
+        undo.pop_all()
+    return record
+
+
+def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> RunResult:
+    record = get(ctx, name_or_id)
+    require(Op.START, record.status, workload=record.name)
+    driver = driver_for(ctx, record.kind)
+    with _locked(ctx, record.id):
+        pid = driver.start(record, attach)
+        record = replace(record, status=Status.RUNNING, pid=pid, started_at=time.time(), exit_code=None,
+                         finished_at=None, oom_killed=False, stopped_by_user=False)
+        _save(ctx, record)
+    if attach is None:
+        return RunResult(record, None)
+    seen = driver.wait(record)
+    record = refresh(ctx, record)
+    return RunResult(record, seen.exit_code)
+
+
+def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attach | None = None) -> RunResult:
+    """create + start; in the foreground, waits and returns the exit code (and removes with --rm)."""
+    if detach and spec.interactive and spec.tty and attach is not None:
+        raise InvalidArgumentError("cannot both detach and attach", op="run")
+    record = create(ctx, spec)
+    try:
+        result = start(ctx, record.id, attach=None if detach else (attach or Attach(stdin=None)))
+    except BaseException:
+        if spec.remove:
+            remove(ctx, record.id, force=True)
+        raise
+    if not detach and spec.remove:
+        remove(ctx, record.id, force=True)
+    return result
+
+
+# ---- signals, stop, remove --------------------------------------------------------------------
+
+
+def stop(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> WorkloadRecord:
+    record = get(ctx, name_or_id)
+    if record.status not in (Status.RUNNING, Status.PAUSED):
+        return record  # Docker: stopping a stopped container succeeds
+    with _locked(ctx, record.id):
+        record = replace(record, stopped_by_user=True)
+        _save(ctx, record)
+        driver_for(ctx, record.kind).stop(record, record.plan.stop_timeout_s if timeout_s is None else timeout_s)
+    return refresh(ctx, record)
+
+
+def kill(ctx: Context, name_or_id: str, signal: int) -> WorkloadRecord:
+    record = get(ctx, name_or_id)
+    require(Op.KILL, record.status, workload=record.name)
+    with _locked(ctx, record.id):
+        record = replace(record, stopped_by_user=True)
+        _save(ctx, record)
+        driver_for(ctx, record.kind).kill(record, signal)
+    return record
+
+
+def restart(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> RunResult:
+    record = stop(ctx, name_or_id, timeout_s=timeout_s)
+    return start(ctx, record.id)
+
+
+def remove(ctx: Context, name_or_id: str, *, force: bool = False) -> WorkloadRecord:
+    record = get(ctx, name_or_id)
+    require(Op.FORCE_REMOVE if force else Op.REMOVE, record.status, workload=record.name)
+    with _locked(ctx, record.id):
+        record = replace(record, status=Status.REMOVING)
+        _save(ctx, record)
+        driver_for(ctx, record.kind).delete(record)
+        with ctx.db.transaction() as tx:
+            tx.execute("DELETE FROM workloads WHERE id = ?", (record.id,))
+    shutil.rmtree(Path(record.plan.workload_dir), ignore_errors=True)
+    return record
+
+
+def on_exit(ctx: Context, workload_id: str) -> None:
+    """Run by conmon when a detached container exits: --rm and restart policies."""
+    try:
+        record = get(ctx, workload_id)
+    except NotFoundError:
+        return
+    if record.plan.remove:
+        remove(ctx, record.id, force=True)
+        return
+    if _should_restart(record):
+        with _locked(ctx, record.id):
+            _save(ctx, replace(record, restart_count=record.restart_count + 1))
+        start(ctx, record.id)
+
+
+def _should_restart(record: WorkloadRecord) -> bool:
+    policy = record.plan.restart
+    if record.stopped_by_user or policy.policy is RestartPolicy.NO:
+        return False
+    if policy.policy is RestartPolicy.ON_FAILURE:
+        return (record.exit_code or 0) != 0 and (policy.max_retries == 0 or record.restart_count < policy.max_retries)
+    return True
+
+
+# ---- inside a workload ------------------------------------------------------------------------
+
+
+def exec(ctx: Context, name_or_id: str, spec: ExecSpec) -> int:
+    record = get(ctx, name_or_id)
+    require(Op.EXEC, record.status, workload=record.name)
+    return driver_for(ctx, record.kind).exec(record, spec)
+
+
+def wait(ctx: Context, name_or_id: str, timeout_s: float | None = None) -> WorkloadRecord:
+    record = get(ctx, name_or_id)
+    if record.status in (Status.RUNNING, Status.PAUSED):
+        driver_for(ctx, record.kind).wait(record, timeout_s)
+    return refresh(ctx, record)
+
+
+def stats(ctx: Context, name_or_id: str) -> Stats:
+    record = get(ctx, name_or_id)
+    return driver_for(ctx, record.kind).stats(record)
+
+
+def top(ctx: Context, name_or_id: str) -> list[int]:
+    record = get(ctx, name_or_id)
+    driver = driver_for(ctx, record.kind)
+    pids = getattr(driver, "top", None)
+    if pids is None:
+        raise InvalidArgumentError(f"top is not available for {record.kind.value} workloads", op="top")
+    return list(pids(record))

@@ -1,0 +1,109 @@
+"""Safe access to files inside a workload's root filesystem, whose content the image controls.
+
+Paths are resolved as if the rootfs were '/': symlinks are followed by us, lexically, and can never
+lead outside it (the same idea as the securejoin library that runc uses). This is how isobox reads
+/etc/passwd of an image and prepares mount destinations without letting a hostile image (a symlinked
+/etc/passwd → /etc/shadow, /proc → /, a WORKDIR of /proc/self/fd/N) point the host or the runtime
+at anything outside the container.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from isobox.errors import InvalidArgumentError, UnsafeLayerError
+
+MAX_SYMLINKS = 40
+
+
+def resolve_in_root(root: Path, path: str) -> Path:
+    """The host path of ``path`` inside ``root``, following symlinks without ever leaving root."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root.joinpath(*resolved, part)
+        try:
+            info = candidate.lstat()
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise UnsafeLayerError(f"too many symlinks resolving {path!r}", op="resolve in rootfs", path=str(root))
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return root.joinpath(*resolved)
+
+
+def read_text_in_root(root: Path, path: str, *, limit: int = 4 * 1024 * 1024) -> str | None:
+    """A small text file of the image (e.g. /etc/passwd), or None if absent or not a regular file."""
+    host_path = resolve_in_root(root, path)
+    try:
+        fd = os.open(host_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, OSError):
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read(limit).decode("utf-8", "replace")
+
+
+def ensure_dir_in_root(root: Path, path: str) -> Path:
+    """Make ``path`` a real directory inside root (replacing a symlink or file the image put there)."""
+    host_path = resolve_in_root(root, path)
+    if host_path == root:
+        return root
+    parent = host_path.parent
+    if parent != root:
+        ensure_dir_in_root(root, "/" + str(parent.relative_to(root)))
+    try:
+        info = host_path.lstat()
+        if stat.S_ISDIR(info.st_mode):
+            return host_path
+        host_path.unlink()
+    except FileNotFoundError:
+        pass
+    host_path.mkdir(mode=0o755)
+    return host_path
+
+
+def ensure_mountpoint(root: Path, destination: str, *, is_dir: bool) -> str:
+    """Prepare a mount destination as a real, non-symlink directory or file inside root.
+
+    Returns the destination with its symlinks resolved in-root, so the runtime is handed a path that
+    contains no symlink at all (runc < 1.1.12 / < 1.2.8 had several advisories where a symlinked
+    destination, e.g. /proc or /dev/null, let an image redirect a mount or a procfs write).
+    """
+    if not destination.startswith("/"):
+        raise InvalidArgumentError(f"mount destination {destination!r} is not absolute", op="prepare mounts")
+    host_path = resolve_in_root(root, destination)
+    if host_path.parent != root:
+        ensure_dir_in_root(root, "/" + str(host_path.parent.relative_to(root)))
+    if is_dir:
+        ensure_dir_in_root(root, "/" + str(host_path.relative_to(root)))
+    else:
+        try:
+            info = host_path.lstat()
+            if stat.S_ISDIR(info.st_mode):
+                raise UnsafeLayerError(
+                    f"image has a directory where the file {destination} is mounted", op="prepare mounts", path=str(root)
+                )
+            if not stat.S_ISREG(info.st_mode):
+                host_path.unlink()
+                host_path.touch(mode=0o644)
+        except FileNotFoundError:
+            host_path.touch(mode=0o644)
+    return "/" + str(host_path.relative_to(root))
