@@ -12,7 +12,8 @@ from rich.table import Table
 
 from isobox.state.codec import to_jsonable
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output is for scripts: never squeeze or cut tables to a guessed terminal width.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Exit codes, as Docker's CLI uses them: 125 for errors of isobox itself.
@@ -26,7 +27,7 @@ def print_json(value: Any) -> None:
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
     for header in headers:
-        table.add_column(header, overflow="ellipsis", no_wrap=True, max_width=48)
+        table.add_column(header, overflow="ellipsis", no_wrap=True)
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     out.print(table)

@@ -19,7 +19,15 @@ import typer
 from isobox.errors import InvalidArgumentError
 from isobox.model import ids
 from isobox.model.spec import (
-    Kind, Resources, Restart, Security, WorkloadSpec, parse_env, parse_env_file, parse_labels, parse_size,
+    Kind,
+    Resources,
+    Restart,
+    Security,
+    WorkloadSpec,
+    parse_env,
+    parse_env_file,
+    parse_labels,
+    parse_size,
 )
 
 
@@ -72,8 +80,10 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
     "cpuset_cpus": (str | None, typer.Option(None, "--cpuset-cpus", help="CPUs allowed, e.g. 0-1.")),
     "cap_add": (list[str] | None, typer.Option(None, "--cap-add", help="Add a capability.")),
     "cap_drop": (list[str] | None, typer.Option(None, "--cap-drop", help="Drop a capability.")),
-    "security_opt": (list[str] | None, typer.Option(
-        None, "--security-opt", help="seccomp=unconfined|PROFILE.json, no-new-privileges[=false].")),
+    "security_opt": (
+        list[str] | None,
+        typer.Option(None, "--security-opt", help="seccomp=unconfined|PROFILE.json, no-new-privileges[=false]."),
+    ),
     "privileged": (bool, typer.Option(False, "--privileged", help="All capabilities, no seccomp, all devices.")),
     "restart": (str, typer.Option("no", "--restart", help="no | on-failure[:N] | always | unless-stopped.")),
     "label": (list[str] | None, typer.Option(None, "-l", "--label", help="KEY=VALUE label.")),
@@ -114,8 +124,12 @@ def _security(flags: RunFlags) -> Security:
         else:
             raise InvalidArgumentError(f"unknown --security-opt {option!r}", op="parse --security-opt")
     return Security(
-        privileged=flags.privileged, cap_add=tuple(flags.cap_add or ()), cap_drop=tuple(flags.cap_drop or ()),
-        no_new_privileges=no_new_privs, seccomp_profile=seccomp, read_only=flags.read_only,
+        privileged=flags.privileged,
+        cap_add=tuple(flags.cap_add or ()),
+        cap_drop=tuple(flags.cap_drop or ()),
+        no_new_privileges=no_new_privs,
+        seccomp_profile=seccomp,
+        read_only=flags.read_only,
     )
 
 
@@ -125,7 +139,9 @@ def build_spec(image: str, command: list[str], flags: RunFlags) -> WorkloadSpec:
         try:
             env_items += parse_env_file(Path(path).read_text(), path)
         except OSError as exc:
-            raise InvalidArgumentError(f"cannot read env file: {exc.strerror}", op="read --env-file", path=path) from exc
+            raise InvalidArgumentError(
+                f"cannot read env file: {exc.strerror}", op="read --env-file", path=path
+            ) from exc
     env_items += flags.env or []
     return WorkloadSpec(
         image=image,
@@ -144,7 +160,10 @@ def build_spec(image: str, command: list[str], flags: RunFlags) -> WorkloadSpec:
         labels=parse_labels(flags.label or []),
         resources=Resources(
             memory_bytes=parse_size(flags.memory, what="memory") if flags.memory else None,
-            cpus=flags.cpus, cpu_shares=flags.cpu_shares, pids_limit=flags.pids_limit, cpuset_cpus=flags.cpuset_cpus,
+            cpus=flags.cpus,
+            cpu_shares=flags.cpu_shares,
+            pids_limit=flags.pids_limit,
+            cpuset_cpus=flags.cpuset_cpus,
         ),
         security=_security(flags),
         restart=Restart.parse(flags.restart),

@@ -19,6 +19,14 @@ def register(app: typer.Typer) -> None:
         record = image_service.install_builtin()
         output.out.print(f"busybox:latest {record.short_id}")
 
+    @system.command("on-exit", hidden=True)
+    def on_exit(workload_id: str = typer.Argument(...)) -> None:
+        """Bookkeeping that conmon runs when a detached container exits (--rm, restart policies)."""
+        from isobox.service import workloads
+        from isobox.service.context import open_context
+
+        workloads.on_exit(open_context(), workload_id)
+
     @app.command("info")
     def info(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """What isobox finds on this host: runtime, accelerator, kernel, state paths."""

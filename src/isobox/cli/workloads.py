@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -13,10 +14,13 @@ from isobox.cli import output
 from isobox.cli.spec_flags import RunFlags, build_spec, with_run_flags
 from isobox.cli.terminal import raw_terminal, signal_forwarding
 
+if TYPE_CHECKING:
+    from isobox.service.context import Context
+
 FOREGROUND = {"allow_interspersed_args": False, "ignore_unknown_options": False}
 
 
-def _ctx():  # type: ignore[no-untyped-def]
+def _ctx() -> Context:
     from isobox.service.context import open_context
 
     return open_context()
@@ -148,8 +152,15 @@ def register(app: typer.Typer) -> None:
             output.print_json([_summary(r) for r in records])
             return
         rows = [
-            (r.short_id, r.kind.value, r.plan.image, " ".join(r.plan.process.argv)[:40], _ago(r.created_at),
-             _status_text(r), r.name)
+            (
+                r.short_id,
+                r.kind.value,
+                r.plan.image,
+                _truncate(" ".join(r.plan.process.argv), 32),
+                _ago(r.created_at),
+                _status_text(r),
+                r.name,
+            )
             for r in records
         ]
         output.print_table(["ID", "KIND", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAME"], rows)
@@ -216,7 +227,10 @@ def register(app: typer.Typer) -> None:
             except NotFoundError:
                 from isobox.service import images as image_service
 
-                found.append(image_service.inspect(ctx, name))
+                try:
+                    found.append(image_service.inspect(ctx, name))
+                except NotFoundError:
+                    raise NotFoundError(f"no such workload or image: {name}", op="inspect", id=name) from None
         output.print_json(found)
 
     @app.command("top")
@@ -224,14 +238,7 @@ def register(app: typer.Typer) -> None:
         """Processes of a running workload."""
         from isobox.service import workloads
 
-        rows = []
-        for pid in workloads.top(_ctx(), name):
-            try:
-                cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
-            except OSError:
-                cmd = "?"
-            rows.append((pid, cmd))
-        output.print_table(["PID", "COMMAND"], rows)
+        output.print_table(["PID", "COMMAND"], workloads.top(_ctx(), name))
 
     @app.command("stats")
     def stats(
@@ -243,25 +250,44 @@ def register(app: typer.Typer) -> None:
 
         ctx = _ctx()
         targets = names or [r.id for r in workloads.list_workloads(ctx)]
-        rows = []
+        rows: list[dict[str, int | str]] = []
         for name in targets:
             record = workloads.get(ctx, name)
             s = workloads.stats(ctx, name)
-            rows.append({"name": record.name, "id": record.short_id, "cpu_ns": s.cpu_usage_ns,
-                         "memory_bytes": s.memory_bytes, "memory_limit_bytes": s.memory_limit_bytes, "pids": s.pids})
+            rows.append(
+                {
+                    "name": record.name,
+                    "id": record.short_id,
+                    "cpu_ns": s.cpu_usage_ns,
+                    "memory_bytes": s.memory_bytes,
+                    "memory_limit_bytes": s.memory_limit_bytes,
+                    "pids": s.pids,
+                }
+            )
         if json_output:
             output.print_json(rows)
             return
         output.print_table(
             ["ID", "NAME", "CPU TIME", "MEM USAGE / LIMIT", "PIDS"],
-            [(r["id"], r["name"], f"{int(r['cpu_ns']) / 1e9:.2f}s",
-              f"{_mib(int(r['memory_bytes']))} / {_mib(int(r['memory_limit_bytes'])) if r['memory_limit_bytes'] else '-'}",
-              r["pids"]) for r in rows],
+            [
+                (
+                    r["id"],
+                    r["name"],
+                    f"{int(r['cpu_ns']) / 1e9:.2f}s",
+                    f"{_mib(int(r['memory_bytes']))} / {_mib(int(r['memory_limit_bytes']))}",
+                    r["pids"],
+                )
+                for r in rows
+            ],
         )
 
 
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _mib(value: int) -> str:
-    return f"{value / 1024 / 1024:.1f}MiB"
+    return f"{value / 1024 / 1024:.1f}MiB" if value else "-"
 
 
 def _ago(then: float) -> str:
@@ -286,6 +312,13 @@ def _summary(record: object) -> dict[str, object]:
     from isobox.model.record import WorkloadRecord
 
     assert isinstance(record, WorkloadRecord)
-    return {"id": record.id, "name": record.name, "kind": record.kind.value, "image": record.plan.image,
-            "command": list(record.plan.process.argv), "status": record.status.value,
-            "exit_code": record.exit_code, "created_at": record.created_at}
+    return {
+        "id": record.id,
+        "name": record.name,
+        "kind": record.kind.value,
+        "image": record.plan.image,
+        "command": list(record.plan.process.argv),
+        "status": record.status.value,
+        "exit_code": record.exit_code,
+        "created_at": record.created_at,
+    }

@@ -32,8 +32,8 @@ def parse_timestamp(text: str) -> dt.datetime:
     # Python parses at most microseconds: cut the nanosecond fraction to 6 digits.
     head, dot, rest = text.partition(".")
     if dot:
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits):]
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+        zone = rest[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     return dt.datetime.fromisoformat(text)
 
@@ -44,7 +44,12 @@ def now_timestamp() -> str:
 
 
 def format_entry(stream: str, data: bytes, *, partial: bool = False, timestamp: str | None = None) -> bytes:
-    return b"%s %s %s %s\n" % ((timestamp or now_timestamp()).encode(), stream.encode(), b"P" if partial else b"F", data)
+    return b"%s %s %s %s\n" % (
+        (timestamp or now_timestamp()).encode(),
+        stream.encode(),
+        b"P" if partial else b"F",
+        data,
+    )
 
 
 def parse_line(line: bytes) -> LogEntry | None:

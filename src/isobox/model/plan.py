@@ -39,7 +39,7 @@ class RunPlan:
     process: Process
     hostname: str
     layers: tuple[str, ...]  # unpacked layer directories, lowest first
-    workload_dir: str        # private directory of this workload (bundle, disks, logs)
+    workload_dir: str  # private directory of this workload (bundle, disks, logs)
     resources: Resources = field(default_factory=Resources)
     security: Security = field(default_factory=Security)
     restart: Restart = field(default_factory=Restart)

@@ -37,9 +37,7 @@ class Restart:
                 f"invalid restart policy {text!r}: choose {choices}", op="parse --restart"
             ) from None
         if count and policy is not RestartPolicy.ON_FAILURE:
-            raise InvalidArgumentError(
-                f"restart policy {name!r} takes no retry count", op="parse --restart"
-            )
+            raise InvalidArgumentError(f"restart policy {name!r} takes no retry count", op="parse --restart")
         retries = 0
         if count:
             if not count.isdigit():

@@ -8,10 +8,10 @@ from isobox.errors import InvalidStateError
 
 
 class Status(enum.StrEnum):
-    CREATED = "created"    # rootfs and config prepared, nothing running
+    CREATED = "created"  # rootfs and config prepared, nothing running
     RUNNING = "running"
     PAUSED = "paused"
-    EXITED = "exited"      # the workload ended (exit code recorded)
+    EXITED = "exited"  # the workload ended (exit code recorded)
     REMOVING = "removing"  # rm in progress; a crash here is finished by `rm -f`
 
 

@@ -45,6 +45,12 @@ def resolve_user(user: str, passwd: str | None, group: str | None) -> ResolvedUs
             raise InvalidArgumentError(f"group {grp!r} is not in the image's /etc/group", op="resolve user")
     member_name = entry[0] if entry else None
     extra = tuple(
-        sorted({int(r[2]) for r in groups if len(r) >= 4 and member_name and member_name in r[3].split(",") and int(r[2]) != gid})
+        sorted(
+            {
+                int(r[2])
+                for r in groups
+                if len(r) >= 4 and member_name and member_name in r[3].split(",") and int(r[2]) != gid
+            }
+        )
     )
     return ResolvedUser(uid=uid, gid=gid, additional_gids=extra, home=home or "/")

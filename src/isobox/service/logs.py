@@ -45,7 +45,9 @@ def select(entries: Iterator[LogEntry], *, since: dt.datetime | None, tail: int 
     return entries
 
 
-def read(ctx: Context, name: str, *, follow: bool = False, since: str | None = None, tail: str = "all") -> Iterator[LogEntry]:
+def read(
+    ctx: Context, name: str, *, follow: bool = False, since: str | None = None, tail: str = "all"
+) -> Iterator[LogEntry]:
     record = workloads.get(ctx, name)
     path = Path(record.plan.log_path)
     limit = None if tail in ("all", "") else int(tail)

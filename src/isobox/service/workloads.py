@@ -18,6 +18,7 @@ from pathlib import Path
 from isobox.drivers.base import Attach, Driver, ExecSpec
 from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
 from isobox.model import ids
+from isobox.model.image_config import ImageConfig
 from isobox.model.plan import resolve
 from isobox.model.record import Stats, WorkloadRecord
 from isobox.model.spec import Kind, RestartPolicy, WorkloadSpec
@@ -66,8 +67,15 @@ def _save(ctx: Context, record: WorkloadRecord) -> None:
         tx.execute(
             "INSERT OR REPLACE INTO workloads (id, name, kind, status, image_id, record, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (record.id, record.name, record.kind.value, record.status.value, record.plan.image_id,
-             codec.dumps(record), record.created_at),
+            (
+                record.id,
+                record.name,
+                record.kind.value,
+                record.status.value,
+                record.plan.image_id,
+                codec.dumps(record),
+                record.created_at,
+            ),
         )
 
 
@@ -90,8 +98,12 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
     if seen.status is record.status:
         return record
     updated = replace(
-        record, status=seen.status, exit_code=seen.exit_code, oom_killed=seen.oom_killed,
-        finished_at=seen.finished_at or time.time(), pid=seen.pid,
+        record,
+        status=seen.status,
+        exit_code=seen.exit_code,
+        oom_killed=seen.oom_killed,
+        finished_at=seen.finished_at or time.time(),
+        pid=seen.pid,
     )
     _save(ctx, updated)
     return updated
@@ -116,10 +128,18 @@ def _locked(ctx: Context, record_id: str) -> Iterator[None]:
 # ---- create / start / run ---------------------------------------------------------------------
 
 
-def _image(ctx: Context, image: str) -> tuple[str, tuple[str, ...], object]:
+def _image(ctx: Context, image: str) -> tuple[str, tuple[str, ...], ImageConfig]:
+    """The image from the store; if missing, the built-in busybox is rebuilt, anything else pulled (as Docker)."""
+    from isobox.images import builtin
     from isobox.service import images as image_service
 
-    record = image_service.ensure(ctx, image)
+    try:
+        record = ctx.images.resolve(image)
+    except NotFoundError:
+        if image in ("busybox", "busybox:latest", builtin.BUILTIN_NAME):
+            record = builtin.install(ctx.images)
+        else:
+            record = image_service.pull(ctx, image)
     return record.id, ctx.images.layer_dirs(record), ctx.images.config(record)
 
 
@@ -131,15 +151,25 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
     workload_id = ids.new_id()
     workload_dir = ctx.paths.workloads / workload_id
     plan = resolve(
-        spec, image_config,  # type: ignore[arg-type]
-        id=workload_id, name=name, image_id=image_id, layers=layers, workload_dir=str(workload_dir),
+        spec,
+        image_config,
+        id=workload_id,
+        name=name,
+        image_id=image_id,
+        layers=layers,
+        workload_dir=str(workload_dir),
     )
     driver = driver_for(ctx, spec.kind)
     with _locked(ctx, workload_id), ExitStack() as undo:
         info = driver.create(plan)
         record = WorkloadRecord(
-            id=workload_id, name=name, kind=spec.kind, status=Status.CREATED, plan=plan,
-            created_at=time.time(), driver_info=dict(info),
+            id=workload_id,
+            name=name,
+            kind=spec.kind,
+            status=Status.CREATED,
+            plan=plan,
+            created_at=time.time(),
+            driver_info=dict(info),
         )
         undo.callback(driver.delete, record)
         _save(ctx, record)
@@ -153,8 +183,16 @@ def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> Run
     driver = driver_for(ctx, record.kind)
     with _locked(ctx, record.id):
         pid = driver.start(record, attach)
-        record = replace(record, status=Status.RUNNING, pid=pid, started_at=time.time(), exit_code=None,
-                         finished_at=None, oom_killed=False, stopped_by_user=False)
+        record = replace(
+            record,
+            status=Status.RUNNING,
+            pid=pid,
+            started_at=time.time(),
+            exit_code=None,
+            finished_at=None,
+            oom_killed=False,
+            stopped_by_user=False,
+        )
         _save(ctx, record)
     if attach is None:
         return RunResult(record, None)
@@ -266,10 +304,18 @@ def stats(ctx: Context, name_or_id: str) -> Stats:
     return driver_for(ctx, record.kind).stats(record)
 
 
-def top(ctx: Context, name_or_id: str) -> list[int]:
+def top(ctx: Context, name_or_id: str) -> list[tuple[int, str]]:
+    """(pid, command line) of each process of a running workload, as the host sees them."""
     record = get(ctx, name_or_id)
     driver = driver_for(ctx, record.kind)
     pids = getattr(driver, "top", None)
     if pids is None:
         raise InvalidArgumentError(f"top is not available for {record.kind.value} workloads", op="top")
-    return list(pids(record))
+    rows = []
+    for pid in pids(record):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # exited meanwhile
+        rows.append((int(pid), cmdline.replace(b"\0", b" ").decode(errors="replace").strip()))
+    return rows

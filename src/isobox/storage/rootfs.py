@@ -99,7 +99,9 @@ def ensure_mountpoint(root: Path, destination: str, *, is_dir: bool) -> str:
             info = host_path.lstat()
             if stat.S_ISDIR(info.st_mode):
                 raise UnsafeLayerError(
-                    f"image has a directory where the file {destination} is mounted", op="prepare mounts", path=str(root)
+                    f"image has a directory where the file {destination} is mounted",
+                    op="prepare mounts",
+                    path=str(root),
                 )
             if not stat.S_ISREG(info.st_mode):
                 host_path.unlink()

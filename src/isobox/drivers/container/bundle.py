@@ -64,7 +64,9 @@ def mount_rootfs(plan: RunPlan) -> None:
     try:
         mount(spec.source, spec.target, spec.fstype, 0, spec.options)
     except OSError as exc:
-        raise WorkloadError(f"cannot mount the container rootfs: {exc.strerror}", op="mount rootfs", path=spec.target) from exc
+        raise WorkloadError(
+            f"cannot mount the container rootfs: {exc.strerror}", op="mount rootfs", path=spec.target
+        ) from exc
 
 
 def unmount_rootfs(plan: RunPlan) -> None:
@@ -86,7 +88,9 @@ def safe_cwd(root: Path, cwd: str) -> str:
     resolved = "/" + str(rootfs_access.resolve_in_root(root, cwd).relative_to(root))
     for prefix in _FORBIDDEN_CWD_PREFIXES:
         if resolved == prefix or resolved.startswith(prefix + "/"):
-            raise InvalidArgumentError(f"working directory {cwd!r} is inside {prefix}, which is not allowed", op="create")
+            raise InvalidArgumentError(
+                f"working directory {cwd!r} is inside {prefix}, which is not allowed", op="create"
+            )
     rootfs_access.ensure_dir_in_root(root, resolved)
     return resolved
 
@@ -112,8 +116,12 @@ def _resolv_conf() -> str:
         lines = Path("/etc/resolv.conf").read_text().splitlines()
     except OSError:
         return ""
-    kept = [ln for ln in lines if ln.startswith(("search", "options")) or
-            (ln.startswith("nameserver") and not ln.split()[-1].startswith(("127.", "::1")))]
+    kept = [
+        ln
+        for ln in lines
+        if ln.startswith(("search", "options"))
+        or (ln.startswith("nameserver") and not ln.split()[-1].startswith(("127.", "::1")))
+    ]
     return "\n".join(kept) + "\n"
 
 
@@ -159,8 +167,14 @@ def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
 
         resolved_plan = replace(plan, process=replace(plan.process, cwd=cwd))
         config = oci_spec.build(
-            resolved_plan, rootfs=str(root), user=user, capabilities=caps, seccomp=seccomp_filter,
-            cgroups_path=cgroups.workload_path(plan.id), files=file_mounts, host=host_facts(),
+            resolved_plan,
+            rootfs=str(root),
+            user=user,
+            capabilities=caps,
+            seccomp=seccomp_filter,
+            cgroups_path=cgroups.workload_path(plan.id),
+            files=file_mounts,
+            host=host_facts(),
         )
         _write_json(bundle / "config.json", config)
         undo.pop_all()

@@ -19,6 +19,7 @@ from isobox.errors import HostError, InvalidStateError, NotFoundError, WorkloadE
 from isobox.linux import cgroups
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, Stats, WorkloadRecord
+from isobox.model.spec import RestartPolicy
 from isobox.model.status import Status
 from isobox.model.users import resolve_user
 from isobox.storage import rootfs as rootfs_access
@@ -64,11 +65,17 @@ class ContainerDriver:
         for stale in (self.exit_dir / plan.id, workdir / "persist" / "exit", workdir / "persist" / "oom"):
             stale.unlink(missing_ok=True)
         conmon_plan = monitor.ConmonPlan(
-            conmon=self.conmon_path(), runtime=self.runtime.path, runtime_root=self.runtime.root,
-            id=plan.id, name=plan.name, bundle=str(workdir), exit_dir=str(self.exit_dir),
-            log_path=plan.log_path, terminal=plan.process.tty,
+            conmon=self.conmon_path(),
+            runtime=self.runtime.path,
+            runtime_root=self.runtime.root,
+            id=plan.id,
+            name=plan.name,
+            bundle=str(workdir),
+            exit_dir=str(self.exit_dir),
+            log_path=plan.log_path,
+            terminal=plan.process.tty,
             stdin=plan.process.interactive and attach is not None and attach.stdin is not None,
-            exit_command=self.exit_command if attach is None else (),
+            exit_command=self._exit_command(plan) if attach is None else (),
         )
         pid = monitor.spawn(conmon_plan)
         if attach is None:
@@ -143,7 +150,9 @@ class ContainerDriver:
         env = dict(item.split("=", 1) for item in process["env"])
         env.update(dict(spec.env))
         process.update(
-            terminal=spec.tty, args=list(spec.argv), env=[f"{k}={v}" for k, v in env.items()],
+            terminal=spec.tty,
+            args=list(spec.argv),
+            env=[f"{k}={v}" for k, v in env.items()],
             cwd=bundle.safe_cwd(root, spec.cwd) if spec.cwd else process["cwd"],
             user={"uid": user.uid, "gid": user.gid, "additionalGids": list(user.additional_gids)},
         )
@@ -179,6 +188,11 @@ class ContainerDriver:
         (self.exit_dir / plan.id).unlink(missing_ok=True)
 
     # ---- internals -----------------------------------------------------------------------------
+
+    def _exit_command(self, plan: RunPlan) -> tuple[str, ...]:
+        """Only workloads with --rm or a restart policy need isobox to act when they exit."""
+        wanted = plan.remove or plan.restart.policy is not RestartPolicy.NO
+        return (*self.exit_command, plan.id) if wanted and self.exit_command else ()
 
     def _exit_code(self, plan: RunPlan) -> int | None:
         for path in (self.exit_dir / plan.id, Path(plan.workload_dir) / "persist" / "exit"):

@@ -49,13 +49,38 @@ def build_argv(plan: ConmonPlan) -> list[str]:
     """Pure: the conmon command line for one container."""
     bundle = Path(plan.bundle)
     argv = [
-        plan.conmon, "--api-version", "1",
-        "-c", plan.id, "-u", plan.id, "-n", plan.name,
-        "-r", plan.runtime, "--runtime-arg", f"--root={plan.runtime_root}",
-        "-b", plan.bundle, "-p", str(bundle / "pidfile"), "-P", str(bundle / "conmon.pid"),
-        "--exit-dir", plan.exit_dir, "-0", str(bundle / "persist"),
-        "-l", f"k8s-file:{plan.log_path}", "--log-size-max", str(plan.log_size_max),
-        "--log-level", "error", "--full-attach", "--socket-dir-path", str(bundle),
+        plan.conmon,
+        "--api-version",
+        "1",
+        "-c",
+        plan.id,
+        "-u",
+        plan.id,
+        "-n",
+        plan.name,
+        "-r",
+        plan.runtime,
+        "--runtime-arg",
+        f"--root={plan.runtime_root}",
+        "-b",
+        plan.bundle,
+        "-p",
+        str(bundle / "pidfile"),
+        "-P",
+        str(bundle / "conmon.pid"),
+        "--exit-dir",
+        plan.exit_dir,
+        "-0",
+        str(bundle / "persist"),
+        "-l",
+        f"k8s-file:{plan.log_path}",
+        "--log-size-max",
+        str(plan.log_size_max),
+        "--log-level",
+        "error",
+        "--full-attach",
+        "--socket-dir-path",
+        str(bundle),
     ]
     if plan.terminal:
         argv.append("-t")
@@ -74,8 +99,13 @@ def spawn(plan: ConmonPlan) -> int:
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "_OCI_SYNCPIPE": str(write_fd)}
     try:
         proc = subprocess.Popen(
-            build_argv(plan), env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            build_argv(plan),
+            env=env,
+            pass_fds=(write_fd,),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
     except OSError as exc:
         os.close(read_fd)
@@ -87,10 +117,13 @@ def spawn(plan: ConmonPlan) -> int:
     finally:
         os.close(read_fd)
         _, stderr = proc.communicate(timeout=SYNC_TIMEOUT_S)  # conmon's first process exits after forking
-    pid = int(message.get("data", -1))
+    data = message.get("data", -1)
+    pid = data if isinstance(data, int) else -1
     if pid <= 0:
         detail = str(message.get("message") or stderr.decode(errors="replace").strip() or "no reason given")
-        raise WorkloadError(f"the OCI runtime could not create the container: {detail}", op="create container", id=plan.id)
+        raise WorkloadError(
+            f"the OCI runtime could not create the container: {detail}", op="create container", id=plan.id
+        )
     return pid
 
 
@@ -114,8 +147,17 @@ def _read_sync(fd: int, workload: str) -> dict[str, object]:
 
 
 def connect_attach(bundle: Path) -> socket.socket:
+    # A unix socket path is limited to 108 bytes; going through /proc/self/fd/N of the opened bundle
+    # directory keeps the path short however deep the bundle lies (conmon binds it the same way).
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    sock.connect(str(bundle / "attach"))
+    dir_fd = os.open(bundle, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{dir_fd}/attach")
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        os.close(dir_fd)
     return sock
 
 

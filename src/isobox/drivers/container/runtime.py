@@ -100,7 +100,9 @@ def _probe_one(path: str, busybox: Path) -> str | None:
         (bundle / "config.json").write_text(json.dumps(config))
         argv = [path, "--root", str(bundle / "state"), "run", "--bundle", str(bundle), f"isobox-probe-{os.getpid()}"]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL
+            )
         except subprocess.TimeoutExpired:
             return "timed out"
         return None if done.returncode == 0 else (_runtime_message(done.stderr) or f"exit {done.returncode}")

@@ -1,0 +1,1 @@
+"""isobox benchmarks: side-by-side with peer tools, ratios in one run (see bench/README.md)."""

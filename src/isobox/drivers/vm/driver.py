@@ -1,0 +1,288 @@
+"""VMDriver: the Driver protocol (drivers/base.py) on QEMU. Each workload is one daemonized QEMU.
+
+State lives in files under plan.workload_dir (see qemu_args.VMFiles), so any isobox process can
+observe, stop or delete a VM that another one started, and a crashed isobox leaves nothing it
+cannot clean up: delete() kills whatever runs in the VM's own cgroup and removes the directory.
+
+Exit codes follow Docker: the workload's own status as the guest init reports it on the status
+port; 128+N when it died of signal N in the guest; 137 when isobox killed the VM (kill -9, or stop
+past its timeout); 125 when the guest init failed before the workload ran; 255 when QEMU ended
+without any report (guest crash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from isobox.config import Paths
+from isobox.drivers.base import Attach, ExecSpec
+from isobox.drivers.vm import accel as vm_accel
+from isobox.drivers.vm import agent, guest_script, initramfs, launch, qemu_args, qmp, rootdisk, streams
+from isobox.drivers.vm import kernel as guest_kernel
+from isobox.drivers.vm.cgroup import VMCgroup, pids_in
+from isobox.drivers.vm.qemu_args import VMFiles
+from isobox.errors import InvalidStateError, WorkloadError
+from isobox.model.plan import RunPlan
+from isobox.model.record import Observation, Stats, WorkloadRecord
+from isobox.model.status import Status
+
+log = logging.getLogger(__name__)
+
+EXIT_KILLED = 137
+EXIT_INIT_FAILED = 125
+EXIT_UNKNOWN = 255
+AGENT_TIMEOUT_S = 10.0
+
+
+class VMDriver:
+    kind = "vm"
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+
+    # -- create -----------------------------------------------------------------------------------
+
+    def create(self, plan: RunPlan) -> dict[str, str]:
+        files = VMFiles.of(plan.workload_dir, plan.id, self.paths.run)
+        existed = files.root.exists()
+        files.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            kernel = guest_kernel.find(self.paths.kernel_dir)
+            boot = initramfs.ensure(self.paths.cache, self.paths.locks, kernel)
+            base = rootdisk.ensure_base(self.paths.cache, self.paths.locks, plan.image_id, plan.layers)
+            rootdisk.create_overlay(base, files.disk)
+            user = self._user(plan, plan.process.user)
+            files.run_script.write_text(guest_script.run_script(
+                hostname=plan.hostname, argv=plan.process.argv, env=plan.process.env,
+                cwd=plan.process.cwd, user=user))
+            for name in qemu_args.PIPES:
+                for suffix in (".in", ".out"):
+                    os.mkfifo(f"{files.pipe(name)}{suffix}", 0o600)
+        except BaseException:
+            _remove_tree(files.root) if not existed else _remove_vm_files(files)
+            raise
+        chosen = vm_accel.detect()
+        return {
+            "accelerator": chosen.name,
+            "accelerator_reason": chosen.reason,
+            "machine": qemu_args.MACHINE,
+            "kernel": kernel.version,
+            "initramfs": str(boot),
+            "root_disk_base": str(base),
+        }
+
+    def files(self, record: WorkloadRecord) -> VMFiles:
+        return VMFiles.of(record.plan.workload_dir, record.id, self.paths.run)
+
+    def _user(self, plan: RunPlan, spec: str) -> guest_script.GuestUser:
+        return guest_script.resolve_user(spec, rootdisk.image_file(plan.layers, "etc/passwd"),
+                                         rootdisk.image_file(plan.layers, "etc/group"))
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def argv(self, record: WorkloadRecord, loadvm: str | None = None) -> list[str]:
+        """The QEMU command line of this VM (also used by snapshots and the benchmark)."""
+        plan, files = record.plan, self.files(record)
+        kernel = guest_kernel.find(self.paths.kernel_dir)
+        boot = qemu_args.BootFiles(kernel.vmlinuz, initramfs.ensure(self.paths.cache, self.paths.locks, kernel))
+        return qemu_args.build(id=record.id, accel=vm_accel.detect(), memory_bytes=plan.resources.memory_bytes,
+                               cpus=plan.resources.cpus, files=files, boot=boot, loadvm=loadvm)
+
+    def start(self, record: WorkloadRecord, attach: Attach | None = None, *, loadvm: str | None = None) -> int:
+        files = self.files(record)
+        if launch.alive(launch.read_pid(files.pidfile), files.pidfile):
+            raise InvalidStateError("the VM is already running", op="start VM", id=record.id)
+        if not files.disk.exists():
+            raise WorkloadError("the VM was not created (no disk)", op="start VM", id=record.id,
+                                path=str(files.disk))
+        for stale in (files.port("status"), files.killed, files.qmp, files.pidfile):
+            stale.unlink(missing_ok=True)
+        positions = streams.sizes(files)
+        argv = self.argv(record, loadvm)
+        cgroup = VMCgroup.for_workload(record.id)
+        cgroup.create()
+        files.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            pid = launch.start(argv, cgroup, files.pidfile, record.id)
+        except BaseException:
+            _kill_cgroup(cgroup)
+            cgroup.remove()
+            raise
+        log.debug("VM %s started: pid %d", record.id, pid)
+        if attach is not None:
+            self._attach(record, files, pid, attach, positions)
+        return pid
+
+    def _attach(self, record: WorkloadRecord, files: VMFiles, pid: int, attach: Attach,
+                positions: dict[str, int]) -> None:
+        fds = {"stdout": attach.stdout, "stderr": attach.stderr}
+        last_sync = time.monotonic()
+        while launch.alive(pid, files.pidfile):
+            if not streams.copy_new(files, positions, fds):
+                launch.wait_exit(pid, files.pidfile, 0.05)
+            if time.monotonic() - last_sync > 1.0:
+                self._sync_log(record, final=False)
+                last_sync = time.monotonic()
+        streams.copy_new(files, positions, fds)
+        self._sync_log(record, final=True)
+
+    def _sync_log(self, record: WorkloadRecord, *, final: bool) -> None:
+        files = self.files(record)
+        if files.root.is_dir():
+            streams.sync_log(files, Path(record.plan.log_path), self.paths.locks, record.id, final=final)
+
+    # -- observe, wait ----------------------------------------------------------------------------
+
+    def observe(self, record: WorkloadRecord) -> Observation:
+        files = self.files(record)
+        pid = launch.read_pid(files.pidfile)
+        running = launch.alive(pid, files.pidfile)
+        self._sync_log(record, final=not running)
+        if running:
+            assert pid is not None
+            return Observation(Status.RUNNING, pid=pid)
+        if not files.console.exists():
+            return Observation(Status.CREATED)
+        code, finished = exit_status(files)
+        return Observation(Status.EXITED, exit_code=code, finished_at=finished)
+
+    def wait(self, record: WorkloadRecord, timeout_s: float | None = None) -> Observation:
+        files = self.files(record)
+        pid = launch.read_pid(files.pidfile)
+        if pid is not None:
+            launch.wait_exit(pid, files.pidfile, timeout_s)
+        return self.observe(record)
+
+    # -- stop, kill, exec, stats ------------------------------------------------------------------
+
+    def stop(self, record: WorkloadRecord, timeout_s: float) -> None:
+        files = self.files(record)
+        pid = launch.read_pid(files.pidfile)
+        if not launch.alive(pid, files.pidfile):
+            return
+        assert pid is not None
+        deadline = time.monotonic() + timeout_s
+        try:
+            agent.signal_workload(self._channel(record, "ctl"), record.plan.stop_signal, min(timeout_s, 5.0))
+        except WorkloadError as exc:
+            log.debug("stop %s: signal through the agent failed: %s", record.id, exc)
+        if launch.wait_exit(pid, files.pidfile, max(0.0, deadline - time.monotonic())):
+            return
+        self._terminate(record, files, pid)
+
+    def kill(self, record: WorkloadRecord, signal: int) -> None:
+        files = self.files(record)
+        pid = launch.read_pid(files.pidfile)
+        if not launch.alive(pid, files.pidfile):
+            raise InvalidStateError("the VM is not running", op="kill VM", id=record.id)
+        assert pid is not None
+        if signal == _SIGKILL:
+            self._terminate(record, files, pid)
+            return
+        if not agent.signal_workload(self._channel(record, "ctl"), signal, AGENT_TIMEOUT_S):
+            raise WorkloadError(f"the guest could not deliver signal {signal}", op="kill VM", id=record.id)
+
+    def _terminate(self, record: WorkloadRecord, files: VMFiles, pid: int) -> None:
+        """End the VM now: QMP quit (QEMU flushes the qcow2 overlay), SIGKILL if that fails."""
+        files.killed.touch()
+        with contextlib.suppress(WorkloadError), qmp.connect(files.qmp, record.id, timeout_s=5.0) as monitor:
+            monitor.command("quit")
+        if not launch.wait_exit(pid, files.pidfile, 5.0):
+            launch.kill(pid, files.pidfile)
+            launch.wait_exit(pid, files.pidfile, 10.0)
+
+    def _channel(self, record: WorkloadRecord, port: str) -> agent.AgentChannel:
+        files = self.files(record)
+        pid = launch.read_pid(files.pidfile)
+        return agent.AgentChannel(files, port, self.paths.locks, record.id,
+                                  alive=lambda: launch.alive(pid, files.pidfile))
+
+    def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int:
+        result = self.exec_capture(record, spec)
+        streams.write_all(1, result.stdout)
+        streams.write_all(2, result.stderr)
+        return result.exit_code
+
+    def exec_capture(self, record: WorkloadRecord, spec: ExecSpec,
+                     timeout_s: float | None = None) -> agent.ExecResult:
+        """Run a process in the running VM through the agent; its output is returned when it ends."""
+        files = self.files(record)
+        if not launch.alive(launch.read_pid(files.pidfile), files.pidfile):
+            raise InvalidStateError("the VM is not running", op="exec in VM", id=record.id)
+        plan = record.plan
+        env = dict(plan.process.env)
+        env.update(spec.env)
+        user = self._user(plan, spec.user if spec.user is not None else plan.process.user)
+        command = guest_script.command_line(spec.argv, tuple(env.items()), spec.cwd or plan.process.cwd, user)
+        if spec.detach:
+            command = f"( {command} ) </dev/null >/dev/null 2>&1 &"
+        return agent.run_script(self._channel(record, "agent"), command, timeout_s)
+
+    def stats(self, record: WorkloadRecord) -> Stats:
+        return VMCgroup.for_workload(record.id).stats()
+
+    # -- delete -----------------------------------------------------------------------------------
+
+    def delete(self, record: WorkloadRecord) -> None:
+        files = self.files(record)
+        pid = launch.read_pid(files.pidfile)
+        if launch.alive(pid, files.pidfile):
+            assert pid is not None
+            self._terminate(record, files, pid)
+        cgroup = VMCgroup.for_workload(record.id)
+        _kill_cgroup(cgroup)
+        cgroup.remove()
+        _remove_tree(files.root)
+        _remove_tree(files.sockets)
+
+
+_SIGKILL = int(signal.SIGKILL)
+
+
+def exit_status(files: VMFiles) -> tuple[int, float | None]:
+    """The exit code of a VM that is no longer running, and when it finished (see module docstring)."""
+    finished = None
+    for candidate in (files.port("status"), files.killed, files.console):
+        with contextlib.suppress(OSError):
+            finished = candidate.stat().st_mtime
+            break
+    try:
+        text = files.port("status").read_text().strip()
+    except OSError:
+        text = ""
+    last = text.splitlines()[-1] if text else ""
+    if last.lstrip("-").isdigit():
+        return int(last), finished
+    if files.killed.exists():
+        return EXIT_KILLED, finished
+    if last.startswith("init-error"):
+        return EXIT_INIT_FAILED, finished
+    return EXIT_UNKNOWN, finished
+
+
+def _kill_cgroup(cgroup: VMCgroup) -> None:
+    """SIGKILL whatever is left in the VM's own cgroup (only its QEMU can be there) and wait for it."""
+    for _ in range(100):
+        pids = pids_in(cgroup)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _remove_vm_files(files: VMFiles) -> None:
+    for path in (files.disk, files.run_script, *(Path(f"{files.pipe(n)}{s}") for n in qemu_args.PIPES
+                                                 for s in (".in", ".out"))):
+        path.unlink(missing_ok=True)
+
+
+def _remove_tree(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)

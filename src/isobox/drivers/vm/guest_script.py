@@ -1,0 +1,91 @@
+"""The per-VM run script (pure): what the guest init sources from fw_cfg to run the workload.
+
+Every value is quoted with shlex.quote (POSIX single quotes), so arbitrary argv/env/cwd reach the
+guest unchanged. The workload is started as
+
+    exec env -i K=V ... /bin/nsenter -r/root -w/root/CWD -S UID -G GID -F -- ARGV...
+
+env -i gives exactly the image's environment; busybox nsenter chroots into the image root, changes
+to the working directory and drops to the user (setgroups, setgid, setuid) without forking (-F), so
+the workload's pid is the one init waits for and signals. The user is resolved on the host against
+the image's /etc/passwd and /etc/group (the guest's initramfs has its own), as Docker does.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from isobox.errors import InvalidArgumentError
+
+GUEST_ROOT = "/root"
+
+
+@dataclass(frozen=True)
+class GuestUser:
+    uid: int
+    gid: int
+    home: str = "/"
+
+
+def _table(text: str | None) -> list[list[str]]:
+    return [line.split(":") for line in (text or "").splitlines() if line and not line.startswith("#")]
+
+
+def resolve_user(spec: str, passwd: str | None, group: str | None) -> GuestUser:
+    """"", "name", "uid", "uid:gid", "name:group" → numeric ids, looked up in the image's files."""
+    if not spec:
+        return GuestUser(0, 0, _home_of(passwd, "0") or "/root")
+    user_part, _, group_part = spec.partition(":")
+    entry = next((e for e in _table(passwd) if len(e) >= 4 and user_part in (e[0], e[2])), None)
+    if entry is not None:
+        uid, gid, home = int(entry[2]), int(entry[3]), entry[5] if len(entry) > 5 else "/"
+    elif user_part.isdigit():
+        uid, gid, home = int(user_part), 0, "/"
+    else:
+        raise InvalidArgumentError(f"unable to find user {user_part}: no matching entry in passwd file",
+                                   op="resolve user")
+    if group_part:
+        found = next((e for e in _table(group) if len(e) >= 3 and group_part in (e[0], e[2])), None)
+        if found is not None:
+            gid = int(found[2])
+        elif group_part.isdigit():
+            gid = int(group_part)
+        else:
+            raise InvalidArgumentError(f"unable to find group {group_part}: no matching entry in group file",
+                                       op="resolve user")
+    return GuestUser(uid, gid, home or "/")
+
+
+def _home_of(passwd: str | None, uid: str) -> str | None:
+    entry = next((e for e in _table(passwd) if len(e) >= 6 and e[2] == uid), None)
+    return entry[5] if entry else None
+
+
+def command_line(argv: tuple[str, ...], env: tuple[tuple[str, str], ...], cwd: str, user: GuestUser) -> str:
+    """The shell command that runs argv in the image root as the user (see the module docstring)."""
+    environment = dict(env)
+    environment.setdefault("HOME", user.home)
+    words = ["exec", "env", "-i"]
+    words += [shlex.quote(f"{key}={value}") for key, value in environment.items()]
+    words += [
+        "/bin/nsenter",
+        shlex.quote(f"-r{GUEST_ROOT}"),
+        shlex.quote(f"-w{GUEST_ROOT}{cwd}"),
+        "-S", str(user.uid), "-G", str(user.gid), "-F", "--",
+    ]
+    words += [shlex.quote(arg) for arg in argv]
+    return " ".join(words)
+
+
+def run_script(*, hostname: str, argv: tuple[str, ...], env: tuple[tuple[str, str], ...], cwd: str,
+               user: GuestUser) -> str:
+    """The fw_cfg file opt/isobox/run: variables for init and the isobox_workload function."""
+    return (
+        "# isobox run script (generated; sourced by the guest init)\n"
+        f"ISOBOX_HOSTNAME={shlex.quote(hostname)}\n"
+        f"ISOBOX_CWD={shlex.quote(cwd)}\n"
+        "isobox_workload() {\n"
+        f"    {command_line(argv, env, cwd, user)}\n"
+        "}\n"
+    )

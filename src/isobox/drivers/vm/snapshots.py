@@ -1,0 +1,137 @@
+"""VM snapshots: internal qcow2 snapshots of the VM's overlay disk, with the memory and device state
+when the VM runs.
+
+- Running VM: HMP ``savevm NAME`` writes RAM and device state next to a disk snapshot inside the
+  qcow2 (docs/system/images.rst, "VM snapshots"); ``loadvm NAME`` goes back to it and the guest
+  continues where it was; ``delvm`` removes it. QEMU 7.2's QMP ``snapshot-save`` is a job API
+  with the same effect; the synchronous HMP form keeps this module small.
+- Stopped VM: ``qemu-img snapshot -c|-a|-d`` on the disk (disk only); a snapshot that holds VM
+  state is restored by starting QEMU with ``-loadvm NAME``.
+- Listing reads the qcow2 header with ``qemu-img info -U`` (force-share), which works while QEMU
+  holds the image lock.
+- Clone: a new VM whose overlay is a copy of the source's (snapshots included), started with
+  ``-loadvm``. A running source is paused for the copy: QMP ``stop`` drains and flushes all disks
+  (vm_stop → bdrv_flush_all), so the file is consistent while it is copied.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from isobox.drivers.vm import launch, qmp
+from isobox.drivers.vm.driver import VMDriver
+from isobox.errors import ConflictError, HostError, InvalidArgumentError, NotFoundError, WorkloadError
+from isobox.model.record import WorkloadRecord
+
+HMP_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str
+    vm_state_bytes: int   # 0: disk only
+    created_at: float
+
+    @property
+    def has_memory(self) -> bool:
+        return self.vm_state_bytes > 0
+
+
+def _qemu_img(*args: str, op: str, path: Path) -> str:
+    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise HostError(f"qemu-img {args[0]} failed: {result.stderr.strip()}", op=op, path=str(path))
+    return result.stdout
+
+
+def _running(driver: VMDriver, record: WorkloadRecord) -> bool:
+    files = driver.files(record)
+    return launch.alive(launch.read_pid(files.pidfile), files.pidfile)
+
+
+def _hmp(driver: VMDriver, record: WorkloadRecord, command: str, op: str) -> None:
+    with qmp.connect(driver.files(record).qmp, record.id, timeout_s=HMP_TIMEOUT_S) as monitor:
+        reply = monitor.hmp(command).strip()
+    if reply:  # savevm/loadvm/delvm print only on error
+        raise WorkloadError(reply, op=op, id=record.id)
+
+
+def list_snapshots(driver: VMDriver, record: WorkloadRecord) -> list[Snapshot]:
+    disk = driver.files(record).disk
+    if not disk.exists():
+        raise NotFoundError("the VM has no disk", op="list snapshots", id=record.id, path=str(disk))
+    info = json.loads(_qemu_img("info", "-U", "--output=json", str(disk), op="list snapshots", path=disk))
+    return [
+        Snapshot(name=str(s["name"]), vm_state_bytes=int(s.get("vm-state-size", 0)),
+                 created_at=float(s.get("date-sec", 0)) + float(s.get("date-nsec", 0)) / 1e9)
+        for s in info.get("snapshots", [])
+    ]
+
+
+def find(driver: VMDriver, record: WorkloadRecord, name: str) -> Snapshot:
+    for snapshot in list_snapshots(driver, record):
+        if snapshot.name == name:
+            return snapshot
+    raise NotFoundError(f"no snapshot {name!r}", op="find snapshot", id=record.id)
+
+
+def create(driver: VMDriver, record: WorkloadRecord, name: str) -> Snapshot:
+    if not name or any(c in name for c in " \t\n\"'"):
+        raise InvalidArgumentError(f"invalid snapshot name {name!r}", op="create snapshot", id=record.id)
+    if any(s.name == name for s in list_snapshots(driver, record)):
+        raise ConflictError(f"snapshot {name!r} already exists", op="create snapshot", id=record.id)
+    disk = driver.files(record).disk
+    if _running(driver, record):
+        _hmp(driver, record, f"savevm {name}", "create snapshot")
+    else:
+        _qemu_img("snapshot", "-c", name, str(disk), op="create snapshot", path=disk)
+    return find(driver, record, name)
+
+
+def restore(driver: VMDriver, record: WorkloadRecord, name: str) -> bool:
+    """Go back to a snapshot; True if the VM runs afterwards (memory state restored or kept running)."""
+    snapshot = find(driver, record, name)
+    disk = driver.files(record).disk
+    if _running(driver, record):
+        if not snapshot.has_memory:
+            raise InvalidArgumentError(f"snapshot {name!r} holds only the disk: stop the VM to restore it",
+                                       op="restore snapshot", id=record.id)
+        _hmp(driver, record, f"loadvm {name}", "restore snapshot")
+        return True
+    if snapshot.has_memory:
+        driver.start(record, loadvm=name)
+        return True
+    _qemu_img("snapshot", "-a", name, str(disk), op="restore snapshot", path=disk)
+    return False
+
+
+def remove(driver: VMDriver, record: WorkloadRecord, name: str) -> None:
+    find(driver, record, name)
+    disk = driver.files(record).disk
+    if _running(driver, record):
+        _hmp(driver, record, f"delvm {name}", "remove snapshot")
+    else:
+        _qemu_img("snapshot", "-d", name, str(disk), op="remove snapshot", path=disk)
+
+
+def clone(driver: VMDriver, source: WorkloadRecord, name: str, target: WorkloadRecord) -> int:
+    """Start ``target`` (already created from a plan like the source's) from the source's snapshot."""
+    snapshot = find(driver, source, name)
+    source_disk, target_disk = driver.files(source).disk, driver.files(target).disk
+    if _running(driver, source):
+        with qmp.connect(driver.files(source).qmp, source.id) as monitor:
+            monitor.command("stop")
+            try:
+                shutil.copyfile(source_disk, target_disk)
+            finally:
+                monitor.command("cont")
+    else:
+        shutil.copyfile(source_disk, target_disk)
+    if snapshot.has_memory:
+        return driver.start(target, loadvm=name)
+    _qemu_img("snapshot", "-a", name, str(target_disk), op="clone snapshot", path=target_disk)
+    return driver.start(target)

@@ -1,0 +1,55 @@
+"""Integration fixtures: the `isobox` command against a private root, and leak checks after each test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ISOBOX = [sys.executable, "-m", "isobox.cli.main"]
+
+
+@dataclass
+class Cli:
+    root: Path
+    seen: set[str] = field(default_factory=set)  # workload ids this test created (for the leak check)
+
+    def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
+                 ) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, ISOBOX_ROOT=str(self.root))
+        done = subprocess.run([*ISOBOX, *args], env=env, capture_output=True, text=True, timeout=timeout,
+                              input=input.decode() if input is not None else None,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+        workloads = self.root / "lib" / "workloads"
+        if workloads.is_dir():
+            self.seen.update(p.name for p in workloads.iterdir())
+        if check and done.returncode != 0:
+            raise AssertionError(f"isobox {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+        return done
+
+
+def _mounts_under(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as info:
+        return [line.split()[4] for line in info if line.split()[4].startswith(str(path))]
+
+
+def _isobox_cgroups() -> set[str]:
+    return {base.name for base in Path("/sys/fs/cgroup").glob("*/isobox/*")}
+
+
+@pytest.fixture
+def cli(isobox_root: Path) -> Iterator[Cli]:
+    runner = Cli(isobox_root)
+    yield runner
+    # Whatever a test left running is removed, then nothing of it may remain on the host.
+    listed = runner("ps", "-a", "-q").stdout.split()
+    for short in listed:
+        runner("rm", "-f", short)
+    assert _mounts_under(isobox_root) == [], "a mount was left behind"
+    leaked = _isobox_cgroups() & runner.seen
+    assert not leaked, f"cgroups left behind: {leaked}"

@@ -1,0 +1,165 @@
+"""Real containers (runc or crun + conmon) from the built-in busybox image, through the isobox command."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_foreground_output_and_exit_code(cli: Cli) -> None:
+    done = cli("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert (done.returncode, done.stdout, done.stderr) == (7, "out\n", "err\n")
+    assert cli("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_rm_leaves_nothing(cli: Cli, isobox_root: Path) -> None:
+    cli("run", "--rm", "--name", "gone", "busybox", "true", check=True)
+    assert list((isobox_root / "lib" / "workloads").iterdir()) == []
+    assert not list((isobox_root / "run" / "oci").glob("*/state.json"))
+
+
+def test_env_workdir_user_hostname(cli: Cli) -> None:
+    done = cli("run", "--rm", "-e", "GREETING=hi there", "-w", "/tmp/new", "-u", "nobody", "--hostname", "box",
+               "busybox", "sh", "-c", 'echo "$GREETING|$(pwd)|$(id -u):$(id -g)|$(hostname)|$HOME"')
+    assert done.stdout == "hi there|/tmp/new|65534:65534|box|/nonexistent\n", done.stderr
+
+
+def test_env_file_and_entrypoint(cli: Cli, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nA=from-file\n")
+    done = cli("run", "--rm", "--env-file", str(env_file), "--entrypoint", "/bin/echo", "busybox", "x", "y")
+    assert done.stdout == "x y\n"
+    done = cli("run", "--rm", "--env-file", str(env_file), "busybox", "sh", "-c", "echo $A")
+    assert done.stdout == "from-file\n"
+
+
+def test_detached_logs_exec_stop_rm(cli: Cli) -> None:
+    cid = cli("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+              "trap 'echo bye; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+              check=True).stdout.strip()
+    assert len(cid) == 64
+    time.sleep(0.7)
+    assert "ticker" in cli("ps").stdout
+    logs = cli("logs", "ticker").stdout.splitlines()
+    assert logs[:2] == ["tick 0", "tick 1"]
+    assert cli("logs", "--tail", "1", "ticker").stdout.count("\n") == 1
+    assert cli("logs", "-t", "ticker").stdout.split(" ", 1)[0].startswith("20")
+    done = cli("exec", "ticker", "sh", "-c", "echo inside; exit 3")
+    assert (done.returncode, done.stdout) == (3, "inside\n")
+    start = time.monotonic()
+    cli("stop", "-t", "10", "ticker", check=True)
+    assert time.monotonic() - start < 5, "the TERM trap should end it well before the timeout"
+    info = json.loads(cli("inspect", "ticker").stdout)[0]
+    assert info["status"] == "exited" and info["exit_code"] == 0
+    assert cli("logs", "--tail", "1", "ticker").stdout == "bye\n"
+    assert cli("rm", "ticker").returncode == 0
+    assert "no such workload" in cli("inspect", "ticker").stderr
+
+
+def test_stop_escalates_to_sigkill(cli: Cli) -> None:
+    cli("run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; sleep 60", check=True)
+    time.sleep(0.3)
+    cli("stop", "-t", "1", "stubborn", check=True)
+    assert json.loads(cli("inspect", "stubborn").stdout)[0]["exit_code"] == 137
+
+
+def test_kill_with_signal_and_wait(cli: Cli) -> None:
+    # pid 1 ignores signals it has no handler for, so the workload installs one.
+    cli("run", "-d", "--name", "k", "busybox", "sh", "-c", "trap 'exit 143' TERM; while true; do sleep 0.1; done",
+        check=True)
+    time.sleep(0.3)
+    cli("kill", "-s", "TERM", "k", check=True)
+    assert cli("wait", "k").stdout.strip() == "143"
+
+
+def test_exit_code_recorded_without_isobox_running(cli: Cli) -> None:
+    """conmon records the exit; a later, separate isobox process reads the truth."""
+    cli("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 0.5; exit 42", check=True)
+    time.sleep(1.5)
+    listing = json.loads(cli("ps", "-a", "--json").stdout)
+    assert [(w["name"], w["status"], w["exit_code"]) for w in listing] == [("short", "exited", 42)]
+
+
+def test_create_start_restart(cli: Cli) -> None:
+    cli("create", "--name", "c1", "busybox", "sh", "-c", "echo run", check=True)
+    assert json.loads(cli("inspect", "c1").stdout)[0]["status"] == "created"
+    done = cli("start", "-a", "c1")
+    assert (done.returncode, done.stdout) == (0, "run\n")
+    cli("start", "c1", check=True)
+    cli("wait", "c1", check=True)
+    assert cli("logs", "c1").stdout == "run\nrun\n"
+
+
+def test_name_conflict_and_bad_input_are_clear(cli: Cli) -> None:
+    cli("create", "--name", "dup", "busybox", "true", check=True)
+    done = cli("create", "--name", "dup", "busybox", "true")
+    assert done.returncode == 125 and "already in use" in done.stderr
+    done = cli("run", "--rm", "-w", "/proc/self/fd/3", "busybox", "true")
+    assert done.returncode == 125 and "inside /proc" in done.stderr
+    done = cli("run", "--rm", "--memory", "lots", "busybox", "true")
+    assert done.returncode == 125 and "invalid memory" in done.stderr
+    done = cli("run", "--rm", "-u", "ghost", "busybox", "true")
+    assert done.returncode == 125 and "ghost" in done.stderr
+    done = cli("run", "--rm", "busybox", "/no/such/binary")
+    assert done.returncode != 0
+
+
+def test_read_only_rootfs_and_init(cli: Cli) -> None:
+    done = cli("run", "--rm", "--read-only", "busybox", "sh", "-c", "touch /x 2>/dev/null && echo wrote || echo ro")
+    assert done.stdout == "ro\n"
+    if Path("/usr/bin/tini-static").exists():
+        done = cli("run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/comm")
+        assert done.stdout.strip().startswith("tini")
+
+
+def test_tty_allocates_a_terminal(cli: Cli) -> None:
+    done = cli("run", "--rm", "-t", "busybox", "sh", "-c", "tty")
+    assert done.stdout.strip().startswith("/dev/pts/")
+
+
+def test_interactive_stdin(cli: Cli) -> None:
+    done = cli("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z", input=b"hello\n")
+    assert done.stdout == "HELLO\n"
+
+
+def test_rm_force_running(cli: Cli, isobox_root: Path) -> None:
+    cli("run", "-d", "--name", "busy", "busybox", "sleep", "60", check=True)
+    done = cli("rm", "busy")
+    assert done.returncode == 125 and "running" in done.stderr
+    cli("rm", "-f", "busy", check=True)
+    assert list((isobox_root / "lib" / "workloads").iterdir()) == []
+
+
+def test_restart_policy_on_failure(cli: Cli) -> None:
+    cli("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo attempt; exit 1",
+        check=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        info = json.loads(cli("inspect", "flaky").stdout)[0]
+        if info["restart_count"] == 2 and info["status"] == "exited":
+            break
+        time.sleep(0.3)
+    assert info["restart_count"] == 2 and info["exit_code"] == 1
+    assert cli("logs", "flaky").stdout.count("attempt") == 3
+
+
+def test_detached_rm_removes_itself(cli: Cli) -> None:
+    cli("run", "-d", "--rm", "--name", "ephemeral", "busybox", "true", check=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "ephemeral" in cli("ps", "-a").stdout:
+        time.sleep(0.2)
+    assert "ephemeral" not in cli("ps", "-a").stdout
+
+
+def test_top_and_stats(cli: Cli) -> None:
+    cli("run", "-d", "--name", "s", "--memory", "64m", "busybox", "sleep", "60", check=True)
+    assert "sleep 60" in cli("top", "s").stdout
+    stats = json.loads(cli("stats", "--json", "s").stdout)[0]
+    assert stats["memory_limit_bytes"] == 64 * 1024 * 1024 and stats["pids"] == 1

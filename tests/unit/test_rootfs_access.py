@@ -1,0 +1,67 @@
+"""In-root path resolution: an image's symlinks can never lead isobox outside the rootfs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from isobox.errors import InvalidArgumentError, UnsafeLayerError
+from isobox.storage.rootfs import ensure_mountpoint, read_text_in_root, resolve_in_root
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "root"
+    (r / "etc").mkdir(parents=True)
+    (r / "usr/lib").mkdir(parents=True)
+    (tmp_path / "secret").write_text("host secret")
+    return r
+
+
+def test_absolute_symlink_stays_inside(root: Path, tmp_path: Path) -> None:
+    (root / "etc/passwd").symlink_to(tmp_path / "secret")  # points at a host path, by absolute name
+    assert resolve_in_root(root, "/etc/passwd") == root / str(tmp_path / "secret").lstrip("/")
+    assert read_text_in_root(root, "/etc/passwd") is None
+
+
+def test_dotdot_symlink_is_clamped(root: Path) -> None:
+    (root / "etc/passwd").symlink_to("../../../../../secret")
+    assert resolve_in_root(root, "/etc/passwd") == root / "secret"
+    assert read_text_in_root(root, "/etc/passwd") is None
+
+
+def test_relative_symlinks_inside_work(root: Path) -> None:
+    (root / "lib").symlink_to("usr/lib")
+    (root / "usr/lib/f").write_text("ok")
+    assert read_text_in_root(root, "/lib/f") == "ok"
+
+
+def test_symlink_loop_is_an_error(root: Path) -> None:
+    (root / "a").symlink_to("b")
+    (root / "b").symlink_to("a")
+    with pytest.raises(UnsafeLayerError, match="too many symlinks"):
+        resolve_in_root(root, "/a/x")
+
+
+def test_symlinked_mountpoint_becomes_a_real_directory(root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "proc").symlink_to(outside)
+    assert ensure_mountpoint(root, "/proc", is_dir=True) == str(outside)  # resolved in-root: root/<outside>
+    assert not (root / "proc").is_symlink() or (root / str(outside).lstrip("/")).is_dir()
+    assert list(outside.iterdir()) == []  # nothing was created outside
+
+
+def test_symlinked_file_mountpoint_is_replaced_in_root(root: Path, tmp_path: Path) -> None:
+    (root / "etc/hosts").symlink_to("/etc/shadow")
+    dest = ensure_mountpoint(root, "/etc/hosts", is_dir=False)
+    assert dest == "/etc/shadow"
+    assert (root / "etc/shadow").is_file() and not (root / "etc/shadow").is_symlink()
+    assert os.path.realpath(root / dest.lstrip("/")).startswith(str(root))
+
+
+def test_relative_destination_is_refused(root: Path) -> None:
+    with pytest.raises(InvalidArgumentError):
+        ensure_mountpoint(root, "proc", is_dir=True)
