@@ -19,12 +19,19 @@ class Cli:
     root: Path
     seen: set[str] = field(default_factory=set)  # workload ids this test created (for the leak check)
 
-    def __call__(self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
-                 ) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, ISOBOX_ROOT=str(self.root))
-        done = subprocess.run([*ISOBOX, *args], env=env, capture_output=True, text=True, timeout=timeout,
-                              input=input.decode() if input is not None else None,
-                              stdin=None if input is not None else subprocess.DEVNULL)
+        done = subprocess.run(
+            [*ISOBOX, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input.decode() if input is not None else None,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
         workloads = self.root / "lib" / "workloads"
         if workloads.is_dir():
             self.seen.update(p.name for p in workloads.iterdir())

@@ -26,8 +26,22 @@ def test_rm_leaves_nothing(cli: Cli, isobox_root: Path) -> None:
 
 
 def test_env_workdir_user_hostname(cli: Cli) -> None:
-    done = cli("run", "--rm", "-e", "GREETING=hi there", "-w", "/tmp/new", "-u", "nobody", "--hostname", "box",
-               "busybox", "sh", "-c", 'echo "$GREETING|$(pwd)|$(id -u):$(id -g)|$(hostname)|$HOME"')
+    done = cli(
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi there",
+        "-w",
+        "/tmp/new",
+        "-u",
+        "nobody",
+        "--hostname",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        'echo "$GREETING|$(pwd)|$(id -u):$(id -g)|$(hostname)|$HOME"',
+    )
     assert done.stdout == "hi there|/tmp/new|65534:65534|box|/nonexistent\n", done.stderr
 
 
@@ -41,9 +55,17 @@ def test_env_file_and_entrypoint(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_detached_logs_exec_stop_rm(cli: Cli) -> None:
-    cid = cli("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
-              "trap 'echo bye; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
-              check=True).stdout.strip()
+    cid = cli(
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+        check=True,
+    ).stdout.strip()
     assert len(cid) == 64
     time.sleep(0.7)
     assert "ticker" in cli("ps").stdout
@@ -72,8 +94,17 @@ def test_stop_escalates_to_sigkill(cli: Cli) -> None:
 
 def test_kill_with_signal_and_wait(cli: Cli) -> None:
     # pid 1 ignores signals it has no handler for, so the workload installs one.
-    cli("run", "-d", "--name", "k", "busybox", "sh", "-c", "trap 'exit 143' TERM; while true; do sleep 0.1; done",
-        check=True)
+    cli(
+        "run",
+        "-d",
+        "--name",
+        "k",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 143' TERM; while true; do sleep 0.1; done",
+        check=True,
+    )
     time.sleep(0.3)
     cli("kill", "-s", "TERM", "k", check=True)
     assert cli("wait", "k").stdout.strip() == "143"
@@ -138,8 +169,19 @@ def test_rm_force_running(cli: Cli, isobox_root: Path) -> None:
 
 
 def test_restart_policy_on_failure(cli: Cli) -> None:
-    cli("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo attempt; exit 1",
-        check=True)
+    cli(
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo attempt; exit 1",
+        check=True,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         info = json.loads(cli("inspect", "flaky").stdout)[0]

@@ -49,17 +49,30 @@ def test_symlinked_mountpoint_becomes_a_real_directory(root: Path, tmp_path: Pat
     outside = tmp_path / "outside"
     outside.mkdir()
     (root / "proc").symlink_to(outside)
-    assert ensure_mountpoint(root, "/proc", is_dir=True) == str(outside)  # resolved in-root: root/<outside>
-    assert not (root / "proc").is_symlink() or (root / str(outside).lstrip("/")).is_dir()
+    assert ensure_mountpoint(root, "/proc", is_dir=True) == "/proc"
+    assert (root / "proc").is_dir() and not (root / "proc").is_symlink()
     assert list(outside.iterdir()) == []  # nothing was created outside
+
+
+def test_proc_symlink_to_root_is_replaced(root: Path) -> None:
+    (root / "proc").symlink_to("/")
+    assert ensure_mountpoint(root, "/proc", is_dir=True) == "/proc"
+    assert (root / "proc").is_dir() and not (root / "proc").is_symlink()
 
 
 def test_symlinked_file_mountpoint_is_replaced_in_root(root: Path, tmp_path: Path) -> None:
     (root / "etc/hosts").symlink_to("/etc/shadow")
     dest = ensure_mountpoint(root, "/etc/hosts", is_dir=False)
-    assert dest == "/etc/shadow"
-    assert (root / "etc/shadow").is_file() and not (root / "etc/shadow").is_symlink()
+    assert dest == "/etc/hosts"
+    assert (root / "etc/hosts").is_file() and not (root / "etc/hosts").is_symlink()
     assert os.path.realpath(root / dest.lstrip("/")).startswith(str(root))
+
+
+def test_symlinked_parent_is_resolved_in_root(root: Path, tmp_path: Path) -> None:
+    (root / "etc2").symlink_to(tmp_path)  # /etc2 -> host dir: its in-root meaning is root/<tmp_path>
+    dest = ensure_mountpoint(root, "/etc2/hosts", is_dir=False)
+    assert dest == str(tmp_path) + "/hosts"
+    assert not (tmp_path / "hosts").exists()
 
 
 def test_relative_destination_is_refused(root: Path) -> None:

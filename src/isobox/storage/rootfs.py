@@ -83,29 +83,35 @@ def ensure_dir_in_root(root: Path, path: str) -> Path:
 def ensure_mountpoint(root: Path, destination: str, *, is_dir: bool) -> str:
     """Prepare a mount destination as a real, non-symlink directory or file inside root.
 
-    Returns the destination with its symlinks resolved in-root, so the runtime is handed a path that
-    contains no symlink at all (runc < 1.1.12 / < 1.2.8 had several advisories where a symlinked
-    destination, e.g. /proc or /dev/null, let an image redirect a mount or a procfs write).
+    The parent is resolved in-root; the last component, if the image made it a symlink (or the wrong
+    kind of file), is replaced in the workload's own writable layer. The returned in-root path thus
+    contains no symlink at all: runc before 1.1.12 / 1.2.8 had advisories (CVE-2023-27561,
+    CVE-2025-31133, CVE-2025-52565) where a symlinked destination such as /proc or /dev/null let an
+    image redirect a mount or a procfs write onto the host.
     """
     if not destination.startswith("/"):
         raise InvalidArgumentError(f"mount destination {destination!r} is not absolute", op="prepare mounts")
-    host_path = resolve_in_root(root, destination)
-    if host_path.parent != root:
-        ensure_dir_in_root(root, "/" + str(host_path.parent.relative_to(root)))
-    if is_dir:
-        ensure_dir_in_root(root, "/" + str(host_path.relative_to(root)))
-    else:
-        try:
-            info = host_path.lstat()
+    head, _, name = destination.rstrip("/").rpartition("/")
+    if name in ("", ".", ".."):
+        raise InvalidArgumentError(f"mount destination {destination!r} names no entry", op="prepare mounts")
+    parent = ensure_dir_in_root(root, head or "/")
+    leaf = parent / name
+    try:
+        info = leaf.lstat()
+    except FileNotFoundError:
+        info = None
+    if info is not None:
+        right_kind = stat.S_ISDIR(info.st_mode) if is_dir else stat.S_ISREG(info.st_mode)
+        if not right_kind:
             if stat.S_ISDIR(info.st_mode):
                 raise UnsafeLayerError(
-                    f"image has a directory where the file {destination} is mounted",
-                    op="prepare mounts",
-                    path=str(root),
+                    f"image has a directory where the file {destination} is mounted", op="prepare mounts", path=str(root)
                 )
-            if not stat.S_ISREG(info.st_mode):
-                host_path.unlink()
-                host_path.touch(mode=0o644)
-        except FileNotFoundError:
-            host_path.touch(mode=0o644)
-    return "/" + str(host_path.relative_to(root))
+            leaf.unlink()
+            info = None
+    if info is None:
+        if is_dir:
+            leaf.mkdir(mode=0o755)
+        else:
+            leaf.touch(mode=0o644)
+    return "/" + str(leaf.relative_to(root))

@@ -16,6 +16,7 @@ from isobox.drivers.container import capabilities, oci_spec, seccomp
 from isobox.errors import InvalidArgumentError, IsoboxError, WorkloadError
 from isobox.linux import cgroups
 from isobox.linux.mount import is_mountpoint, mount, umount
+from isobox.linux.proc import bounding_capabilities
 from isobox.model.plan import RunPlan
 from isobox.model.users import resolve_user
 from isobox.storage import rootfs as rootfs_access
@@ -126,13 +127,24 @@ def _resolv_conf() -> str:
 
 
 def security_profile(plan: RunPlan) -> tuple[tuple[str, ...], dict[str, Any] | None]:
-    caps = capabilities.resolve_caps(plan.security.cap_add, plan.security.cap_drop, plan.security.privileged)
-    caps = tuple(c if c.startswith("CAP_") else f"CAP_{c}" for c in caps)
+    """Capabilities (Docker's defaults ± flags, never beyond what isobox itself holds) and the seccomp filter."""
+    wanted = capabilities.resolve_caps(plan.security.cap_add, plan.security.cap_drop, plan.security.privileged)
+    bounding = bounding_capabilities()
+    held = tuple(c for c in wanted if bounding >> capabilities.capability_number(c) & 1)
+    missing = sorted(set(wanted) - set(held))
+    explicit = {capabilities.normalize(c) for c in plan.security.cap_add} & set(missing)
+    if explicit:
+        raise InvalidArgumentError(
+            f"cannot add {', '.join(sorted(explicit))}: isobox itself does not hold it on this host", op="create"
+        )
+    if missing:
+        log.info("capabilities isobox does not hold, left out: %s", ", ".join(missing))
     choice = plan.security.seccomp_profile
     if plan.security.privileged or choice == "unconfined":
-        return caps, None
+        return held, None
     profile = seccomp.load_profile(Path(choice) if choice else SECCOMP_PROFILE)
-    return caps, seccomp.to_oci(profile, caps, arch=platform.machine(), kernel=kernel_version())
+    converted = seccomp.to_oci(profile, held, arch=platform.machine(), kernel=kernel_version())
+    return held, seccomp.harden(converted, held)
 
 
 def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:

@@ -273,3 +273,72 @@ __all__ = [
     "parse_kernel_release",
     "to_oci",
 ]
+
+
+# Syscalls that Docker's default profile allows only to a container holding CAP_SYS_ADMIN, but that the
+# containers-common profile (written for Podman's rootless, nested use) allows to every container.
+# Without CAP_SYS_ADMIN the kernel refuses most of them anyway; blocking them in seccomp as Docker does
+# also closes the user-namespace door (unshare/clone with CLONE_NEWUSER), the largest kernel attack
+# surface an unprivileged process can reach.
+ADMIN_ONLY = frozenset(
+    {
+        "bpf",
+        "fanotify_init",
+        "fsconfig",
+        "fsmount",
+        "fsopen",
+        "fspick",
+        "lookup_dcookie",
+        "mount",
+        "mount_setattr",
+        "move_mount",
+        "name_to_handle_at",
+        "open_tree",
+        "perf_event_open",
+        "pivot_root",
+        "quotactl",
+        "quotactl_fd",
+        "setdomainname",
+        "sethostname",
+        "setns",
+        "syslog",
+        "umount",
+        "umount2",
+        "unshare",
+    }
+)
+# Docker allows neither (kernel keyrings are not namespaced).
+NEVER = frozenset({"add_key", "keyctl", "request_key"})
+# clone flags that create namespaces (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET), as in
+# Docker's profile: clone is allowed only with none of them set.
+CLONE_NAMESPACE_FLAGS = 0x7E020000
+ENOSYS = 38
+
+
+def harden(oci: dict[str, Any], caps: Iterable[str]) -> dict[str, Any]:
+    """Tighten a converted profile to Docker's rules for namespace, mount and keyring syscalls."""
+    if "CAP_SYS_ADMIN" in {_cap_name(cap) for cap in caps}:
+        blocked = NEVER
+        admin = True
+    else:
+        blocked = NEVER | ADMIN_ONLY | {"clone", "clone3"}
+        admin = False
+    rules: list[dict[str, Any]] = []
+    for rule in oci.get("syscalls", []):
+        if rule.get("action") == "SCMP_ACT_ALLOW":
+            names = [n for n in rule["names"] if n not in blocked]
+            if not names:
+                continue
+            rule = {**rule, "names": names}
+        rules.append(rule)
+    if not admin:
+        rules.append(
+            {
+                "names": ["clone"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+            }
+        )
+        # clone3 passes its flags in memory, which seccomp cannot read: answer ENOSYS so libc falls back to clone.
+        rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
+    return {**oci, "syscalls": rules}
