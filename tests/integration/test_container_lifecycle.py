@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.integration.conftest import Cli
 
 pytestmark = pytest.mark.integration

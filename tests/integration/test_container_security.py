@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from pathlib import Path
 
 import pytest
-
-from isobox.service.context import open_context
 from tests.fixtures.oci_build import Entry, commit_image, layer_tar
 from tests.integration.conftest import Cli
+
+from isobox.service.context import open_context
 
 pytestmark = pytest.mark.integration
 PROBE = Path(__file__).with_name("escape_probe.sh")

@@ -105,7 +105,9 @@ def ensure_mountpoint(root: Path, destination: str, *, is_dir: bool) -> str:
         if not right_kind:
             if stat.S_ISDIR(info.st_mode):
                 raise UnsafeLayerError(
-                    f"image has a directory where the file {destination} is mounted", op="prepare mounts", path=str(root)
+                    f"image has a directory where the file {destination} is mounted",
+                    op="prepare mounts",
+                    path=str(root),
                 )
             leaf.unlink()
             info = None
