@@ -130,12 +130,13 @@ def _locked(ctx: Context, record_id: str) -> Iterator[None]:
 
 def _image(ctx: Context, image: str) -> tuple[str, tuple[str, ...], ImageConfig]:
     """The image from the store; if missing, the built-in busybox is rebuilt, anything else pulled (as Docker)."""
-    from isobox.images import builtin
-    from isobox.service import images as image_service
-
     try:
         record = ctx.images.resolve(image)
     except NotFoundError:
+        # Imported here: the registry client (httpx) is only paid for when an image must be fetched.
+        from isobox.images import builtin
+        from isobox.service import images as image_service
+
         if image in ("busybox", "busybox:latest", builtin.BUILTIN_NAME):
             record = builtin.install(ctx.images)
         else:

@@ -58,7 +58,7 @@ class ContainerDriver:
     def start(self, record: WorkloadRecord, attach: Attach | None = None) -> int:
         plan = record.plan
         workdir = Path(plan.workload_dir)
-        if self.runtime.state(plan.id) is not None:  # a previous run's stopped container
+        if record.status is not Status.CREATED:  # a previous run's container is still known to the runtime
             self.runtime.run("delete", "--force", plan.id, op="start", workload=plan.id, check=False)
         bundle.mount_rootfs(plan)
         self.exit_dir.mkdir(parents=True, exist_ok=True)
@@ -180,9 +180,8 @@ class ContainerDriver:
 
     def delete(self, record: WorkloadRecord) -> None:
         plan = record.plan
-        if self.runtime.state(plan.id) is not None:
-            self.runtime.run("kill", "--all", plan.id, "KILL", op="remove", workload=plan.id, check=False)
-            self.runtime.run("delete", "--force", plan.id, op="remove", workload=plan.id, check=False)
+        # `delete --force` kills whatever still runs and forgets the container; a no-op if it is unknown.
+        self.runtime.run("delete", "--force", plan.id, op="remove", workload=plan.id, check=False)
         self._end_conmon(plan)
         bundle.cleanup(plan)
         (self.exit_dir / plan.id).unlink(missing_ok=True)
