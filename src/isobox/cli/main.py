@@ -43,9 +43,9 @@ def root(
 
 def _register() -> None:
     # Each module adds its commands to `app`; importing them here keeps this file the only wiring.
-    from isobox.cli import images, system, workloads
+    from isobox.cli import images, system, volumes, workloads
 
-    for module in (workloads, images, system):
+    for module in (workloads, images, volumes, system):
         module.register(app)
     try:
         from isobox.cli import vm

@@ -18,6 +18,7 @@ import typer
 
 from isobox.errors import InvalidArgumentError
 from isobox.model import ids
+from isobox.model.mounts import parse_mount, parse_tmpfs, parse_volume
 from isobox.model.spec import (
     Kind,
     Resources,
@@ -58,6 +59,9 @@ class RunFlags:
     label: list[str] | None = None
     vm: bool = False
     stop_timeout: float = 10.0
+    volume: list[str] | None = None
+    mount: list[str] | None = None
+    tmpfs: list[str] | None = None
 
 
 _OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -89,6 +93,17 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
     "label": (list[str] | None, typer.Option(None, "-l", "--label", help="KEY=VALUE label.")),
     "vm": (bool, typer.Option(False, "--vm", help="Run as a virtual machine (own kernel) instead of a container.")),
     "stop_timeout": (float, typer.Option(10.0, "--stop-timeout", help="Seconds between stop signal and SIGKILL.")),
+    "volume": (
+        list[str] | None,
+        typer.Option(
+            None, "-v", "--volume", help="NAME:/path[:ro], /host/path:/path[:ro], or /path (anonymous volume)."
+        ),
+    ),
+    "mount": (
+        list[str] | None,
+        typer.Option(None, "--mount", help="type=volume|bind|tmpfs,source=…,target=…[,readonly]."),
+    ),
+    "tmpfs": (list[str] | None, typer.Option(None, "--tmpfs", help="/path[:size=64m,mode=1777].")),
 }
 assert set(_OPTIONS) == {f.name for f in fields(RunFlags)}
 
@@ -168,4 +183,9 @@ def build_spec(image: str, command: list[str], flags: RunFlags) -> WorkloadSpec:
         security=_security(flags),
         restart=Restart.parse(flags.restart),
         stop_timeout_s=flags.stop_timeout,
+        mounts=tuple(
+            [parse_volume(v) for v in flags.volume or []]
+            + [parse_mount(m) for m in flags.mount or []]
+            + [parse_tmpfs(t) for t in flags.tmpfs or []]
+        ),
     )

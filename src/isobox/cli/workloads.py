@@ -125,13 +125,14 @@ def register(app: typer.Typer) -> None:
     def rm(
         names: list[str] = typer.Argument(...),
         force: bool = typer.Option(False, "-f", "--force", help="Kill running workloads first."),
+        volumes: bool = typer.Option(False, "-v", "--volumes", help="Also remove their anonymous volumes."),
     ) -> None:
         """Remove workloads."""
         from isobox.service import workloads
 
         ctx = _ctx()
         for name in names:
-            workloads.remove(ctx, name, force=force)
+            workloads.remove(ctx, name, force=force, volumes=volumes)
             output.out.print(name)
 
     @app.command("ps")

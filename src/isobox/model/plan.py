@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
 from isobox.model.image_config import ImageConfig
+from isobox.model.mounts import MountPlan
 from isobox.model.spec import Kind, Resources, Restart, Security, WorkloadSpec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -48,6 +49,7 @@ class RunPlan:
     init: bool = False
     remove: bool = False
     labels: tuple[tuple[str, str], ...] = ()
+    mounts: tuple[MountPlan, ...] = ()  # resolved by service/ (volumes created, bind sources checked)
 
     @property
     def log_path(self) -> str:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
+from isobox.model.mounts import MountSpec
 
 
 class Kind(enum.StrEnum):
@@ -85,6 +86,7 @@ class WorkloadSpec:
     security: Security = field(default_factory=Security)
     restart: Restart = field(default_factory=Restart)
     stop_timeout_s: float = 10.0
+    mounts: tuple[MountSpec, ...] = ()
 
 
 _ENV_KEY = re.compile(r"^[^=\0]+$")

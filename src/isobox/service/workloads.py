@@ -162,6 +162,10 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
     )
     driver = driver_for(ctx, spec.kind)
     with _locked(ctx, workload_id), ExitStack() as undo:
+        if spec.mounts or image_config.volumes:
+            from isobox.service import volumes
+
+            plan = replace(plan, mounts=volumes.resolve_mounts(ctx, spec.mounts, image_config, undo))
         info = driver.create(plan)
         record = WorkloadRecord(
             id=workload_id,
@@ -247,7 +251,8 @@ def restart(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) ->
     return start(ctx, record.id)
 
 
-def remove(ctx: Context, name_or_id: str, *, force: bool = False) -> WorkloadRecord:
+def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool = False) -> WorkloadRecord:
+    """Remove a workload; with ``volumes`` (or for --rm workloads) also its anonymous volumes."""
     record = get(ctx, name_or_id)
     require(Op.FORCE_REMOVE if force else Op.REMOVE, record.status, workload=record.name)
     with _locked(ctx, record.id):
@@ -257,6 +262,10 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False) -> WorkloadRec
         with ctx.db.transaction() as tx:
             tx.execute("DELETE FROM workloads WHERE id = ?", (record.id,))
     shutil.rmtree(Path(record.plan.workload_dir), ignore_errors=True)
+    if (volumes or record.plan.remove) and record.plan.mounts:
+        from isobox.service import volumes as volume_service
+
+        volume_service.remove_anonymous(ctx, record.plan.mounts)
     return record
 
 

@@ -30,6 +30,11 @@ CREATE TABLE IF NOT EXISTS workloads (
     record      TEXT NOT NULL,             -- JSON of the RunPlan and runtime facts
     created_at  REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS volumes (
+    name       TEXT PRIMARY KEY,
+    anonymous  INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -10,6 +10,7 @@ at anything outside the container.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -117,3 +118,35 @@ def ensure_mountpoint(root: Path, destination: str, *, is_dir: bool) -> str:
         else:
             leaf.touch(mode=0o644)
     return "/" + str(leaf.relative_to(root))
+
+
+def copy_up(source: Path, dest: Path) -> None:
+    """Copy an image directory's content into an empty volume, keeping owners, modes and symlinks.
+
+    As Docker does on a volume's first use, so `-v data:/var/lib/app` starts with the image's files.
+    Nothing is followed: symlinks are copied as symlinks, special files are skipped.
+    """
+    for current, dirs, files in os.walk(source, followlinks=False):
+        rel = Path(current).relative_to(source)
+        target_dir = dest / rel
+        for name in dirs:
+            src, dst = Path(current) / name, target_dir / name
+            info = src.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                os.symlink(os.readlink(src), dst)
+                os.lchown(dst, info.st_uid, info.st_gid)
+                continue
+            dst.mkdir(exist_ok=True)
+            os.chown(dst, info.st_uid, info.st_gid)
+            os.chmod(dst, stat.S_IMODE(info.st_mode))
+        for name in files:
+            src, dst = Path(current) / name, target_dir / name
+            info = src.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                os.symlink(os.readlink(src), dst)
+            elif stat.S_ISREG(info.st_mode):
+                shutil.copyfile(src, dst, follow_symlinks=False)
+                os.chmod(dst, stat.S_IMODE(info.st_mode))
+            else:
+                continue
+            os.lchown(dst, info.st_uid, info.st_gid)

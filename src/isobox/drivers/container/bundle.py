@@ -17,6 +17,7 @@ from isobox.errors import InvalidArgumentError, IsoboxError, WorkloadError
 from isobox.linux import cgroups
 from isobox.linux.mount import is_mountpoint, mount, umount
 from isobox.linux.proc import bounding_capabilities
+from isobox.model.mounts import MountKind
 from isobox.model.plan import RunPlan
 from isobox.model.users import resolve_user
 from isobox.storage import rootfs as rootfs_access
@@ -96,6 +97,25 @@ def safe_cwd(root: Path, cwd: str) -> str:
     return resolved
 
 
+def extra_mounts(plan: RunPlan, root: Path) -> tuple[oci_spec.FileMount, ...]:
+    """Volumes, bind mounts and tmpfs of the plan, parents before children, destinations made safe."""
+    mounts = []
+    for item in sorted(plan.mounts, key=lambda m: m.target.count("/")):
+        if item.kind is MountKind.TMPFS:
+            dest = rootfs_access.ensure_mountpoint(root, item.target, is_dir=True)
+            mounts.append(oci_spec.FileMount(dest, "tmpfs", item.readonly, "tmpfs", item.tmpfs_options))
+            continue
+        source = Path(item.source)
+        if not source.exists():
+            raise InvalidArgumentError(f"mount source {item.source} does not exist", op="create", path=item.source)
+        dest = rootfs_access.ensure_mountpoint(root, item.target, is_dir=source.is_dir())
+        image_dir = root / dest.lstrip("/")
+        if item.kind is MountKind.VOLUME and not any(source.iterdir()) and any(image_dir.iterdir()):
+            rootfs_access.copy_up(image_dir, source)
+        mounts.append(oci_spec.FileMount(dest, item.source, item.readonly))
+    return tuple(mounts)
+
+
 def write_etc_files(plan: RunPlan, directory: Path) -> dict[str, Path]:
     files = {
         "/etc/hostname": f"{plan.hostname}\n",
@@ -154,7 +174,8 @@ def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
         bundle.mkdir(parents=True, exist_ok=False)
         undo.callback(shutil.rmtree, bundle, True)
         for sub in ("upper", "work", "rootfs", "persist", "etc"):
-            (bundle / sub).mkdir(mode=0o700 if sub != "rootfs" else 0o755)
+            # upper/ becomes the container's "/" (overlayfs takes the upper dir's mode): 0755, like an image root.
+            (bundle / sub).mkdir(mode=0o755 if sub in ("rootfs", "upper") else 0o700)
         mount_rootfs(plan)
         undo.callback(unmount_rootfs, plan)
         root = rootfs_dir(plan)
@@ -165,7 +186,7 @@ def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
             file_mounts = tuple(
                 oci_spec.FileMount(rootfs_access.ensure_mountpoint(root, dest, is_dir=False), str(src))
                 for dest, src in etc.items()
-            )
+            ) + extra_mounts(plan, root)
             user = resolve_user(
                 plan.process.user,
                 rootfs_access.read_text_in_root(root, "/etc/passwd"),

@@ -104,6 +104,7 @@ def spawn(plan: ConmonPlan) -> int:
             pass_fds=(write_fd,),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
+            cwd=plan.bundle,  # conmon also writes an "oom" marker into its working directory
             stderr=subprocess.PIPE,
             start_new_session=True,
         )

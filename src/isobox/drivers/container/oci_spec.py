@@ -62,9 +62,13 @@ class HostFacts:
 
 @dataclass(frozen=True)
 class FileMount:
+    """A bind (or tmpfs) mount on top of the image: /etc files, volumes, host paths."""
+
     destination: str  # in-root path, already resolved by storage.rootfs.ensure_mountpoint
     source: str
     readonly: bool = False
+    fstype: str = "bind"
+    options: tuple[str, ...] = ()
 
 
 def build(
@@ -200,6 +204,9 @@ def _mounts(plan: RunPlan, files: tuple[FileMount, ...], host: HostFacts, privil
     if plan.init and host.init_binary:
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": host.init_binary, "options": ["bind", "ro"]})
     for item in files:
-        options = ["rbind", "rprivate"] + (["ro"] if item.readonly else [])
-        mounts.append({"destination": item.destination, "type": "bind", "source": item.source, "options": options})
+        if item.fstype == "tmpfs":
+            options = ["nosuid", "nodev", *item.options] + (["ro"] if item.readonly else [])
+        else:
+            options = ["rbind", "rprivate", *item.options] + (["ro"] if item.readonly else [])
+        mounts.append({"destination": item.destination, "type": item.fstype, "source": item.source, "options": options})
     return mounts
