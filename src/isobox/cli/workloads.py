@@ -234,6 +234,19 @@ def register(app: typer.Typer) -> None:
                     raise NotFoundError(f"no such workload or image: {name}", op="inspect", id=name) from None
         output.print_json(found)
 
+    @app.command("commit")
+    def commit(
+        name: str = typer.Argument(..., help="Container to commit."),
+        image: str = typer.Argument(..., help="Name of the new image."),
+        message: str = typer.Option("", "-m", "--message"),
+        author: str = typer.Option("", "-a", "--author"),
+    ) -> None:
+        """Save a container's changes as a new image (usable by both drivers, pushable)."""
+        from isobox.service import commit as commit_service
+
+        record = commit_service.commit(_ctx(), name, image, message=message, author=author)
+        output.out.print(record.id)
+
     @app.command("top")
     def top(name: str = typer.Argument(...)) -> None:
         """Processes of a running workload."""
