@@ -19,6 +19,33 @@ def register(app: typer.Typer) -> None:
         record = image_service.install_builtin()
         output.out.print(f"busybox:latest {record.short_id}")
 
+    @system.command("df")
+    def df(json_output: bool = typer.Option(False, "--json")) -> None:
+        """Disk space used by images, layers, workloads, volumes and caches."""
+        from isobox.service import system as system_service
+        from isobox.service.context import open_context
+
+        usage = system_service.disk_usage(open_context())
+        if json_output:
+            output.print_json(usage)
+            return
+        output.print_table(["TYPE", "COUNT", "SIZE"], [(u.kind, u.count, _size(u.size_bytes)) for u in usage])
+
+    @system.command("prune")
+    def prune(
+        all_images: bool = typer.Option(False, "-a", "--all", help="Also images that are tagged but unused."),
+        include_volumes: bool = typer.Option(False, "--volumes", help="Also volumes no workload uses."),
+    ) -> None:
+        """Remove exited workloads, unused images and volumes, and unreferenced layers and blobs."""
+        from isobox.service import system as system_service
+        from isobox.service.context import open_context
+
+        report = system_service.prune(open_context(), all_images=all_images, include_volumes=include_volumes)
+        output.out.print(
+            f"removed {len(report.workloads)} workloads, {len(report.images)} images, {len(report.volumes)} volumes, "
+            f"{report.layers_removed} layers, {report.blobs_removed} blobs"
+        )
+
     @system.command("on-exit", hidden=True)
     def on_exit(workload_id: str = typer.Argument(...)) -> None:
         """Bookkeeping that conmon runs when a detached container exits (--rm, restart policies)."""
@@ -38,3 +65,12 @@ def register(app: typer.Typer) -> None:
             return
         for key, value in facts.items():
             output.out.print(f"{key}: {value}")
+
+
+def _size(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "kB", "MB"):
+        if size < 1000:
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1000
+    return f"{size:.1f}GB"

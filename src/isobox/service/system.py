@@ -1,0 +1,78 @@
+"""`isobox system df` and `system prune`: what isobox's state costs on disk, and getting it back."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from isobox.model.status import Status
+from isobox.service import volumes, workloads
+from isobox.service.context import Context
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    kind: str
+    count: int
+    size_bytes: int
+
+
+def du(path: Path) -> int:
+    """Allocated bytes under ``path`` (hard links counted once), without following symlinks."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for current, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs + files:
+            try:
+                info = os.lstat(os.path.join(current, name))
+            except OSError:
+                continue
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            total += info.st_blocks * 512
+    return total
+
+
+def disk_usage(ctx: Context) -> list[DiskUsage]:
+    records = ctx.images.list()
+    layers = [p for p in ctx.paths.layers.iterdir() if not p.name.startswith(".")] if ctx.paths.layers.is_dir() else []
+    all_workloads = workloads.list_workloads(ctx, all=True)
+    vols = volumes.list_volumes(ctx)
+    return [
+        DiskUsage("images (blobs)", len(records), du(ctx.paths.blobs)),
+        DiskUsage("layers (unpacked)", len(layers), sum(du(p) for p in layers)),
+        DiskUsage("workloads (writable layers, VM disks, logs)", len(all_workloads), du(ctx.paths.workloads)),
+        DiskUsage("volumes", len(vols), sum(du(Path(v.path)) for v in vols)),
+        DiskUsage("cache (VM root disks, initramfs)", 0, du(ctx.paths.cache) if ctx.paths.cache.is_dir() else 0),
+    ]
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    workloads: tuple[str, ...]
+    volumes: tuple[str, ...]
+    images: tuple[str, ...]
+    layers_removed: int
+    blobs_removed: int
+
+
+def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = False) -> PruneReport:
+    """Remove exited workloads, images no workload uses (untagged ones, or all with all_images), then gc."""
+    removed_workloads = []
+    for record in workloads.list_workloads(ctx, all=True):
+        if record.status in (Status.EXITED, Status.CREATED):
+            workloads.remove(ctx, record.id, force=True, volumes=True)
+            removed_workloads.append(record.name)
+    removed_volumes = volumes.prune(ctx) if include_volumes else []
+    used = {r["image_id"] for r in ctx.db.query("SELECT image_id FROM workloads")}
+    removed_images = []
+    for image, names in ctx.images.list():
+        if image.id in used or (names and not all_images):
+            continue
+        ctx.images.remove(image.id, force=True)
+        removed_images.append(image.id)
+    layers, blobs = ctx.images.gc()
+    return PruneReport(tuple(removed_workloads), tuple(removed_volumes), tuple(removed_images), layers, blobs)
