@@ -41,21 +41,52 @@ def root(
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _register() -> None:
-    # Each module adds its commands to `app`; importing them here keeps this file the only wiring.
-    from isobox.cli import images, system, volumes, workloads
+# Which module registers which top-level command. Every module is listed in MODULES; VERBS lets a
+# command load only its own module (the image commands alone import an HTTP stack), so `isobox run`
+# starts faster. A verb missing here still works: then every module is registered.
+MODULES = ("workloads", "images", "volumes", "system", "vm", "networks", "policy")
+VERBS = {
+    **dict.fromkeys(
+        ("run", "create", "start", "stop", "kill", "restart", "rm", "ps", "logs", "exec", "wait", "top", "stats",
+         "commit"),
+        "workloads",
+    ),
+    "volume": "volumes",
+    "system": "system",
+    "info": "system",
+}
+_GLOBAL_OPTIONS_WITH_VALUE = ("--root",)
 
-    for module in (workloads, images, volumes, system):
+
+def _verb(argv: list[str]) -> str | None:
+    """The first command word of argv, skipping global options."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _register(argv: list[str]) -> None:
+    import importlib
+
+    wanted = VERBS.get(_verb(argv) or "")
+    for name in (wanted,) if wanted else MODULES:
+        try:
+            module = importlib.import_module(f"isobox.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"isobox.cli.{name}":
+                raise
+            continue  # a subsystem whose commands are not part of this build
         module.register(app)
-    try:
-        from isobox.cli import vm
-    except ImportError:  # the VM commands arrive with the VM driver
-        return
-    vm.register(app)
 
 
 def main() -> None:
-    _register()
+    _register(sys.argv[1:])
     try:
         app()
     except IsoboxError as exc:

@@ -7,14 +7,40 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from isobox.state.codec import to_jsonable
 
-# Piped output is for scripts: never squeeze or cut tables to a guessed terminal width.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """A rich Console made on first use: `isobox run` prints nothing of its own, so it never pays rich's import."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def _get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            stream = sys.stderr if self._stderr else sys.stdout
+            # Piped output is for scripts: never squeeze or cut tables to a guessed terminal width.
+            width = None if stream.isatty() else 4096
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True, width=width)
+        return self._console
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        self._get().print(*objects, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
+out = _LazyConsole(stderr=False)
+err = _LazyConsole(stderr=True)
 
 # Exit codes, as Docker's CLI uses them: 125 for errors of isobox itself.
 EXIT_ISOBOX_ERROR = 125
@@ -25,6 +51,8 @@ def print_json(value: Any) -> None:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
     for header in headers:
         table.add_column(header, overflow="ellipsis", no_wrap=True)
