@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from isobox.state.codec import to_jsonable
 
@@ -22,7 +20,8 @@ class _LazyConsole:
         self._stderr = stderr
         self._console: Console | None = None
 
-    def _get(self) -> Console:
+    def get(self) -> Console:
+        """The real Console (for rich APIs that need one, e.g. progress bars)."""
         if self._console is None:
             from rich.console import Console
 
@@ -33,10 +32,10 @@ class _LazyConsole:
         return self._console
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        self._get().print(*objects, **kwargs)
+        self.get().print(*objects, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._get(), name)
+        return getattr(self.get(), name)
 
 
 out = _LazyConsole(stderr=False)
