@@ -63,6 +63,12 @@ class Paths:
     def ensure(self) -> None:
         for directory in (self.lib, self.run, self.blobs, self.layers, self.workloads, self.tmp, self.locks):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Traversable, not listable, by others: the root of a --userns=auto container (an unprivileged
+        # host uid) must reach its own rootfs under workloads/<id>/ and the layers under layers/.
+        for directory in (self.lib, self.workloads, self.layers):
+            directory.chmod(0o711)
+        if self.root is not None:
+            self.root.chmod(self.root.stat().st_mode | 0o111)
 
 
 def paths_from_env(root: str | os.PathLike[str] | None = None) -> Paths:

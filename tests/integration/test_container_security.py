@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,36 @@ def _busybox(ctx: object) -> object:
     from isobox.images import builtin
 
     return builtin.install(ctx.images)  # type: ignore[attr-defined]
+
+
+def test_userns_auto_maps_root_to_an_unprivileged_range(cli: Cli, isobox_root: Path) -> None:
+    cli(
+        "run",
+        "-d",
+        "--name",
+        "remapped",
+        "--userns",
+        "auto",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; echo mine > /owned; id -u; sleep 30",
+        check=True,
+    )
+    time.sleep(1.0)
+    uid_map, written_as = cli("logs", "remapped").stdout.split("\n")[:2]
+    host_base = int(uid_map.split()[1])
+    assert uid_map.split()[0] == "0" and host_base >= 1_000_000 and written_as == "0"
+    record = json.loads(cli("inspect", "remapped").stdout)[0]
+    upper = Path(record["plan"]["workload_dir"]) / "upper" / "owned"
+    assert upper.stat().st_uid == host_base  # root inside wrote the file as an unprivileged host uid
+    second = cli("run", "--rm", "--userns", "auto", "busybox", "cat", "/proc/self/uid_map").stdout.split()
+    assert int(second[1]) != host_base  # ranges never overlap
+
+
+def test_escape_probe_under_userns(cli: Cli) -> None:
+    done = cli(
+        "run", "--rm", "--userns", "auto", "-e", f"HOST_PID={os.getpid()}", "busybox", "sh", "-c", PROBE.read_text()
+    )
+    escaped = [line for line in done.stdout.splitlines() if not line.startswith("blocked")]
+    assert len(done.stdout.splitlines()) == 18 and escaped == [], done.stdout + done.stderr

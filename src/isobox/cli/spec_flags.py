@@ -19,6 +19,7 @@ import typer
 from isobox.errors import InvalidArgumentError
 from isobox.model import ids
 from isobox.model.mounts import parse_mount, parse_tmpfs, parse_volume
+from isobox.model.network import PortSpec
 from isobox.model.spec import (
     Kind,
     Resources,
@@ -58,10 +59,18 @@ class RunFlags:
     restart: str = "no"
     label: list[str] | None = None
     vm: bool = False
+    container: bool = False
+    policy: str | None = None
     stop_timeout: float = 10.0
     volume: list[str] | None = None
     mount: list[str] | None = None
     tmpfs: list[str] | None = None
+    userns: str = ""
+    network: list[str] | None = None
+    publish: list[str] | None = None
+    publish_all: bool = False
+    ip: str | None = None
+    network_alias: list[str] | None = None
 
 
 _OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -92,6 +101,14 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
     "restart": (str, typer.Option("no", "--restart", help="no | on-failure[:N] | always | unless-stopped.")),
     "label": (list[str] | None, typer.Option(None, "-l", "--label", help="KEY=VALUE label.")),
     "vm": (bool, typer.Option(False, "--vm", help="Run as a virtual machine (own kernel) instead of a container.")),
+    "container": (
+        bool,
+        typer.Option(False, "--container", help="Run as a container (without --vm/--container the policy chooses)."),
+    ),
+    "policy": (
+        str | None,
+        typer.Option(None, "--policy", help="Isolation policy file (default $ISOBOX_POLICY, /etc/isobox/policy.toml)."),
+    ),
     "stop_timeout": (float, typer.Option(10.0, "--stop-timeout", help="Seconds between stop signal and SIGKILL.")),
     "volume": (
         list[str] | None,
@@ -104,6 +121,18 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {
         typer.Option(None, "--mount", help="type=volume|bind|tmpfs,source=…,target=…[,readonly]."),
     ),
     "tmpfs": (list[str] | None, typer.Option(None, "--tmpfs", help="/path[:size=64m,mode=1777].")),
+    "userns": (str, typer.Option("", "--userns", help="auto: root inside is an unprivileged uid range outside.")),
+    "network": (
+        list[str] | None,
+        typer.Option(None, "--network", "--net", help="Network to join (repeatable), or none | host."),
+    ),
+    "publish": (
+        list[str] | None,
+        typer.Option(None, "-p", "--publish", help="[hostip:][hostport:]port[/tcp|udp] to the host."),
+    ),
+    "publish_all": (bool, typer.Option(False, "-P", "--publish-all", help="Publish every EXPOSEd port.")),
+    "ip": (str | None, typer.Option(None, "--ip", help="IPv4 address on the first network.")),
+    "network_alias": (list[str] | None, typer.Option(None, "--network-alias", help="Extra DNS name.")),
 }
 assert set(_OPTIONS) == {f.name for f in fields(RunFlags)}
 
@@ -138,7 +167,10 @@ def _security(flags: RunFlags) -> Security:
             no_new_privs = value.lower() not in ("false", "0", "no")
         else:
             raise InvalidArgumentError(f"unknown --security-opt {option!r}", op="parse --security-opt")
+    if flags.userns not in ("", "host", "auto"):
+        raise InvalidArgumentError(f"invalid --userns {flags.userns!r}: use auto or host", op="parse --userns")
     return Security(
+        userns="" if flags.userns == "host" else flags.userns,
         privileged=flags.privileged,
         cap_add=tuple(flags.cap_add or ()),
         cap_drop=tuple(flags.cap_drop or ()),
@@ -158,10 +190,16 @@ def build_spec(image: str, command: list[str], flags: RunFlags) -> WorkloadSpec:
                 f"cannot read env file: {exc.strerror}", op="read --env-file", path=path
             ) from exc
     env_items += flags.env or []
+    if flags.vm and flags.container:
+        raise InvalidArgumentError("--vm and --container exclude each other", op="parse flags")
+    if flags.policy:
+        # The service reads the policy file named here, as --root sets ISOBOX_ROOT for it.
+        os.environ["ISOBOX_POLICY"] = flags.policy
     return WorkloadSpec(
         image=image,
         command=tuple(command),
         kind=Kind.VM if flags.vm else Kind.CONTAINER,
+        kind_by_policy=not (flags.vm or flags.container),
         name=flags.name or ids.random_name(),
         entrypoint=None if flags.entrypoint is None else tuple(x for x in [flags.entrypoint] if x),
         env=parse_env(env_items, dict(os.environ)),
@@ -188,4 +226,9 @@ def build_spec(image: str, command: list[str], flags: RunFlags) -> WorkloadSpec:
             + [parse_mount(m) for m in flags.mount or []]
             + [parse_tmpfs(t) for t in flags.tmpfs or []]
         ),
+        networks=tuple(flags.network or ()),
+        publish=tuple(PortSpec.parse(p) for p in flags.publish or []),
+        publish_all=flags.publish_all,
+        ip=flags.ip,
+        network_aliases=tuple(flags.network_alias or ()),
     )

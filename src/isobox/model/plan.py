@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from isobox.errors import InvalidArgumentError
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountPlan
+from isobox.model.network import NetworkPlan
 from isobox.model.spec import Kind, Resources, Restart, Security, WorkloadSpec
 
+USERNS_SIZE = 65536  # ids per remapped workload, as Podman's --userns=auto and Docker's userns-remap
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -50,6 +52,8 @@ class RunPlan:
     remove: bool = False
     labels: tuple[tuple[str, str], ...] = ()
     mounts: tuple[MountPlan, ...] = ()  # resolved by service/ (volumes created, bind sources checked)
+    userns_base: int | None = None  # with --userns=auto: host uid/gid that root inside maps to
+    network: NetworkPlan | None = None  # resolved by service/networks (None: created before networking existed)
 
     @property
     def log_path(self) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
 from isobox.model.mounts import MountSpec
+from isobox.model.network import PortSpec
 
 
 class Kind(enum.StrEnum):
@@ -64,6 +65,7 @@ class Security:
     no_new_privileges: bool = True
     seccomp_profile: str | None = None  # None: the default profile; "unconfined": none; else a path
     read_only: bool = False
+    userns: str = ""  # "" or "host": the host's user namespace; "auto": a private uid/gid range
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class WorkloadSpec:
     image: str
     command: tuple[str, ...] = ()
     kind: Kind = Kind.CONTAINER
+    kind_by_policy: bool = False  # neither --vm nor --container: the isolation policy chooses
     name: str | None = None
     entrypoint: tuple[str, ...] | None = None  # None: the image's; () clears it
     env: tuple[tuple[str, str], ...] = ()
@@ -87,6 +90,11 @@ class WorkloadSpec:
     restart: Restart = field(default_factory=Restart)
     stop_timeout_s: float = 10.0
     mounts: tuple[MountSpec, ...] = ()
+    networks: tuple[str, ...] = ()  # network names, or ("none",) / ("host",); () is the default network
+    publish: tuple[PortSpec, ...] = ()
+    publish_all: bool = False
+    ip: str | None = None  # address on the first network
+    network_aliases: tuple[str, ...] = ()
 
 
 _ENV_KEY = re.compile(r"^[^=\0]+$")

@@ -19,7 +19,7 @@ from isobox.drivers.base import Attach, Driver, ExecSpec
 from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
 from isobox.model import ids
 from isobox.model.image_config import ImageConfig
-from isobox.model.plan import resolve
+from isobox.model.plan import USERNS_SIZE, resolve
 from isobox.model.record import Stats, WorkloadRecord
 from isobox.model.spec import Kind, RestartPolicy, WorkloadSpec
 from isobox.model.status import Op, Status, require
@@ -149,6 +149,10 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
     if ctx.db.query("SELECT id FROM workloads WHERE name = ?", (name,)):
         raise ConflictError(f"the name {name!r} is already in use", op="create", id=name)
     image_id, layers, image_config = _image(ctx, spec.image)
+    # The isolation policy picks the kind (or refuses) before a driver is chosen; see service/policy.py.
+    from isobox.service import policy
+
+    spec = policy.apply(ctx, spec, image_id)
     workload_id = ids.new_id()
     workload_dir = ctx.paths.workloads / workload_id
     plan = resolve(
@@ -160,12 +164,17 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
         layers=layers,
         workload_dir=str(workload_dir),
     )
+    if spec.security.userns == "auto":
+        plan = replace(plan, userns_base=_allocate_userns(ctx))
     driver = driver_for(ctx, spec.kind)
     with _locked(ctx, workload_id), ExitStack() as undo:
         if spec.mounts or image_config.volumes:
             from isobox.service import volumes
 
             plan = replace(plan, mounts=volumes.resolve_mounts(ctx, spec.mounts, image_config, undo))
+        from isobox.service import networks
+
+        plan = replace(plan, network=networks.attach(ctx, plan, spec, image_config.exposed_ports, undo))
         info = driver.create(plan)
         record = WorkloadRecord(
             id=workload_id,
@@ -182,11 +191,30 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
     return record
 
 
+USERNS_FIRST = 1_000_000  # above the ranges /etc/subuid usually hands to users (100000…)
+
+
+def _allocate_userns(ctx: Context) -> int:
+    """The lowest free uid/gid range for a --userns=auto workload (ranges never overlap)."""
+    with locked(ctx.paths.locks, "userns"):
+        taken = {
+            codec.loads(WorkloadRecord, row["record"]).plan.userns_base
+            for row in ctx.db.query("SELECT record FROM workloads WHERE record LIKE '%\"userns_base\": 1%'")
+        }
+        slot = 0
+        while USERNS_FIRST + slot * USERNS_SIZE in taken:
+            slot += 1
+        return USERNS_FIRST + slot * USERNS_SIZE
+
+
 def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> RunResult:
     record = get(ctx, name_or_id)
     require(Op.START, record.status, workload=record.name)
     driver = driver_for(ctx, record.kind)
     with _locked(ctx, record.id):
+        from isobox.service import networks
+
+        networks.ensure(ctx, record)  # after a host reboot: bridge, namespace and links again
         pid = driver.start(record, attach)
         record = replace(
             record,
@@ -259,6 +287,9 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool 
         record = replace(record, status=Status.REMOVING)
         _save(ctx, record)
         driver_for(ctx, record.kind).delete(record)
+        from isobox.service import networks
+
+        networks.detach(ctx, record)
         with ctx.db.transaction() as tx:
             tx.execute("DELETE FROM workloads WHERE id = ?", (record.id,))
     shutil.rmtree(Path(record.plan.workload_dir), ignore_errors=True)

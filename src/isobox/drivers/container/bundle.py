@@ -14,11 +14,12 @@ from typing import Any
 
 from isobox.drivers.container import capabilities, oci_spec, seccomp
 from isobox.errors import InvalidArgumentError, IsoboxError, WorkloadError
-from isobox.linux import cgroups
+from isobox.linux import cgroups, idmap
 from isobox.linux.mount import is_mountpoint, mount, umount
 from isobox.linux.proc import bounding_capabilities
+from isobox.model import network as network_model
 from isobox.model.mounts import MountKind
-from isobox.model.plan import RunPlan
+from isobox.model.plan import USERNS_SIZE, RunPlan
 from isobox.model.users import resolve_user
 from isobox.storage import rootfs as rootfs_access
 from isobox.storage.snapshot import overlay_mount
@@ -62,23 +63,49 @@ def mount_rootfs(plan: RunPlan) -> None:
     target = rootfs_dir(plan)
     if is_mountpoint(str(target)):
         return
-    spec = overlay_mount(plan.layers, Path(plan.workload_dir))
     try:
+        layers = _idmapped_layers(plan) if plan.userns_base is not None else plan.layers
+        spec = overlay_mount(layers, Path(plan.workload_dir))
         mount(spec.source, spec.target, spec.fstype, 0, spec.options)
     except OSError as exc:
+        _unmount_layers(plan)
         raise WorkloadError(
-            f"cannot mount the container rootfs: {exc.strerror}", op="mount rootfs", path=spec.target
+            f"cannot mount the container rootfs: {exc.strerror}", op="mount rootfs", path=str(target)
         ) from exc
+
+
+def _idmapped_layers(plan: RunPlan) -> tuple[str, ...]:
+    """Each shared layer, idmapped to the workload's uid range, under WORKLOAD/lower/N (no file is copied)."""
+    assert plan.userns_base is not None
+    base = Path(plan.workload_dir) / "lower"
+    targets = []
+    with idmap.userns(plan.userns_base, USERNS_SIZE) as userns_fd:
+        for index, layer in enumerate(plan.layers):
+            target = base / str(index)
+            target.mkdir(parents=True, exist_ok=True)
+            if not is_mountpoint(str(target)):
+                idmap.idmapped_bind(layer, str(target), userns_fd)
+            targets.append(str(target))
+    return tuple(targets)
+
+
+def _unmount_layers(plan: RunPlan) -> None:
+    base = Path(plan.workload_dir) / "lower"
+    if not base.is_dir():
+        return
+    for entry in base.iterdir():
+        if is_mountpoint(str(entry)):
+            umount(str(entry), detach=True)
 
 
 def unmount_rootfs(plan: RunPlan) -> None:
     target = rootfs_dir(plan)
-    if not is_mountpoint(str(target)):
-        return
-    try:
-        umount(str(target))
-    except OSError:
-        umount(str(target), detach=True)  # busy (an exec still running): detach, the kernel frees it later
+    if is_mountpoint(str(target)):
+        try:
+            umount(str(target))
+        except OSError:
+            umount(str(target), detach=True)  # busy (an exec still running): detach, the kernel frees it later
+    _unmount_layers(plan)
 
 
 def safe_cwd(root: Path, cwd: str) -> str:
@@ -119,8 +146,8 @@ def extra_mounts(plan: RunPlan, root: Path) -> tuple[oci_spec.FileMount, ...]:
 def write_etc_files(plan: RunPlan, directory: Path) -> dict[str, Path]:
     files = {
         "/etc/hostname": f"{plan.hostname}\n",
-        "/etc/hosts": f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{plan.hostname}\n",
-        "/etc/resolv.conf": _resolv_conf(),
+        "/etc/hosts": network_model.hosts_file(plan.network, plan.hostname, _host_text("/etc/hosts")),
+        "/etc/resolv.conf": network_model.resolv_conf(plan.network, _host_text("/etc/resolv.conf")),
     }
     written = {}
     for destination, text in files.items():
@@ -131,19 +158,11 @@ def write_etc_files(plan: RunPlan, directory: Path) -> dict[str, Path]:
     return written
 
 
-def _resolv_conf() -> str:
-    """The host's nameservers, minus loopback ones (unreachable from a private network namespace)."""
+def _host_text(path: str) -> str:
     try:
-        lines = Path("/etc/resolv.conf").read_text().splitlines()
+        return Path(path).read_text()
     except OSError:
         return ""
-    kept = [
-        ln
-        for ln in lines
-        if ln.startswith(("search", "options"))
-        or (ln.startswith("nameserver") and not ln.split()[-1].startswith(("127.", "::1")))
-    ]
-    return "\n".join(kept) + "\n"
 
 
 def security_profile(plan: RunPlan) -> tuple[tuple[str, ...], dict[str, Any] | None]:
@@ -176,6 +195,9 @@ def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
         for sub in ("upper", "work", "rootfs", "persist", "etc"):
             # upper/ becomes the container's "/" (overlayfs takes the upper dir's mode): 0755, like an image root.
             (bundle / sub).mkdir(mode=0o755 if sub in ("rootfs", "upper") else 0o700)
+        if plan.userns_base is not None:  # the container's root owns its "/" and what it writes
+            os.chown(bundle / "upper", plan.userns_base, plan.userns_base)
+            bundle.chmod(0o711)
         mount_rootfs(plan)
         undo.callback(unmount_rootfs, plan)
         root = rootfs_dir(plan)
@@ -207,8 +229,13 @@ def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
             seccomp=seccomp_filter,
             cgroups_path=cgroups.workload_path(plan.id),
             files=file_mounts,
+            netns_path=plan.network.netns_path if plan.network else None,
             host=host_facts(),
         )
+        if plan.network is not None and plan.network.mode is network_model.NetworkMode.HOST:
+            # --network host: no network namespace entry at all, the container stays in the host's.
+            namespaces = config["linux"]["namespaces"]
+            config["linux"]["namespaces"] = [ns for ns in namespaces if ns["type"] != "network"]
         _write_json(bundle / "config.json", config)
         undo.pop_all()
     return {"runtime": runtime_name, "cgroup": cgroups.workload_path(plan.id)}

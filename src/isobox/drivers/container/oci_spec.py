@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from isobox.model.plan import RunPlan
+from isobox.model.plan import USERNS_SIZE, RunPlan
 from isobox.model.users import ResolvedUser
 
 OCI_VERSION = "1.0.2"
@@ -99,11 +99,15 @@ def build(
         "oomScoreAdj": 0,
     }
     linux: dict[str, Any] = {
-        "namespaces": _namespaces(netns_path, host),
+        "namespaces": _namespaces(netns_path, host, userns=plan.userns_base is not None),
         "cgroupsPath": cgroups_path,
         "resources": _resources(plan, host, privileged),
         "rootfsPropagation": "private",
     }
+    if plan.userns_base is not None:
+        mapping = [{"containerID": 0, "hostID": plan.userns_base, "size": USERNS_SIZE}]
+        linux["uidMappings"] = mapping
+        linux["gidMappings"] = mapping
     if not privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
@@ -126,8 +130,10 @@ def _env_with_home(env: list[str], home: str) -> list[str]:
     return [*env, f"HOME={home}"]
 
 
-def _namespaces(netns_path: str | None, host: HostFacts) -> list[dict[str, str]]:
+def _namespaces(netns_path: str | None, host: HostFacts, *, userns: bool = False) -> list[dict[str, str]]:
     spaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
+    if userns:
+        spaces.append({"type": "user"})
     spaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
     if host.cgroup_v2:
         spaces.append({"type": "cgroup"})
@@ -201,6 +207,15 @@ def _mounts(plan: RunPlan, files: tuple[FileMount, ...], host: HostFacts, privil
             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
         },
     ]
+    if plan.userns_base is not None:
+        # A user namespace may not mount a fresh sysfs while the host's has mounts on top of it (the
+        # kernel's "mount too revealing" rule), nor a v1 cgroupfs: bind the host's /sys read-only, as
+        # rootless runtimes do, and hide its cgroup tree under an empty read-only tmpfs.
+        for mount in mounts:
+            if mount["destination"] == "/sys":
+                mount.update(type="bind", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+            elif mount["destination"] == "/sys/fs/cgroup":
+                mount.update(type="tmpfs", source="tmpfs", options=["nosuid", "noexec", "nodev", "ro", "size=4k"])
     if plan.init and host.init_binary:
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": host.init_binary, "options": ["bind", "ro"]})
     for item in files:
