@@ -301,7 +301,8 @@ def _truncate(text: str, width: int) -> str:
 
 
 def _mib(value: int) -> str:
-    return f"{value / 1024 / 1024:.1f}MiB" if value else "-"
+    unlimited = value == 0 or value >= 1 << 60  # cgroup v1 reports "no limit" as a huge number
+    return "-" if unlimited else f"{value / 1024 / 1024:.1f}MiB"
 
 
 def _ago(then: float) -> str:
