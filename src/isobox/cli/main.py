@@ -51,7 +51,12 @@ VERBS = {
          "commit"),
         "workloads",
     ),
+    **dict.fromkeys(("pull", "push", "login", "logout", "images", "rmi", "tag", "image", "save", "load"), "images"),
+    **dict.fromkeys(("vm", "console", "snapshot"), "vm"),
+    "network": "networks",
     "volume": "volumes",
+    **dict.fromkeys(("compare", "policy", "scan"), "policy"),
+    "network": "networks",
     "system": "system",
     "info": "system",
 }

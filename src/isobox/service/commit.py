@@ -13,9 +13,11 @@ from isobox.images import reference
 from isobox.images.content import sha256_digest
 from isobox.images.layerdiff import write_layer
 from isobox.images.store import OCI_CONFIG, OCI_MANIFEST, ImageRecord
+from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind
 from isobox.service import workloads
 from isobox.service.context import Context
+from isobox.state.locks import locked
 
 _OCI_LAYER_TYPES = {  # the new manifest is OCI: name Docker-typed parent layers by their OCI equivalents
     "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -38,6 +40,14 @@ def commit(ctx: Context, name_or_id: str, image: str, *, message: str = "", auth
         )
     target = str(reference.parse(image))
     parent = ctx.images.get(record.plan.image_id)
+    # Blobs written here are unreferenced until ctx.images.commit records the image: hold gc off meanwhile.
+    with locked(ctx.paths.locks, "gc", shared=True):
+        return _commit_locked(ctx, record, parent, target, message, author)
+
+
+def _commit_locked(
+    ctx: Context, record: WorkloadRecord, parent: ImageRecord, target: str, message: str, author: str
+) -> ImageRecord:
     upper = Path(record.plan.workload_dir) / "upper"
     skip = RUNTIME_MOUNTS | {m.target for m in record.plan.mounts}
     with tempfile.TemporaryFile(dir=ctx.paths.tmp) as tar:

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from isobox.state.locks import locked
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
     id              TEXT PRIMARY KEY,      -- digest of the image config blob
@@ -50,10 +52,14 @@ class Database:
         # processes writing at once serialize on the write lock instead of failing on upgrade.
         self._conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        # Switching a new database to WAL and creating the schema take locks that SQLite's busy handler
+        # does not wait for; two isobox processes opening a fresh root at once would see "database is
+        # locked". An flock next to the file serializes just this step.
+        with locked(path.parent, path.name + ".init", shared=False):
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(SCHEMA)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)
 
     def close(self) -> None:
         self._conn.close()
