@@ -52,7 +52,7 @@ class PullDisplay:
     def __init__(self) -> None:
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            console=output.err, transient=False,
+            console=output.err.get(), transient=False,
         )
         self.tasks: dict[str, TaskID] = {}
         self.lock = threading.Lock()
@@ -73,174 +73,175 @@ class PullDisplay:
 def register(app: typer.Typer) -> None:
     image = typer.Typer(help="Manage images.", no_args_is_help=True)
     app.add_typer(image, name="image")
-    _registry_commands(app)
-    _store_commands(app, image)
-    _archive_commands(app)
+    app.command("pull")(pull)
+    app.command("push")(push)
+    app.command("login")(login)
+    app.command("logout")(logout)
+    app.command("images")(images)
+    app.command("rmi")(rmi)
+    app.command("tag")(tag)
+    image.command("inspect")(inspect)
+    image.command("history")(history)
+    image.command("prune")(prune)
+    app.command("save")(save)
+    app.command("load")(load)
 
 
-def _registry_commands(app: typer.Typer) -> None:
-    @app.command("pull")
-    def pull(
-        name: str = typer.Argument(..., help="Image reference, e.g. busybox or registry:5000/repo:tag."),
-        platform: str | None = typer.Option(None, "--platform", help="os/arch[/variant], default: this host."),
-        insecure: bool = typer.Option(False, "--insecure", help=INSECURE_HELP),
-        ca_cert: Path | None = typer.Option(None, "--ca-cert", help=CA_HELP),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the image id."),
-        json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
-    ) -> None:
-        """Pull an image from a registry."""
-        display = None if quiet or json_output or not output.err.is_terminal else PullDisplay()
-        with _context() as ctx:
-            if display is None:
-                record = service.pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert)
-            else:
-                with display.progress:
-                    record = service.pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert,
-                                          progress=display)
-        if json_output:
-            output.print_json(record)
-        elif quiet:
-            output.out.print(record.id)
+def pull(
+    name: str = typer.Argument(..., help="Image reference, e.g. busybox or registry:5000/repo:tag."),
+    platform: str | None = typer.Option(None, "--platform", help="os/arch[/variant], default: this host."),
+    insecure: bool = typer.Option(False, "--insecure", help=INSECURE_HELP),
+    ca_cert: Path | None = typer.Option(None, "--ca-cert", help=CA_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the image id."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Pull an image from a registry."""
+    display = None if quiet or json_output or not output.err.is_terminal else PullDisplay()
+    with _context() as ctx:
+        if display is None:
+            record = service.pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert)
         else:
-            output.out.print(f"{parse_reference(name)}: {record.id} ({record.platform}, {len(record.layers)} layers)")
-
-    @app.command("push")
-    def push(
-        source: str = typer.Argument(..., help="Image in the store."),
-        target: str | None = typer.Argument(None, help="Where to push (default: the source's name)."),
-        insecure: bool = typer.Option(False, "--insecure", help=INSECURE_HELP),
-        ca_cert: Path | None = typer.Option(None, "--ca-cert", help=CA_HELP),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the manifest digest."),
-    ) -> None:
-        """Push an image to a registry (blobs it already has are skipped or mounted)."""
-
-        def report(blob: PushedBlob) -> None:
-            if not quiet:
-                output.err.print(f"{blob.digest.split(':', 1)[-1][:12]}: {blob.how}")
-
-        with _context() as ctx:
-            digest = service.push(ctx, source, target, insecure=insecure, ca_cert=ca_cert, progress=report)
-        output.out.print(digest if quiet else f"{target or source}: digest {digest}")
-
-    @app.command("login")
-    def login(
-        registry: str = typer.Argument(..., help="Registry host[:port]."),
-        username: str | None = typer.Option(None, "--username", "-u", help="User name (prompted if absent)."),
-        password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
-        insecure: bool = typer.Option(False, "--insecure", help=INSECURE_HELP),
-        ca_cert: Path | None = typer.Option(None, "--ca-cert", help=CA_HELP),
-    ) -> None:
-        """Check credentials against a registry and store them (LIB/auth.json, mode 0600)."""
-        user = username or typer.prompt("Username")
-        if password_stdin:
-            password = sys.stdin.read().rstrip("\r\n")
-        else:
-            password = typer.prompt("Password", hide_input=True)
-        if not password:
-            raise InvalidArgumentError("empty password", op="login", id=registry)
-        with _context() as ctx:
-            service.login(ctx, registry, user, password, insecure=insecure, ca_cert=ca_cert)
-        output.out.print("Login succeeded")
-
-    @app.command("logout")
-    def logout(registry: str = typer.Argument(..., help="Registry host[:port].")) -> None:
-        """Forget the credentials isobox stored for a registry."""
-        with _context() as ctx:
-            removed = service.logout(ctx, registry)
-        output.out.print(f"Removed login credentials for {registry}" if removed else f"Not logged in to {registry}")
+            with display.progress:
+                record = service.pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert,
+                                      progress=display)
+    if json_output:
+        output.print_json(record)
+    elif quiet:
+        output.out.print(record.id)
+    else:
+        output.out.print(f"{parse_reference(name)}: {record.id} ({record.platform}, {len(record.layers)} layers)")
 
 
-def _store_commands(app: typer.Typer, image: typer.Typer) -> None:
-    @app.command("images")
-    def images(
-        json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only image ids."),
-    ) -> None:
-        """List the images in the store."""
-        with _context() as ctx:
-            found = service.list_images(ctx)
-        if json_output:
-            output.print_json(found)
-            return
-        if quiet:
-            for summary in found:
-                output.out.print(summary.short_id)
-            return
-        rows = []
+def push(
+    source: str = typer.Argument(..., help="Image in the store."),
+    target: str | None = typer.Argument(None, help="Where to push (default: the source's name)."),
+    insecure: bool = typer.Option(False, "--insecure", help=INSECURE_HELP),
+    ca_cert: Path | None = typer.Option(None, "--ca-cert", help=CA_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the manifest digest."),
+) -> None:
+    """Push an image to a registry (blobs it already has are skipped or mounted)."""
+
+    def report(blob: PushedBlob) -> None:
+        if not quiet:
+            output.err.print(f"{blob.digest.split(':', 1)[-1][:12]}: {blob.how}")
+
+    with _context() as ctx:
+        digest = service.push(ctx, source, target, insecure=insecure, ca_cert=ca_cert, progress=report)
+    output.out.print(digest if quiet else f"{target or source}: digest {digest}")
+
+
+def login(
+    registry: str = typer.Argument(..., help="Registry host[:port]."),
+    username: str | None = typer.Option(None, "--username", "-u", help="User name (prompted if absent)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    insecure: bool = typer.Option(False, "--insecure", help=INSECURE_HELP),
+    ca_cert: Path | None = typer.Option(None, "--ca-cert", help=CA_HELP),
+) -> None:
+    """Check credentials against a registry and store them (LIB/auth.json, mode 0600)."""
+    user = username or typer.prompt("Username")
+    # --password-stdin keeps the password out of the shell history and the process list.
+    password = sys.stdin.read().rstrip("\r\n") if password_stdin else typer.prompt("Password", hide_input=True)
+    if not password:
+        raise InvalidArgumentError("empty password", op="login", id=registry)
+    with _context() as ctx:
+        service.login(ctx, registry, user, password, insecure=insecure, ca_cert=ca_cert)
+    output.out.print("Login succeeded")
+
+
+def logout(registry: str = typer.Argument(..., help="Registry host[:port].")) -> None:
+    """Forget the credentials isobox stored for a registry."""
+    with _context() as ctx:
+        removed = service.logout(ctx, registry)
+    output.out.print(f"Removed login credentials for {registry}" if removed else f"Not logged in to {registry}")
+
+
+def images(
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only image ids."),
+) -> None:
+    """List the images in the store."""
+    with _context() as ctx:
+        found = service.list_images(ctx)
+    if json_output:
+        output.print_json(found)
+        return
+    if quiet:
         for summary in found:
-            pairs = [_split_name(name) for name in summary.names] or [("<none>", "<none>")]
-            rows += [(repository, tag, summary.short_id, human_size(summary.size)) for repository, tag in pairs]
-        output.print_table(("REPOSITORY", "TAG", "IMAGE ID", "SIZE"), rows)
-
-    @app.command("rmi")
-    def rmi(
-        names: list[str] = typer.Argument(..., help="Image names or ids."),
-        force: bool = typer.Option(False, "--force", "-f", help="Remove all names of the image, even if in use."),
-    ) -> None:
-        """Remove images (a name of an image with several names is only untagged)."""
-        with _context() as ctx:
-            for name in names:
-                for line in service.remove(ctx, name, force=force):
-                    output.out.print(line)
-
-    @app.command("tag")
-    def tag(source: str = typer.Argument(...), target: str = typer.Argument(...)) -> None:
-        """Give an image another name."""
-        with _context() as ctx:
-            service.tag(ctx, source, target)
-
-    @image.command("inspect")
-    def inspect(name: str = typer.Argument(..., help="Image name or id.")) -> None:
-        """Print an image's record, names and configuration as JSON."""
-        with _context() as ctx:
-            output.print_json(service.inspect(ctx, name))
-
-    @image.command("history")
-    def history(name: str = typer.Argument(...), json_output: bool = typer.Option(False, "--json", help=JSON_HELP)
-                ) -> None:
-        """Show how an image was built, newest step first."""
-        with _context() as ctx:
-            steps = service.history(ctx, name)
-        if json_output:
-            output.print_json(steps)
-            return
-        rows = [(s.created or "<missing>", s.created_by[:80], human_size(s.size), s.comment) for s in steps]
-        output.print_table(("CREATED", "CREATED BY", "SIZE", "COMMENT"), rows)
-
-    @image.command("prune")
-    def prune(json_output: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-        """Remove layers and blobs no image uses, and abandoned partial downloads."""
-        with _context() as ctx:
-            result = service.prune(ctx)
-        if json_output:
-            output.print_json(result)
-        else:
-            output.out.print(f"removed {result.layers_removed} layers, {result.blobs_removed} blobs, "
-                             f"{result.partials_removed} partial downloads")
+            output.out.print(summary.short_id)
+        return
+    rows = []
+    for summary in found:
+        pairs = [_split_name(name) for name in summary.names] or [("<none>", "<none>")]
+        rows += [(repository, tag, summary.short_id, human_size(summary.size)) for repository, tag in pairs]
+    output.print_table(("REPOSITORY", "TAG", "IMAGE ID", "SIZE"), rows)
 
 
-def _archive_commands(app: typer.Typer) -> None:
-    @app.command("save")
-    def save(
-        names: list[str] = typer.Argument(..., help="Images to save."),
-        output_file: Path = typer.Option(..., "--output", "-o", help="The tar file to write."),
-        fmt: str = typer.Option("docker", "--format", help="docker (docker load) or oci (OCI image layout)."),
-    ) -> None:
-        """Write images to a tar archive."""
-        with _context() as ctx:
-            service.save(ctx, names, output_file, fmt=fmt)
+def rmi(
+    names: list[str] = typer.Argument(..., help="Image names or ids."),
+    force: bool = typer.Option(False, "--force", "-f", help="Remove all names of the image, even if in use."),
+) -> None:
+    """Remove images (a name of an image with several names is only untagged)."""
+    with _context() as ctx:
+        for name in names:
+            for line in service.remove(ctx, name, force=force):
+                output.out.print(line)
 
-    @app.command("load")
-    def load(
-        input_file: Path = typer.Option(..., "--input", "-i", help="A docker-archive or OCI-layout tar."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only image ids."),
-    ) -> None:
-        """Load images from a tar archive."""
-        with _context() as ctx:
-            records = service.load(ctx, input_file)
-            for record in records:
-                names = ctx.images.names(record.id)
-                output.out.print(record.id if quiet else f"Loaded image: {', '.join(names) or record.id}")
+
+def tag(source: str = typer.Argument(...), target: str = typer.Argument(...)) -> None:
+    """Give an image another name."""
+    with _context() as ctx:
+        service.tag(ctx, source, target)
+
+
+def inspect(name: str = typer.Argument(..., help="Image name or id.")) -> None:
+    """Print an image's record, names and configuration as JSON."""
+    with _context() as ctx:
+        output.print_json(service.inspect(ctx, name))
+
+
+def history(name: str = typer.Argument(...), json_output: bool = typer.Option(False, "--json", help=JSON_HELP)
+            ) -> None:
+    """Show how an image was built, newest step first."""
+    with _context() as ctx:
+        steps = service.history(ctx, name)
+    if json_output:
+        output.print_json(steps)
+        return
+    rows = [(s.created or "<missing>", s.created_by[:80], human_size(s.size), s.comment) for s in steps]
+    output.print_table(("CREATED", "CREATED BY", "SIZE", "COMMENT"), rows)
+
+
+def prune(json_output: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Remove layers and blobs no image uses, and abandoned partial downloads."""
+    with _context() as ctx:
+        result = service.prune(ctx)
+    if json_output:
+        output.print_json(result)
+    else:
+        output.out.print(f"removed {result.layers_removed} layers, {result.blobs_removed} blobs, "
+                         f"{result.partials_removed} partial downloads")
+
+
+def save(
+    names: list[str] = typer.Argument(..., help="Images to save."),
+    output_file: Path = typer.Option(..., "--output", "-o", help="The tar file to write."),
+    fmt: str = typer.Option("docker", "--format", help="docker (docker load) or oci (OCI image layout)."),
+) -> None:
+    """Write images to a tar archive."""
+    with _context() as ctx:
+        service.save(ctx, names, output_file, fmt=fmt)
+
+
+def load(
+    input_file: Path = typer.Option(..., "--input", "-i", help="A docker-archive or OCI-layout tar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only image ids."),
+) -> None:
+    """Load images from a tar archive."""
+    with _context() as ctx:
+        records = service.load(ctx, input_file)
+        for record in records:
+            names = ctx.images.names(record.id)
+            output.out.print(record.id if quiet else f"Loaded image: {', '.join(names) or record.id}")
 
 
 def _split_name(name: str) -> tuple[str, str]:

@@ -8,9 +8,13 @@ point leaves at most unreferenced blobs or layers, which the next pull reuses an
 
 from __future__ import annotations
 
+import builtins
+import errno
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -135,7 +139,8 @@ class ImageStore:
         return codec.loads(ImageRecord, rows[0]["record"])
 
     def names(self, image_id: str) -> list[str]:
-        return [r["name"] for r in self.db.query("SELECT name FROM image_refs WHERE image_id = ? ORDER BY name", (image_id,))]
+        rows = self.db.query("SELECT name FROM image_refs WHERE image_id = ? ORDER BY name", (image_id,))
+        return [r["name"] for r in rows]
 
     def list(self) -> list[tuple[ImageRecord, list[str]]]:
         rows = self.db.query("SELECT id, record FROM images ORDER BY created_at DESC")
@@ -155,34 +160,25 @@ class ImageStore:
 
     # ---- writing -------------------------------------------------------------------------------
 
-    def commit(self, manifest_bytes: bytes, names: list[str], *, platform: str = "linux/amd64") -> ImageRecord:
+    def commit(self, manifest_bytes: bytes, names: builtins.list[str], *, platform: str = "linux/amd64") -> ImageRecord:
         """Record an image whose manifest, config and layer blobs are all in the blob store.
 
         Verifies the config against the manifest and each layer's diff_id, unpacks missing layers, then
         writes the record and its names in one transaction.
         """
-        manifest_digest = self.blobs.put_bytes(manifest_bytes)
+        manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
         manifest = parse_json(manifest_bytes, f"manifest {manifest_digest}")
         media_type = str(manifest.get("mediaType") or OCI_MANIFEST)
         if media_type not in MANIFEST_TYPES:
-            raise ManifestError(f"manifest {manifest_digest} has unsupported media type {media_type!r}", op="commit image")
+            raise ManifestError(
+                f"manifest {manifest_digest} has unsupported media type {media_type!r}", op="commit image"
+            )
         config_desc = manifest.get("config") or {}
-        config_digest = str(config_desc.get("digest", ""))
+        config_digest = _checked_digest(config_desc.get("digest") if isinstance(config_desc, dict) else None,
+                                        f"config of manifest {manifest_digest}")
         config_bytes = self.blobs.read(config_digest, max_bytes=MAX_CONFIG_BYTES)
         config = parse_json(config_bytes, f"config {config_digest}")
-        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-        layers_desc = manifest.get("layers") or []
-        if len(diff_ids) != len(layers_desc):
-            raise ManifestError(
-                f"image {manifest_digest}: {len(layers_desc)} layers but {len(diff_ids)} diff_ids in its config",
-                op="commit image",
-            )
-        layers = []
-        for desc, diff_id, chain_id in zip(layers_desc, diff_ids, chain_ids(diff_ids), strict=True):
-            layer_type = str(desc.get("mediaType", ""))
-            if layer_type not in LAYER_TYPES:
-                raise ManifestError(f"layer {desc.get('digest')} has unsupported media type {layer_type!r}", op="commit image")
-            layers.append(LayerRecord(str(desc["digest"]), str(diff_id), chain_id, int(desc.get("size", 0)), layer_type))
+        layers = image_layers(manifest, config, manifest_digest)
         for layer in layers:
             self.ensure_layer(layer)
         record = ImageRecord(
@@ -195,6 +191,7 @@ class ImageStore:
             created=str(config.get("created", "")),
         )
         normalized = [str(reference.parse(n)) for n in names]
+        self.blobs.put_bytes(manifest_bytes, manifest_digest)
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT OR REPLACE INTO images (id, manifest_digest, record, created_at) VALUES (?, ?, ?, ?)",
@@ -213,10 +210,13 @@ class ImageStore:
             if (final / "diff").is_dir():
                 return final
             self.paths.tmp.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(dir=self.paths.layers, prefix=".unpack-"))
+            # The chain id in the name lets gc tell a crashed unpack (its layer lock is free) from a live one.
+            prefix = f".unpack-{layer.chain_id.split(':', 1)[1]}-"
+            work = Path(tempfile.mkdtemp(dir=self.paths.layers, prefix=prefix))
             try:
                 (work / "diff").mkdir()
-                result = unpack_layer(self.blobs.path(layer.digest), work / "diff", policy=self.policy, what=layer.digest)
+                blob = self.blobs.path(layer.digest)
+                result = unpack_layer(blob, work / "diff", policy=self.policy, what=layer.digest)
                 if result.diff_id != layer.diff_id:
                     raise DigestMismatchError(
                         f"layer {layer.digest} unpacks to {result.diff_id}, but the image config says {layer.diff_id}",
@@ -234,10 +234,10 @@ class ImageStore:
         with self.db.transaction() as tx:
             tx.execute("INSERT OR REPLACE INTO image_refs (name, image_id) VALUES (?, ?)", (name, record.id))
 
-    def remove(self, text: str, *, force: bool = False) -> list[str]:
+    def remove(self, text: str, *, force: bool = False) -> builtins.list[str]:
         """Untag a name, or delete an image by id. Returns what was untagged/deleted."""
         record = self.resolve(text)
-        done: list[str] = []
+        done: builtins.list[str] = []
         names = self.names(record.id)
         by_name = [n for n in names if n == text or self._normal(text) == n]
         with self.db.transaction() as tx:
@@ -249,7 +249,8 @@ class ImageStore:
             ).fetchall()
             if users and not force:
                 raise ConflictError(
-                    f"image {text} is used by workload(s) {', '.join(u['name'] for u in users)}; remove them or use --force",
+                    f"image {text} is used by workload(s) {', '.join(u['name'] for u in users)}; "
+                    "remove them or use --force",
                     op="remove image",
                 )
             tx.execute("DELETE FROM image_refs WHERE image_id = ?", (record.id,))
@@ -274,6 +275,46 @@ class ImageStore:
         Pulls and imports hold the "gc" lock shared while their blobs are not yet committed, so gc
         (exclusive) never deletes a blob that an image is about to reference.
         """
+        with locked(self.paths.locks, "gc"):
+            return self._collect(None, None)
+
+    def discard(self, blobs: set[str], chain_ids: set[str]) -> None:
+        """Best-effort removal of what a failed pull or load left behind, if no image references it.
+
+        Only when the gc lock is free right now (no other pull or load in flight may still need them);
+        otherwise they stay for `prune`.
+        """
+        self.paths.locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.paths.locks / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise
+                log.info("another pull is in flight: leaving unreferenced blobs for prune")
+                return
+            self._collect(blobs, {c.split(":", 1)[-1] for c in chain_ids})
+        finally:
+            os.close(fd)
+
+    def _remove_stale_unpack(self, work: Path) -> int:
+        """Remove the work directory of an unpack that was killed (nobody holds its layer lock)."""
+        chain_hex = work.name.removeprefix(".unpack-").split("-", 1)[0]
+        self.paths.locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.paths.locks / f"layer-{chain_hex}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return 0  # that unpack is running right now
+            shutil.rmtree(work, ignore_errors=True)
+            return 1
+        finally:
+            os.close(fd)
+
+    def _collect(self, only_blobs: set[str] | None, only_chains: set[str] | None) -> tuple[int, int]:
+        """Delete unreferenced layers and blobs (all, or only among the given ones); caller holds gc."""
         keep_chains: set[str] = set()
         keep_blobs: set[str] = set()
         for record, _ in self.list():
@@ -282,15 +323,54 @@ class ImageStore:
                 keep_chains.add(layer.chain_id.split(":", 1)[1])
                 keep_blobs.add(layer.digest)
         layers_removed = blobs_removed = 0
-        with locked(self.paths.locks, "gc"):
-            if self.paths.layers.is_dir():
-                for entry in self.paths.layers.iterdir():
-                    if entry.name.startswith(".") or entry.name in keep_chains:
-                        continue
+        if self.paths.layers.is_dir():
+            for entry in self.paths.layers.iterdir():
+                if entry.name.startswith(".unpack-") and only_chains is None:
+                    layers_removed += self._remove_stale_unpack(entry)
+                    continue
+                if entry.name.startswith(".") or entry.name in keep_chains:
+                    continue
+                if only_chains is None or entry.name in only_chains:
                     shutil.rmtree(entry, ignore_errors=True)
                     layers_removed += 1
-            for digest in self.blobs.all_digests():
-                if digest not in keep_blobs:
-                    self.blobs.delete(digest)
-                    blobs_removed += 1
+        for digest in self.blobs.all_digests():
+            if digest not in keep_blobs and (only_blobs is None or digest in only_blobs):
+                self.blobs.delete(digest)
+                blobs_removed += 1
         return layers_removed, blobs_removed
+
+
+def _checked_digest(value: object, what: str) -> str:
+    if not isinstance(value, str) or not reference.is_digest(value):
+        raise ManifestError(f"{what} is not a valid digest: {value!r}", op="commit image")
+    return value
+
+
+def image_layers(manifest: dict[str, Any], config: dict[str, Any], manifest_digest: str) -> list[LayerRecord]:
+    """The layers of an image: the manifest's descriptors paired with the config's diff_ids, all checked."""
+    descriptors = manifest.get("layers")
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(descriptors, list) or not isinstance(diff_ids, list) or len(diff_ids) != len(descriptors):
+        count = len(descriptors) if isinstance(descriptors, list) else "no"
+        listed = len(diff_ids) if isinstance(diff_ids, list) else "no"
+        raise ManifestError(f"image {manifest_digest}: {count} layers but {listed} diff_ids in its config",
+                            op="commit image")
+    # diff_ids name the layer directories (via chain IDs): a crafted "sha256:../x" must never get that far.
+    checked = [_checked_digest(d, f"diff_id of image {manifest_digest}") for d in diff_ids]
+    return [layer_record(desc, diff_id, chain_id, manifest_digest)
+            for desc, diff_id, chain_id in zip(descriptors, checked, chain_ids(checked), strict=True)]
+
+
+def layer_record(desc: object, diff_id: str, chain_id: str, manifest_digest: str) -> LayerRecord:
+    """A manifest's layer descriptor (image-spec descriptor.md), checked before anything is unpacked."""
+    if not isinstance(desc, dict):
+        raise ManifestError(f"manifest {manifest_digest} has a layer that is not a descriptor", op="commit image")
+    digest = _checked_digest(desc.get("digest"), f"layer of manifest {manifest_digest}")
+    layer_type = str(desc.get("mediaType", ""))
+    if layer_type not in LAYER_TYPES:
+        raise ManifestError(f"layer {digest} has unsupported media type {layer_type!r}", op="commit image")
+    size = desc.get("size", 0)
+    if not isinstance(size, int) or size < 0:
+        raise ManifestError(f"layer {digest} has an invalid size {size!r}", op="commit image")
+    return LayerRecord(digest, diff_id, chain_id, size, layer_type)

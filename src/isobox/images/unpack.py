@@ -9,8 +9,14 @@ Rejected outright (UnsafeLayerError naming the entry):
 - a path whose parent component is a symlink (writing through it could land anywhere);
 - hard links whose target leaves the layer or does not exist in it;
 - device nodes, unless the policy allows them (runtimes give containers their own /dev);
-- xattrs in the trusted.* namespace (trusted.overlay.* would steer overlayfs) and security.selinux;
-- more uncompressed bytes or entries than the policy allows (a decompression bomb).
+- xattrs other than user.* and security.capability: trusted.overlay.* (and user.overlay.* for a rootless
+  overlayfs) would steer overlayfs, security.selinux would relabel; user.overlay.* is refused too;
+- more uncompressed bytes or entries than the policy allows (a decompression bomb), counting tar headers
+  and data after the end-of-archive marker.
+
+Neutralised rather than rejected: absolute names (kept inside the layer, as tar does). Directory modes
+are applied last, through O_NOFOLLOW descriptors, so a later entry that replaces a directory by a symlink
+cannot redirect the chmod; hard links keep their target's mode (chmod would follow a linked symlink).
 
 Whiteouts become what overlayfs understands, as containerd's overlay snapshotter does: `.wh.NAME` a
 0/0 character device, `.wh..wh..opq` the trusted.overlay.opaque xattr on its directory.
@@ -28,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from isobox.errors import ImageError, UnsafeLayerError
 
@@ -37,8 +43,13 @@ log = logging.getLogger(__name__)
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _ALLOWED_XATTR_PREFIXES = ("user.", "security.capability")
+# overlayfs mounted with "userxattr" (rootless) reads its own metadata from user.overlay.* (overlayfs.rst,
+# "User xattr"): a layer must not carry it either.
+_FORBIDDEN_XATTR_PREFIXES = ("user.overlay.",)
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# Tar headers, padding and the end-of-archive blocks on top of the files' own bytes.
+_STREAM_OVERHEAD = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,9 @@ def open_decompressed(stream: IO[bytes]) -> IO[bytes]:
     if head.startswith(_ZSTD_MAGIC):
         import zstandard
 
-        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(rest, read_across_frames=True)
+        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(
+            cast(IO[bytes], rest), read_across_frames=True
+        )
         return reader
     return rest  # type: ignore[return-value]
 
@@ -94,16 +107,28 @@ class _Prefixed(io.RawIOBase):
 
 
 class _Hashing:
-    """Computes the sha256 of everything read through it (the layer's diff_id)."""
+    """Computes the sha256 of everything read through it (the layer's diff_id), up to a byte limit.
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    The limit bounds what the per-file check cannot see: huge tar/pax headers and data after the
+    end-of-archive marker, both of which a decompression bomb can use.
+    """
+
+    def __init__(self, stream: IO[bytes], limit: int, label: str) -> None:
         import hashlib
 
         self.stream = stream
         self.hasher = hashlib.sha256()
+        self.total = 0
+        self.limit = limit
+        self.label = label
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)
+        self.total += len(data)
+        if self.total > self.limit:
+            raise UnsafeLayerError(
+                f"layer {self.label} decompresses to more than the limit of {self.limit} bytes", op="unpack layer"
+            )
         self.hasher.update(data)
         return data
 
@@ -113,7 +138,7 @@ def unpack_layer(blob: Path, dest: Path, *, policy: UnpackPolicy = UnpackPolicy(
     label = what or blob.name
     with open(blob, "rb") as raw:
         try:
-            stream = _Hashing(open_decompressed(raw))
+            stream = _Hashing(open_decompressed(raw), policy.max_bytes + _STREAM_OVERHEAD, label)
             with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
                 entries, written = _Applier(dest, policy, label).apply(archive)
             while stream.read(1 << 20):  # the tar end padding counts in the diff_id too
@@ -144,7 +169,8 @@ class _Applier:
         self.label = label
         self.bytes_written = 0
         self.entries = 0
-        self.dir_modes: list[tuple[list[str], int, int]] = []
+        # Last entry wins (tar semantics); applied at the end, deepest first.
+        self.dir_modes: dict[tuple[str, ...], tuple[int, int]] = {}
 
     def fail(self, member: str, why: str) -> UnsafeLayerError:
         return UnsafeLayerError(f"layer {self.label}: entry {member!r} {why}", op="unpack layer", path=str(self.dest))
@@ -158,13 +184,27 @@ class _Applier:
                     raise self.fail(member.name, f"exceeds the limit of {self.policy.max_entries} entries")
                 self.apply_member(root_fd, archive, member)
             # Directory modes last, deepest first, so read-only directories do not block their children.
-            for parts, mode, mtime in reversed(self.dir_modes):
-                with self.parent_fd(root_fd, parts[:-1], "/".join(parts)) as parent:
-                    os.chmod(parts[-1], mode, dir_fd=parent, follow_symlinks=True)
-                    os.utime(parts[-1], (mtime, mtime), dir_fd=parent, follow_symlinks=False)
+            for key in sorted(self.dir_modes, key=len, reverse=True):
+                self.finish_dir(root_fd, list(key), *self.dir_modes[key])
         finally:
             os.close(root_fd)
         return self.entries, self.bytes_written
+
+    def finish_dir(self, root_fd: int, parts: list[str], mode: int, mtime: int) -> None:
+        """chmod/utime through an O_NOFOLLOW descriptor: a later entry may have replaced the directory by a
+        symlink, and chmod by name would follow it out of the layer. Such replaced entries are skipped."""
+        with self.parent_fd(root_fd, parts[:-1], "/".join(parts)) as parent:
+            try:
+                fd = os.open(parts[-1], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                    return
+                raise
+            try:
+                os.fchmod(fd, mode)
+                os.utime(fd, (mtime, mtime))
+            finally:
+                os.close(fd)
 
     @contextmanager
     def parent_fd(self, root_fd: int, parts: list[str], member: str) -> Iterator[int]:
@@ -208,7 +248,7 @@ class _Applier:
                     os.mkdir(base, 0o700, dir_fd=parent)
                 except FileExistsError:
                     pass
-                self.dir_modes.append((parts, stat.S_IMODE(member.mode), int(member.mtime)))
+                self.dir_modes[tuple(parts)] = (stat.S_IMODE(member.mode), int(member.mtime))
             elif member.isreg():
                 self.write_file(parent, base, archive, member)
             elif member.issym():
@@ -225,8 +265,10 @@ class _Applier:
             else:
                 raise self.fail(member.name, f"has an unsupported tar type {member.type!r}")
             os.chown(base, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
-            if not member.issym() and not member.isdir():
-                os.chmod(base, stat.S_IMODE(member.mode), dir_fd=parent, follow_symlinks=True)
+            # Not for hard links: they share their target's inode (and mode), which may be a symlink that
+            # chmod would follow out of the layer. Files, FIFOs and devices were just created by us.
+            if not member.issym() and not member.isdir() and not member.islnk():
+                os.chmod(base, stat.S_IMODE(member.mode), dir_fd=parent, follow_symlinks=False)
             for key, value in xattrs.items():
                 _setxattr_at(parent, base, key, value)
             if not member.isdir() and not member.islnk():
@@ -296,7 +338,7 @@ class _Applier:
             if not key.startswith("SCHILY.xattr."):
                 continue
             name = key[len("SCHILY.xattr.") :]
-            if not name.startswith(_ALLOWED_XATTR_PREFIXES):
+            if not name.startswith(_ALLOWED_XATTR_PREFIXES) or name.startswith(_FORBIDDEN_XATTR_PREFIXES):
                 raise self.fail(member.name, f"carries the xattr {name!r}, which layers may not set")
             found[name] = value.encode("utf-8", "surrogateescape")
         return found

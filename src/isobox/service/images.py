@@ -1,24 +1,191 @@
-"""Image operations for the CLI, the REST API and the Python API."""
+"""Image operations for the CLI, the REST API and the Python API (which all call these, and only these).
+
+Every function takes the Context first. Registry access options (``insecure``, ``ca_cert``) are per call;
+ISOBOX_CA names a CA bundle trusted for every registry, and LIB/certs.d/HOST:PORT/ holds per-registry CAs
+(as /etc/docker/certs.d does for Docker).
+"""
 
 from __future__ import annotations
 
-from isobox.images import builtin
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from isobox.errors import InvalidArgumentError
+from isobox.images import archive, builtin, reference
+from isobox.images import platform as platforms
+from isobox.images import pull as pulling
+from isobox.images import push as pushing
+from isobox.images.auth import Credentials, CredentialStore, normalize_registry
+from isobox.images.registry import CERTS_DIRS, RegistryClient, RegistryOptions
 from isobox.images.store import ImageRecord
 from isobox.service.context import Context, open_context
+from isobox.state.locks import locked
+
+ProgressFn = pulling.ProgressFn
+PushProgressFn = pushing.ProgressFn
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    id: str
+    names: tuple[str, ...]
+    size: int
+    created: str
+    platform: str
+
+    @property
+    def short_id(self) -> str:
+        return self.id.split(":", 1)[-1][:12]
+
+
+@dataclass(frozen=True)
+class ImageDetails:
+    record: ImageRecord
+    names: tuple[str, ...]
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    created: str
+    created_by: str
+    comment: str
+    empty_layer: bool
+    size: int  # compressed size of the layer this step made, 0 for metadata-only steps
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    layers_removed: int
+    blobs_removed: int
+    partials_removed: int
 
 
 def install_builtin(ctx: Context | None = None) -> ImageRecord:
     context = ctx or open_context()
-    return builtin.install(context.images)
+    # Shared gc lock from the first blob written until the commit, like a pull: prune cannot take them away.
+    with locked(context.paths.locks, "gc", shared=True):
+        return builtin.install(context.images)
 
 
-def ensure(ctx: Context, text: str) -> ImageRecord:
-    """The image named ``text``, from the store; the built-in busybox is (re)built when missing."""
-    from isobox.errors import NotFoundError
+# ---- registry access ---------------------------------------------------------------------------
 
-    try:
-        return ctx.images.resolve(text)
-    except NotFoundError:
-        if text in ("busybox", "busybox:latest", builtin.BUILTIN_NAME):
-            return builtin.install(ctx.images)
-        raise
+
+def credential_store(ctx: Context) -> CredentialStore:
+    return CredentialStore(ctx.paths.lib / "auth.json")
+
+
+def registry_options(ctx: Context, *, insecure: bool = False, ca_cert: str | os.PathLike[str] | None = None
+                     ) -> RegistryOptions:
+    ca = ca_cert or os.environ.get("ISOBOX_CA") or None
+    return RegistryOptions(
+        insecure=insecure,
+        ca_cert=Path(ca) if ca else None,
+        certs_dirs=(ctx.paths.lib / "certs.d", *CERTS_DIRS),
+        credentials=credential_store(ctx),
+    )
+
+
+def pull(ctx: Context, name: str, *, platform: str | None = None, insecure: bool = False,
+         ca_cert: str | os.PathLike[str] | None = None, progress: ProgressFn | None = None) -> ImageRecord:
+    """Pull ``name`` (Docker naming: busybox → docker.io/library/busybox:latest) into the store."""
+    ref = reference.parse(name)
+    wanted = platforms.parse(platform) if platform else None
+    with RegistryClient(ref.registry, registry_options(ctx, insecure=insecure, ca_cert=ca_cert)) as client:
+        return pulling.pull(ctx.images, client, ref, wanted=wanted, progress=progress)
+
+
+def push(ctx: Context, source: str, target: str | None = None, *, insecure: bool = False,
+         ca_cert: str | os.PathLike[str] | None = None, chunk_bytes: int = pushing.DEFAULT_CHUNK_BYTES,
+         progress: PushProgressFn | None = None) -> str:
+    """Push an image of the store to ``target`` (default: ``source`` as a name). Returns the manifest digest."""
+    record = ctx.images.resolve(source)
+    if target is None and record.id.removeprefix("sha256:").startswith(source.removeprefix("sha256:")):
+        raise InvalidArgumentError(f"{source} is an image id: say where to push it (a registry/repository:tag)",
+                                   op="push", id=record.id)
+    ref = reference.parse(target or source)
+    # Ask for pull access to the repositories we may mount from, in the same token (token.md, scope).
+    sources = {repo for repos in pushing.mount_sources(ctx.images, ref).values() for repo in repos}
+    scopes = tuple(sorted(f"repository:{repo}:pull" for repo in sources))
+    options = registry_options(ctx, insecure=insecure, ca_cert=ca_cert)
+    with RegistryClient(ref.registry, options, extra_scopes=scopes) as client:
+        return pushing.push(ctx.images, client, record, ref, chunk_bytes=chunk_bytes, progress=progress)
+
+
+def login(ctx: Context, registry: str, username: str, password: str, *, insecure: bool = False,
+          ca_cert: str | os.PathLike[str] | None = None) -> None:
+    """Check the credentials against the registry (GET /v2/ answers 200), then store them (0600)."""
+    if not username or not password:
+        raise InvalidArgumentError("login needs a user name and a password", op="login", id=registry)
+    host = normalize_registry(registry)
+    creds = Credentials(username, password)
+    options = registry_options(ctx, insecure=insecure, ca_cert=ca_cert)
+    with RegistryClient(host, options, credentials=creds) as client:
+        client.ping()
+    credential_store(ctx).save(host, creds)
+
+
+def logout(ctx: Context, registry: str) -> bool:
+    """Forget isobox's credentials for ``registry``; returns whether there were any."""
+    return credential_store(ctx).remove(registry)
+
+
+# ---- the local store ---------------------------------------------------------------------------
+
+
+def list_images(ctx: Context) -> list[ImageSummary]:
+    return [ImageSummary(record.id, tuple(names), record.size, record.created, record.platform)
+            for record, names in ctx.images.list()]
+
+
+def tag(ctx: Context, source: str, target: str) -> None:
+    ctx.images.tag(source, target)
+
+
+def remove(ctx: Context, name: str, *, force: bool = False) -> list[str]:
+    return ctx.images.remove(name, force=force)
+
+
+def inspect(ctx: Context, name: str) -> ImageDetails:
+    record = ctx.images.resolve(name)
+    return ImageDetails(record, tuple(ctx.images.names(record.id)), ctx.images.config_document(record))
+
+
+def history(ctx: Context, name: str) -> list[HistoryEntry]:
+    """The config's history (image-spec config.md "history"), newest first, with each step's layer size."""
+    record = ctx.images.resolve(name)
+    steps = ctx.images.config_document(record).get("history") or []
+    sizes = iter(layer.size for layer in record.layers)
+    entries: list[HistoryEntry] = []
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, dict):
+            continue
+        empty = bool(step.get("empty_layer", False))
+        entries.append(HistoryEntry(str(step.get("created", "")), str(step.get("created_by", "")),
+                                    str(step.get("comment", "")), empty, 0 if empty else next(sizes, 0)))
+    return list(reversed(entries))
+
+
+def prune(ctx: Context) -> PruneResult:
+    """Remove unreferenced layers and blobs, and partial downloads no pull is continuing."""
+    layers, blobs = ctx.images.gc()
+    partials = 0
+    with locked(ctx.paths.locks, "gc"):  # exclusive: no pull is in flight, so no partial file is in use
+        for entry in ctx.paths.tmp.glob("partial-*"):
+            entry.unlink(missing_ok=True)
+            partials += 1
+    return PruneResult(layers, blobs, partials)
+
+
+def save(ctx: Context, names: list[str], output: str | os.PathLike[str], *, fmt: str = "docker") -> None:
+    """Write images to a tar: ``docker`` (docker save / docker load) or ``oci`` (an OCI image layout)."""
+    if fmt not in archive.FORMATS:
+        raise InvalidArgumentError(f"unknown archive format {fmt!r} (docker or oci)", op="save")
+    archive.save(ctx.images, names, Path(output), fmt)
+
+
+def load(ctx: Context, source: str | os.PathLike[str]) -> list[ImageRecord]:
+    """Load every image of a docker-archive or OCI-layout tar (gzip-compressed or not)."""
+    return archive.load(ctx.images, Path(source))
