@@ -79,6 +79,11 @@ def _save(ctx: Context, record: WorkloadRecord) -> None:
         )
 
 
+def save(ctx: Context, record: WorkloadRecord) -> None:
+    """Persist a record changed outside this module (e.g. a VM resumed from a memory snapshot)."""
+    _save(ctx, record)
+
+
 def _load(ctx: Context, name_or_id: str) -> WorkloadRecord:
     rows = ctx.db.query("SELECT record FROM workloads WHERE name = ? OR id = ?", (name_or_id, name_or_id))
     if not rows and len(name_or_id) >= 3:

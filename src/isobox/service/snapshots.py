@@ -1,0 +1,85 @@
+"""`isobox snapshot create|list|restore|rm` for both kinds: a VM's disk (+ memory when running), a
+container's writable layer. The verbs are the same; each driver keeps its own format."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from isobox.model.record import WorkloadRecord
+from isobox.model.spec import Kind
+from isobox.model.status import Status
+from isobox.service import workloads
+from isobox.service.context import Context
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    name: str
+    content: str  # "writable layer", "disk", "disk+memory"
+    created_at: float
+
+
+def _vm(ctx: Context) -> object:
+    return workloads.driver_for(ctx, Kind.VM)
+
+
+def create(ctx: Context, name_or_id: str, name: str) -> SnapshotInfo:
+    record = workloads.get(ctx, name_or_id)
+    if record.kind is Kind.VM:
+        from isobox.drivers.vm import snapshots as vm_snapshots
+
+        made = vm_snapshots.create(_vm(ctx), record, name)  # type: ignore[arg-type]
+        return SnapshotInfo(made.name, "disk+memory" if made.has_memory else "disk", made.created_at)
+    from isobox.drivers.container import snapshots as container_snapshots
+
+    saved = container_snapshots.create(record, name)
+    return SnapshotInfo(saved.name, "writable layer", saved.created_at)
+
+
+def list_snapshots(ctx: Context, name_or_id: str) -> list[SnapshotInfo]:
+    record = workloads.get(ctx, name_or_id)
+    if record.kind is Kind.VM:
+        from isobox.drivers.vm import snapshots as vm_snapshots
+
+        return [
+            SnapshotInfo(s.name, "disk+memory" if s.has_memory else "disk", s.created_at)
+            for s in vm_snapshots.list_snapshots(_vm(ctx), record)  # type: ignore[arg-type]
+        ]
+    from isobox.drivers.container import snapshots as container_snapshots
+
+    return [SnapshotInfo(s.name, "writable layer", s.created_at) for s in container_snapshots.list_snapshots(record)]
+
+
+def restore(ctx: Context, name_or_id: str, name: str) -> WorkloadRecord:
+    """Go back to a snapshot. A VM memory snapshot resumes where it was; a running container is
+    stopped, its writable layer swapped, and started again."""
+    record = workloads.get(ctx, name_or_id)
+    if record.kind is Kind.VM:
+        from isobox.drivers.vm import snapshots as vm_snapshots
+
+        if vm_snapshots.restore(_vm(ctx), record, name):  # type: ignore[arg-type]
+            record = replace(record, status=Status.RUNNING, started_at=time.time(), exit_code=None, finished_at=None)
+            workloads.save(ctx, record)
+        return record
+    from isobox.drivers.container import snapshots as container_snapshots
+
+    was_running = record.status in (Status.RUNNING, Status.PAUSED)
+    if was_running:
+        record = workloads.stop(ctx, record.id)
+    container_snapshots.restore(record, name)
+    if was_running:
+        record = workloads.start(ctx, record.id).record
+    return record
+
+
+def remove(ctx: Context, name_or_id: str, name: str) -> None:
+    record = workloads.get(ctx, name_or_id)
+    if record.kind is Kind.VM:
+        from isobox.drivers.vm import snapshots as vm_snapshots
+
+        vm_snapshots.remove(_vm(ctx), record, name)  # type: ignore[arg-type]
+        return
+    from isobox.drivers.container import snapshots as container_snapshots
+
+    container_snapshots.remove(record, name)
