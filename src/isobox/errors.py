@@ -6,6 +6,7 @@
     ├── ConflictError                a name or resource is already taken / still in use
     ├── InvalidStateError            the operation is not allowed in the workload's current status
     ├── HostError                    the host lacks something isobox needs (runtime, kernel, root, QEMU)
+    ├── PolicyError                  the isolation policy refuses the workload, or the kind asked for
     ├── ImageError                   anything about image content
     │   ├── ImagePullError           talking to a registry failed (network, auth, HTTP status)
     │   ├── ManifestError            a manifest/index/config is malformed, too large or of unknown type
@@ -57,6 +58,10 @@ class HostError(IsoboxError):
     """The host lacks something isobox needs."""
 
 
+class PolicyError(IsoboxError):
+    """The isolation policy refuses the workload, or the kind (--container) it was asked to run as."""
+
+
 class ImageError(IsoboxError):
     """Anything about image content."""
 
@@ -92,6 +97,7 @@ __all__ = [
     "IsoboxError",
     "ManifestError",
     "NotFoundError",
+    "PolicyError",
     "UnsafeLayerError",
     "WorkloadError",
 ]

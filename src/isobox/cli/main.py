@@ -56,7 +56,6 @@ VERBS = {
     "network": "networks",
     "volume": "volumes",
     **dict.fromkeys(("compare", "policy", "scan"), "policy"),
-    "network": "networks",
     "system": "system",
     "info": "system",
 }
