@@ -21,8 +21,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "Image", "IsoboxError", "RunResult", "Workload", "create", "exec", "images", "inspect", "kill", "list_workloads",
-    "logs", "pull", "remove", "remove_image", "restart", "run", "spec", "start", "stats", "stop", "tag", "top", "wait",
+    "Image", "IsoboxError", "RunResult", "Workload", "compare", "create", "exec", "explain", "images", "inspect",
+    "kill", "list_workloads", "logs", "pull", "remove", "remove_image", "restart", "run", "scan", "spec", "start",
+    "stats", "stop", "tag", "top", "wait",
 ]
 
 

@@ -83,6 +83,9 @@ def register(app: typer.Typer) -> None:
     image.command("inspect")(inspect)
     image.command("history")(history)
     image.command("prune")(prune)
+    from isobox.cli.policy import scan
+
+    image.command("scan")(scan)
     app.command("save")(save)
     app.command("load")(load)
 

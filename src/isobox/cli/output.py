@@ -61,5 +61,8 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def fail(message: str, code: int = EXIT_ISOBOX_ERROR) -> None:
-    err.print(f"[red]isobox:[/red] {message}", markup=True, highlight=False)
+    from rich.text import Text
+
+    # The message is data (it may quote user input with brackets): never read it as markup.
+    err.print(Text.assemble(("isobox:", "red"), " ", message), highlight=False)
     raise SystemExit(code)
