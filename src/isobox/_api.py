@@ -38,7 +38,7 @@ def spec(
     image: str,
     command: Sequence[str] = (),
     *,
-    vm: bool = False,
+    vm: bool | None = None,
     name: str | None = None,
     env: dict[str, str] | None = None,
     workdir: str | None = None,
@@ -54,11 +54,12 @@ def spec(
     restart: str = "no",
     **more: Any,
 ) -> WorkloadSpec:
-    """A WorkloadSpec from keyword arguments named like the CLI flags."""
+    """A WorkloadSpec from keyword arguments named like the CLI flags (vm=None: the policy decides)."""
     return WorkloadSpec(
         image=image,
         command=tuple(command),
         kind=Kind.VM if vm else Kind.CONTAINER,
+        kind_by_policy=vm is None,  # neither vm=True nor vm=False: the isolation policy decides
         name=name,
         env=tuple((env or {}).items()),
         workdir=workdir,
@@ -213,3 +214,27 @@ def remove_image(reference: str, *, force: bool = False, root: str | None = None
 
 def tag(source: str, target: str, *, root: str | None = None) -> None:
     _ctx(root).images.tag(source, target)
+
+
+def compare(
+    image: str, command: Sequence[str] = (), *, runs: int = 3, warmup: int = 1, root: str | None = None, **options: Any
+) -> Any:
+    """Run the workload as a container and as a VM and measure both (see `isobox compare`)."""
+    from isobox.service import compare as compare_service
+
+    return compare_service.compare(_ctx(root), spec(image, command, **options), runs=runs, warmup=warmup)
+
+
+def explain(image: str, command: Sequence[str] = (), *, root: str | None = None, **options: Any) -> Any:
+    """Which isolation-policy rule decides for this workload, and why."""
+    from isobox.service import policy
+
+    return policy.explain(_ctx(root), spec(image, command, **options))
+
+
+def scan(image: str, *, root: str | None = None) -> Any:
+    """The image's risk report (root user, setuid files, world-writable paths, secrets, packages)."""
+    from isobox.service import policy
+
+    ctx = _ctx(root)
+    return policy.scan_image(ctx, policy.image_record(ctx, image), image)
