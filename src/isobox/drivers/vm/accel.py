@@ -7,6 +7,7 @@ under which a standard guest kernel hangs during boot. Real KVM means the vendor
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ CPU_FLAGS = ("vmx", "svm")
 
 @dataclass(frozen=True)
 class Accel:
-    name: str    # "kvm" | "tcg"
+    name: str  # "kvm" | "tcg"
     reason: str
 
     @property
@@ -48,6 +49,7 @@ def decide(*, kvm_device: bool, modules: set[str], cpuinfo: str) -> Accel:
     return Accel("kvm", f"/dev/kvm with {vendor[0]} and CPU flag {sorted(flags)[0]}")
 
 
+@functools.cache
 def detect(sys_module: Path = Path("/sys/module"), cpuinfo: Path = Path("/proc/cpuinfo")) -> Accel:
     """KVM or TCG for this host, with the reason (shown by `isobox info` and `inspect`)."""
     forced = os.environ.get("ISOBOX_VM_ACCEL")

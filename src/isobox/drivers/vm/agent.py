@@ -30,8 +30,7 @@ class ExecResult:
 
 
 class AgentChannel:
-    def __init__(self, files: VMFiles, port: str, lock_dir: Path, workload: str,
-                 alive: Callable[[], bool]) -> None:
+    def __init__(self, files: VMFiles, port: str, lock_dir: Path, workload: str, alive: Callable[[], bool]) -> None:
         self._in = Path(f"{files.pipe(port)}.in")
         self._out = Path(f"{files.pipe(port)}.out")
         self._port = port
@@ -61,7 +60,7 @@ class AgentChannel:
         try:
             view = memoryview(line)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
 

@@ -58,8 +58,9 @@ class VMCgroup:
                     break
                 except OSError as exc:
                     if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                        raise HostError(f"cannot remove cgroup: {exc}", op="remove VM cgroup",
-                                        path=str(directory)) from exc
+                        raise HostError(
+                            f"cannot remove cgroup: {exc}", op="remove VM cgroup", path=str(directory)
+                        ) from exc
                     time.sleep(0.05)
 
     def _read(self, controller: str, name: str) -> str | None:
@@ -72,11 +73,15 @@ class VMCgroup:
     def stats(self) -> Stats:
         if self.unified:
             cpu_text = self._read("", "cpu.stat") or ""
-            usage_us = next((int(line.split()[1]) for line in cpu_text.splitlines()
-                             if line.startswith("usage_usec ")), 0)
-            return Stats(cpu_usage_ns=usage_us * 1000, memory_bytes=_int(self._read("", "memory.current")),
-                         memory_limit_bytes=_int(self._read("", "memory.max")),
-                         pids=_int(self._read("", "pids.current")))
+            usage_us = next(
+                (int(line.split()[1]) for line in cpu_text.splitlines() if line.startswith("usage_usec ")), 0
+            )
+            return Stats(
+                cpu_usage_ns=usage_us * 1000,
+                memory_bytes=_int(self._read("", "memory.current")),
+                memory_limit_bytes=_int(self._read("", "memory.max")),
+                pids=_int(self._read("", "pids.current")),
+            )
         return Stats(
             cpu_usage_ns=_int(self._read("cpuacct", "cpuacct.usage")),
             memory_bytes=_int(self._read("memory", "memory.usage_in_bytes")),

@@ -13,6 +13,7 @@ without any report (guest crash).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -23,11 +24,12 @@ from pathlib import Path
 from isobox.config import Paths
 from isobox.drivers.base import Attach, ExecSpec
 from isobox.drivers.vm import accel as vm_accel
-from isobox.drivers.vm import agent, guest_script, initramfs, launch, qemu_args, qmp, rootdisk, streams
+from isobox.drivers.vm import agent, anyos, guest_script, initramfs, launch, qemu_args, rootdisk, streams
 from isobox.drivers.vm import kernel as guest_kernel
 from isobox.drivers.vm.cgroup import VMCgroup, pids_in
 from isobox.drivers.vm.qemu_args import VMFiles
-from isobox.errors import InvalidStateError, WorkloadError
+from isobox.errors import InvalidArgumentError, InvalidStateError, WorkloadError
+from isobox.model.network import hosts_file, resolv_conf
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, Stats, WorkloadRecord
 from isobox.model.status import Status
@@ -52,21 +54,31 @@ class VMDriver:
         files = VMFiles.of(plan.workload_dir, plan.id, self.paths.run)
         existed = files.root.exists()
         files.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
+        if anyos.is_disk_vm(plan):
+            return self._create_disk_vm(plan, files, existed)
+        with contextlib.ExitStack() as undo:
+            undo.callback(_undo_create, files, existed)
             kernel = guest_kernel.find(self.paths.kernel_dir)
             boot = initramfs.ensure(self.paths.cache, self.paths.locks, kernel)
             base = rootdisk.ensure_base(self.paths.cache, self.paths.locks, plan.image_id, plan.layers)
             rootdisk.create_overlay(base, files.disk)
             user = self._user(plan, plan.process.user)
-            files.run_script.write_text(guest_script.run_script(
-                hostname=plan.hostname, argv=plan.process.argv, env=plan.process.env,
-                cwd=plan.process.cwd, user=user))
+            files.run_script.write_text(
+                guest_script.run_script(
+                    hostname=plan.hostname,
+                    argv=plan.process.argv,
+                    env=plan.process.env,
+                    cwd=plan.process.cwd,
+                    user=user,
+                    interactive=plan.process.interactive,
+                    tty=plan.process.tty,
+                    network=_guest_network(plan),
+                )
+            )
             for name in qemu_args.PIPES:
                 for suffix in (".in", ".out"):
                     os.mkfifo(f"{files.pipe(name)}{suffix}", 0o600)
-        except BaseException:
-            _remove_tree(files.root) if not existed else _remove_vm_files(files)
-            raise
+            undo.pop_all()
         chosen = vm_accel.detect()
         return {
             "accelerator": chosen.name,
@@ -77,30 +89,62 @@ class VMDriver:
             "root_disk_base": str(base),
         }
 
+    def _create_disk_vm(self, plan: RunPlan, files: VMFiles, existed: bool) -> dict[str, str]:
+        disk = Path(anyos.label(plan, anyos.DISK_LABEL) or "")
+        with contextlib.ExitStack() as undo:
+            undo.callback(_undo_create, files, existed)
+            fmt = anyos.disk_format(disk)
+            rootdisk.create_overlay(disk, files.disk, fmt)
+            user_data = anyos.label(plan, anyos.SEED_LABEL)
+            if user_data:
+                anyos.make_seed(Path(user_data), plan.id, plan.hostname, anyos.seed_path(files))
+            undo.pop_all()
+        chosen = vm_accel.detect()
+        return {
+            "accelerator": chosen.name,
+            "accelerator_reason": chosen.reason,
+            "machine": qemu_args.MACHINE,
+            "firmware": "SeaBIOS",
+            "disk": str(disk),
+            "disk_format": fmt,
+        }
+
     def files(self, record: WorkloadRecord) -> VMFiles:
         return VMFiles.of(record.plan.workload_dir, record.id, self.paths.run)
 
     def _user(self, plan: RunPlan, spec: str) -> guest_script.GuestUser:
-        return guest_script.resolve_user(spec, rootdisk.image_file(plan.layers, "etc/passwd"),
-                                         rootdisk.image_file(plan.layers, "etc/group"))
+        return guest_script.resolve_user(
+            spec, rootdisk.image_file(plan.layers, "etc/passwd"), rootdisk.image_file(plan.layers, "etc/group")
+        )
 
     # -- start ------------------------------------------------------------------------------------
 
     def argv(self, record: WorkloadRecord, loadvm: str | None = None) -> list[str]:
         """The QEMU command line of this VM (also used by snapshots and the benchmark)."""
         plan, files = record.plan, self.files(record)
+        if anyos.is_disk_vm(plan):
+            return anyos.build(id=record.id, accel=vm_accel.detect(), plan=plan, files=files, loadvm=loadvm)
         kernel = guest_kernel.find(self.paths.kernel_dir)
         boot = qemu_args.BootFiles(kernel.vmlinuz, initramfs.ensure(self.paths.cache, self.paths.locks, kernel))
-        return qemu_args.build(id=record.id, accel=vm_accel.detect(), memory_bytes=plan.resources.memory_bytes,
-                               cpus=plan.resources.cpus, files=files, boot=boot, loadvm=loadvm)
+        return qemu_args.build(
+            id=record.id,
+            accel=vm_accel.detect(),
+            memory_bytes=plan.resources.memory_bytes,
+            cpus=plan.resources.cpus,
+            files=files,
+            boot=boot,
+            loadvm=loadvm,
+            interfaces=plan.network.interfaces if plan.network is not None else (),
+            isolated_macs=tuple(filter(None, (anyos.label(plan, qemu_args.ISOLATED_NICS_LABEL) or "").split(","))),
+            tty=plan.process.tty,
+        )
 
     def start(self, record: WorkloadRecord, attach: Attach | None = None, *, loadvm: str | None = None) -> int:
         files = self.files(record)
         if launch.alive(launch.read_pid(files.pidfile), files.pidfile):
             raise InvalidStateError("the VM is already running", op="start VM", id=record.id)
         if not files.disk.exists():
-            raise WorkloadError("the VM was not created (no disk)", op="start VM", id=record.id,
-                                path=str(files.disk))
+            raise WorkloadError("the VM was not created (no disk)", op="start VM", id=record.id, path=str(files.disk))
         for stale in (files.port("status"), files.killed, files.qmp, files.pidfile):
             stale.unlink(missing_ok=True)
         positions = streams.sizes(files)
@@ -114,21 +158,58 @@ class VMDriver:
             _kill_cgroup(cgroup)
             cgroup.remove()
             raise
+        files.started.touch()
+        files.start_offsets.write_text(json.dumps(positions))
         log.debug("VM %s started: pid %d", record.id, pid)
         if attach is not None:
             self._attach(record, files, pid, attach, positions)
         return pid
 
-    def _attach(self, record: WorkloadRecord, files: VMFiles, pid: int, attach: Attach,
-                positions: dict[str, int]) -> None:
+    def attach(self, record: WorkloadRecord, attach: Attach) -> Observation:
+        """Stream a running VM's output (from its start on) to the caller's fds until it ends.
+
+        Lets the service record the VM as running (start with attach=None) before it blocks here."""
+        files = self.files(record)
+        pid = launch.read_pid(files.pidfile)
+        if pid is not None and launch.alive(pid, files.pidfile):
+            try:
+                positions = {k: int(v) for k, v in json.loads(files.start_offsets.read_text()).items()}
+            except (OSError, ValueError):
+                positions = streams.sizes(files)
+            self._attach(record, files, pid, attach, positions)
+        return self.observe(record)
+
+    def _attach(
+        self, record: WorkloadRecord, files: VMFiles, pid: int, attach: Attach, positions: dict[str, int]
+    ) -> None:
+        interactive = attach.stdin is not None and record.plan.process.interactive
+        if record.plan.process.tty and not anyos.is_disk_vm(record.plan):
+            streams.bridge_terminal(
+                files.tty,
+                attach.stdin if interactive else None,
+                attach.stdout,
+                alive=lambda: launch.alive(pid, files.pidfile),
+            )
+            self._sync_log(record, final=True)
+            return
         fds = {"stdout": attach.stdout, "stderr": attach.stderr}
+        feeder = None
+        if interactive and attach.stdin is not None and not anyos.is_disk_vm(record.plan):
+            feeder = streams.StdinFeeder(attach.stdin, files.stdin)
         last_sync = time.monotonic()
-        while launch.alive(pid, files.pidfile):
-            if not streams.copy_new(files, positions, fds):
-                launch.wait_exit(pid, files.pidfile, 0.05)
-            if time.monotonic() - last_sync > 1.0:
-                self._sync_log(record, final=False)
-                last_sync = time.monotonic()
+        try:
+            while launch.alive(pid, files.pidfile):
+                moved = streams.copy_new(files, positions, fds)
+                if feeder is not None:
+                    feeder.pump(0.0 if moved else 0.05)
+                elif not moved:
+                    launch.wait_exit(pid, files.pidfile, 0.05)
+                if time.monotonic() - last_sync > 1.0:
+                    self._sync_log(record, final=False)
+                    last_sync = time.monotonic()
+        finally:
+            if feeder is not None:
+                feeder.close()
         streams.copy_new(files, positions, fds)
         self._sync_log(record, final=True)
 
@@ -147,9 +228,9 @@ class VMDriver:
         if running:
             assert pid is not None
             return Observation(Status.RUNNING, pid=pid)
-        if not files.console.exists():
+        if not files.started.exists():
             return Observation(Status.CREATED)
-        code, finished = exit_status(files)
+        code, finished = exit_status(files, disk_vm=anyos.is_disk_vm(record.plan))
         return Observation(Status.EXITED, exit_code=code, finished_at=finished)
 
     def wait(self, record: WorkloadRecord, timeout_s: float | None = None) -> Observation:
@@ -169,7 +250,7 @@ class VMDriver:
         assert pid is not None
         deadline = time.monotonic() + timeout_s
         try:
-            agent.signal_workload(self._channel(record, "ctl"), record.plan.stop_signal, min(timeout_s, 5.0))
+            self._polite_signal(record, record.plan.stop_signal, min(timeout_s, 5.0))
         except WorkloadError as exc:
             log.debug("stop %s: signal through the agent failed: %s", record.id, exc)
         if launch.wait_exit(pid, files.pidfile, max(0.0, deadline - time.monotonic())):
@@ -185,11 +266,23 @@ class VMDriver:
         if signal == _SIGKILL:
             self._terminate(record, files, pid)
             return
-        if not agent.signal_workload(self._channel(record, "ctl"), signal, AGENT_TIMEOUT_S):
+        if not self._polite_signal(record, signal, AGENT_TIMEOUT_S):
             raise WorkloadError(f"the guest could not deliver signal {signal}", op="kill VM", id=record.id)
+
+    def _polite_signal(self, record: WorkloadRecord, signal: int, timeout_s: float) -> bool:
+        """The signal to the workload through the agent; a disk VM has none: ACPI power button."""
+        if anyos.is_disk_vm(record.plan):
+            from isobox.drivers.vm import qmp  # qemu.qmp pulls in asyncio: ~30 ms not every start pays
+
+            with qmp.connect(self.files(record).qmp, record.id, timeout_s=timeout_s) as monitor:
+                monitor.command("system_powerdown")
+            return True
+        return agent.signal_workload(self._channel(record, "ctl"), signal, timeout_s)
 
     def _terminate(self, record: WorkloadRecord, files: VMFiles, pid: int) -> None:
         """End the VM now: QMP quit (QEMU flushes the qcow2 overlay), SIGKILL if that fails."""
+        from isobox.drivers.vm import qmp  # see _polite_signal
+
         files.killed.touch()
         with contextlib.suppress(WorkloadError), qmp.connect(files.qmp, record.id, timeout_s=5.0) as monitor:
             monitor.command("quit")
@@ -200,8 +293,9 @@ class VMDriver:
     def _channel(self, record: WorkloadRecord, port: str) -> agent.AgentChannel:
         files = self.files(record)
         pid = launch.read_pid(files.pidfile)
-        return agent.AgentChannel(files, port, self.paths.locks, record.id,
-                                  alive=lambda: launch.alive(pid, files.pidfile))
+        return agent.AgentChannel(
+            files, port, self.paths.locks, record.id, alive=lambda: launch.alive(pid, files.pidfile)
+        )
 
     def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int:
         result = self.exec_capture(record, spec)
@@ -209,13 +303,18 @@ class VMDriver:
         streams.write_all(2, result.stderr)
         return result.exit_code
 
-    def exec_capture(self, record: WorkloadRecord, spec: ExecSpec,
-                     timeout_s: float | None = None) -> agent.ExecResult:
+    def exec_capture(self, record: WorkloadRecord, spec: ExecSpec, timeout_s: float | None = None) -> agent.ExecResult:
         """Run a process in the running VM through the agent; its output is returned when it ends."""
-        files = self.files(record)
+        plan, files = record.plan, self.files(record)
+        if anyos.is_disk_vm(plan):
+            raise InvalidStateError(
+                "exec needs the isobox guest agent, which a disk-image VM does not have", op="exec in VM", id=record.id
+            )
+        if spec.tty or spec.interactive:
+            # The busybox agent captures output to files and has no pty: see guest/agent.sh.
+            raise InvalidArgumentError("exec -i/-t is not supported in VMs yet", op="exec in VM", id=record.id)
         if not launch.alive(launch.read_pid(files.pidfile), files.pidfile):
             raise InvalidStateError("the VM is not running", op="exec in VM", id=record.id)
-        plan = record.plan
         env = dict(plan.process.env)
         env.update(spec.env)
         user = self._user(plan, spec.user if spec.user is not None else plan.process.user)
@@ -227,28 +326,53 @@ class VMDriver:
     def stats(self, record: WorkloadRecord) -> Stats:
         return VMCgroup.for_workload(record.id).stats()
 
+    def top(self, record: WorkloadRecord) -> list[int]:
+        """Host pids of the VM: its QEMU process (the guest's processes are inside it)."""
+        return pids_in(VMCgroup.for_workload(record.id))
+
+    def sync_logs(self, record: WorkloadRecord) -> None:
+        """Bring plan.log_path up to date with what QEMU wrote (the log service may call this before
+        reading or while following; observe() does it too)."""
+        files = self.files(record)
+        self._sync_log(record, final=not launch.alive(launch.read_pid(files.pidfile), files.pidfile))
+
     # -- delete -----------------------------------------------------------------------------------
 
     def delete(self, record: WorkloadRecord) -> None:
         files = self.files(record)
         pid = launch.read_pid(files.pidfile)
-        if launch.alive(pid, files.pidfile):
-            assert pid is not None
-            self._terminate(record, files, pid)
-        cgroup = VMCgroup.for_workload(record.id)
-        _kill_cgroup(cgroup)
-        cgroup.remove()
-        _remove_tree(files.root)
-        _remove_tree(files.sockets)
+        try:
+            if launch.alive(pid, files.pidfile):
+                assert pid is not None
+                self._terminate(record, files, pid)
+        finally:  # whatever happened above, nothing of the VM may stay behind
+            cgroup = VMCgroup.for_workload(record.id)
+            _kill_cgroup(cgroup)
+            cgroup.remove()
+            _remove_tree(files.root)
+            _remove_tree(files.sockets)
 
 
 _SIGKILL = int(signal.SIGKILL)
 
 
-def exit_status(files: VMFiles) -> tuple[int, float | None]:
+def _guest_network(plan: RunPlan) -> guest_script.GuestNetwork:
+    interfaces = plan.network.interfaces if plan.network is not None else ()
+    try:
+        host_resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host_resolv = ""
+    return guest_script.GuestNetwork(
+        interfaces=interfaces,
+        hosts=hosts_file(plan.network, plan.hostname),
+        resolv_conf=resolv_conf(plan.network, host_resolv),
+    )
+
+
+def exit_status(files: VMFiles, *, disk_vm: bool = False) -> tuple[int, float | None]:
     """The exit code of a VM that is no longer running, and when it finished (see module docstring)."""
     finished = None
-    for candidate in (files.port("status"), files.killed, files.console):
+    for candidate in (files.port("status"), files.killed, files.console, files.port("stdout")):
         with contextlib.suppress(OSError):
             finished = candidate.stat().st_mtime
             break
@@ -261,6 +385,8 @@ def exit_status(files: VMFiles) -> tuple[int, float | None]:
         return int(last), finished
     if files.killed.exists():
         return EXIT_KILLED, finished
+    if disk_vm:  # a firmware-booted guest that powered off by itself
+        return 0, finished
     if last.startswith("init-error"):
         return EXIT_INIT_FAILED, finished
     return EXIT_UNKNOWN, finished
@@ -278,9 +404,13 @@ def _kill_cgroup(cgroup: VMCgroup) -> None:
         time.sleep(0.05)
 
 
-def _remove_vm_files(files: VMFiles) -> None:
-    for path in (files.disk, files.run_script, *(Path(f"{files.pipe(n)}{s}") for n in qemu_args.PIPES
-                                                 for s in (".in", ".out"))):
+def _undo_create(files: VMFiles, existed: bool) -> None:
+    """A failed create leaves nothing: the directory if create made it, else the files it made."""
+    if not existed:
+        _remove_tree(files.root)
+        return
+    pipes = [Path(f"{files.pipe(name)}{suffix}") for name in qemu_args.PIPES for suffix in (".in", ".out")]
+    for path in (files.disk, files.run_script, anyos.seed_path(files), *pipes):
         path.unlink(missing_ok=True)
 
 

@@ -17,6 +17,7 @@ import shlex
 from dataclasses import dataclass
 
 from isobox.errors import InvalidArgumentError
+from isobox.model.network import InterfacePlan
 
 GUEST_ROOT = "/root"
 
@@ -33,7 +34,7 @@ def _table(text: str | None) -> list[list[str]]:
 
 
 def resolve_user(spec: str, passwd: str | None, group: str | None) -> GuestUser:
-    """"", "name", "uid", "uid:gid", "name:group" → numeric ids, looked up in the image's files."""
+    """ "", "name", "uid", "uid:gid", "name:group" → numeric ids, looked up in the image's files."""
     if not spec:
         return GuestUser(0, 0, _home_of(passwd, "0") or "/root")
     user_part, _, group_part = spec.partition(":")
@@ -43,8 +44,9 @@ def resolve_user(spec: str, passwd: str | None, group: str | None) -> GuestUser:
     elif user_part.isdigit():
         uid, gid, home = int(user_part), 0, "/"
     else:
-        raise InvalidArgumentError(f"unable to find user {user_part}: no matching entry in passwd file",
-                                   op="resolve user")
+        raise InvalidArgumentError(
+            f"unable to find user {user_part}: no matching entry in passwd file", op="resolve user"
+        )
     if group_part:
         found = next((e for e in _table(group) if len(e) >= 3 and group_part in (e[0], e[2])), None)
         if found is not None:
@@ -52,8 +54,9 @@ def resolve_user(spec: str, passwd: str | None, group: str | None) -> GuestUser:
         elif group_part.isdigit():
             gid = int(group_part)
         else:
-            raise InvalidArgumentError(f"unable to find group {group_part}: no matching entry in group file",
-                                       op="resolve user")
+            raise InvalidArgumentError(
+                f"unable to find group {group_part}: no matching entry in group file", op="resolve user"
+            )
     return GuestUser(uid, gid, home or "/")
 
 
@@ -62,30 +65,75 @@ def _home_of(passwd: str | None, uid: str) -> str | None:
     return entry[5] if entry else None
 
 
-def command_line(argv: tuple[str, ...], env: tuple[tuple[str, str], ...], cwd: str, user: GuestUser) -> str:
-    """The shell command that runs argv in the image root as the user (see the module docstring)."""
+def command_line(
+    argv: tuple[str, ...], env: tuple[tuple[str, str], ...], cwd: str, user: GuestUser, *, tty: bool = False
+) -> str:
+    """The shell command that runs argv in the image root as the user (see the module docstring).
+    With a terminal, busybox `setsid -c` first makes it a session leader whose controlling terminal is
+    its stdin (/dev/hvc0), so ^C and job control reach it as on any terminal."""
     environment = dict(env)
     environment.setdefault("HOME", user.home)
-    words = ["exec", "env", "-i"]
+    words = ["exec", *(("setsid", "-c") if tty else ()), "env", "-i"]
     words += [shlex.quote(f"{key}={value}") for key, value in environment.items()]
     words += [
         "/bin/nsenter",
         shlex.quote(f"-r{GUEST_ROOT}"),
         shlex.quote(f"-w{GUEST_ROOT}{cwd}"),
-        "-S", str(user.uid), "-G", str(user.gid), "-F", "--",
+        "-S",
+        str(user.uid),
+        "-G",
+        str(user.gid),
+        "-F",
+        "--",
     ]
     words += [shlex.quote(arg) for arg in argv]
     return " ".join(words)
 
 
-def run_script(*, hostname: str, argv: tuple[str, ...], env: tuple[tuple[str, str], ...], cwd: str,
-               user: GuestUser) -> str:
-    """The fw_cfg file opt/isobox/run: variables for init and the isobox_workload function."""
-    return (
-        "# isobox run script (generated; sourced by the guest init)\n"
-        f"ISOBOX_HOSTNAME={shlex.quote(hostname)}\n"
-        f"ISOBOX_CWD={shlex.quote(cwd)}\n"
-        "isobox_workload() {\n"
-        f"    {command_line(argv, env, cwd, user)}\n"
-        "}\n"
-    )
+@dataclass(frozen=True)
+class GuestNetwork:
+    """What the guest init configures: its NICs (found by MAC), the default route, /etc/hosts and
+    /etc/resolv.conf of the image root (written at each boot, as Docker bind-mounts them)."""
+
+    interfaces: tuple[InterfacePlan, ...] = ()
+    hosts: str = ""
+    resolv_conf: str = ""
+
+
+def network_lines(network: GuestNetwork) -> list[str]:
+    lines = ["isobox_network() {"]
+    for index, interface in enumerate(network.interfaces):
+        words = [interface.mac, interface.ifname, f"{interface.ip}/{interface.prefix_len}"]
+        lines.append("    isobox_link " + " ".join(shlex.quote(w) for w in words) + " || return 1")
+        if index == 0 and interface.gateway:
+            lines.append(f"    ip route add default via {shlex.quote(interface.gateway)} || return 1")
+    lines += ["    :", "}"]
+    lines.append(f"ISOBOX_HOSTS={shlex.quote(network.hosts)}")
+    lines.append(f"ISOBOX_RESOLV={shlex.quote(network.resolv_conf)}")
+    return lines
+
+
+def run_script(
+    *,
+    hostname: str,
+    argv: tuple[str, ...],
+    env: tuple[tuple[str, str], ...],
+    cwd: str,
+    user: GuestUser,
+    interactive: bool = False,
+    tty: bool = False,
+    network: GuestNetwork | None = None,
+) -> str:
+    """The fw_cfg file opt/isobox/run: variables for init, isobox_network and isobox_workload."""
+    lines = [
+        "# isobox run script (generated; sourced by the guest init)",
+        f"ISOBOX_HOSTNAME={shlex.quote(hostname)}",
+        f"ISOBOX_CWD={shlex.quote(cwd)}",
+        f"ISOBOX_STDIN={'/dev/port-isobox.stdin' if interactive else '/dev/null'}",
+        f"ISOBOX_TTY={1 if tty else 0}",
+        *network_lines(network or GuestNetwork()),
+        "isobox_workload() {",
+        f"    {command_line(argv, env, cwd, user, tty=tty)}",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -81,29 +81,31 @@ def build_archive(busybox: Path, modules: list[Path]) -> bytes:
     return cpio.finish()
 
 
-def _cache_key(busybox: Path, kernel: guest_kernel.Kernel, modules: list[Path]) -> str:
+def _cache_key(busybox: Path, kernel: guest_kernel.Kernel) -> str:
+    # File identities (size, mtime) instead of content hashes: this runs on every VM start and must
+    # not read megabytes; the modules are those of the kernel version, whose directory is immutable.
     digest = hashlib.sha256()
-    digest.update(busybox.read_bytes())
+    for path in (busybox, kernel.vmlinuz, kernel.modules_dir):
+        stat = path.stat()
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}".encode())
     for name in ("init.sh", "agent.sh"):
         digest.update(guest_file(name))
     digest.update(kernel.version.encode())
-    for module in modules:
-        stat = module.stat()
-        digest.update(f"{module.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    digest.update(",".join(guest_kernel.WANTED_MODULES).encode())
     return digest.hexdigest()[:24]
 
 
 def ensure(cache_dir: Path, lock_dir: Path, kernel: guest_kernel.Kernel) -> Path:
     """The cached initramfs for this kernel, built on first use (under a lock: concurrent starts)."""
     busybox = find_busybox()
-    modules = guest_kernel.load_order(kernel)
-    target = cache_dir / "initramfs" / f"{_cache_key(busybox, kernel, modules)}.cpio"
+    target = cache_dir / "initramfs" / f"{_cache_key(busybox, kernel)}.cpio"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with locked(lock_dir, "vm-initramfs"):
         if target.is_file():
             return target
+        modules = guest_kernel.load_order(kernel)
         temporary = target.with_suffix(f".tmp{os.getpid()}")
         try:
             temporary.write_bytes(build_archive(busybox, modules))

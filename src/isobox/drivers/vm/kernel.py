@@ -15,8 +15,10 @@ from pathlib import Path
 
 from isobox.errors import HostError
 
-# What the guest needs: the PCI transport, the disk, the serial ports, and fw_cfg (the run script).
-WANTED_MODULES = ("virtio_pci", "virtio_blk", "virtio_console", "qemu_fw_cfg")
+# What the guest needs: the PCI transport, the disk, the serial ports, fw_cfg (the run script), the
+# network (virtio_net, for the TAPs of isobox networks), and the balloon, whose free page reporting
+# hands memory the guest no longer uses back to the host.
+WANTED_MODULES = ("virtio_pci", "virtio_blk", "virtio_console", "qemu_fw_cfg", "virtio_net", "virtio_balloon")
 
 
 @dataclass(frozen=True)
@@ -55,18 +57,19 @@ def modinfo(path: Path) -> dict[str, list[str]]:
     """The key=value strings of an ELF64 module's .modinfo section."""
     data = path.read_bytes()
     if data[:4] != b"\x7fELF" or data[4] != 2:
-        raise HostError("not an ELF64 kernel module (compressed modules are not supported)",
-                        op="read module info", path=str(path))
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+        raise HostError(
+            "not an ELF64 kernel module (compressed modules are not supported)", op="read module info", path=str(path)
+        )
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     sections = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
     names_off = sections[shstrndx][4]
     info: dict[str, list[str]] = {}
     for name_off, _type, _flags, _addr, offset, size in sections:
         end = data.index(b"\0", names_off + name_off)
-        if data[names_off + name_off:end] != b".modinfo":
+        if data[names_off + name_off : end] != b".modinfo":
             continue
-        for item in data[offset:offset + size].split(b"\0"):
+        for item in data[offset : offset + size].split(b"\0"):
             key, sep, value = item.decode(errors="replace").partition("=")
             if sep:
                 info.setdefault(key, []).append(value)
@@ -90,8 +93,11 @@ def load_order(kernel: Kernel, wanted: tuple[str, ...] = WANTED_MODULES) -> list
             return
         path = index.get(name)
         if path is None:
-            raise HostError(f"kernel module {name} (needed by {' <- '.join(chain) or 'isobox'}) not found",
-                            op="resolve guest modules", path=str(kernel.modules_dir))
+            raise HostError(
+                f"kernel module {name} (needed by {' <- '.join(chain) or 'isobox'}) not found",
+                op="resolve guest modules",
+                path=str(kernel.modules_dir),
+            )
         seen.add(name)
         for dep in modinfo(path).get("depends", [""])[0].split(","):
             if dep:

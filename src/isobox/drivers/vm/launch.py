@@ -29,14 +29,13 @@ def start(argv: list[str], cgroup: VMCgroup, pidfile: Path, workload: str, timeo
     env = dict(os.environ, ISOBOX_CGROUP_PROCS=" ".join(str(p) for p in cgroup.procs_files))
     command = ["/bin/sh", "-c", _JOIN_AND_EXEC, "isobox-qemu", *argv]
     try:
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL
+        )
     except FileNotFoundError as exc:
-        raise HostError("qemu-system-x86_64 is not installed (run scripts/setup)", op="start VM",
-                        id=workload) from exc
+        raise HostError("qemu-system-x86_64 is not installed (run scripts/setup)", op="start VM", id=workload) from exc
     except subprocess.TimeoutExpired as exc:
-        raise WorkloadError(f"QEMU did not daemonize within {timeout_s:.0f} s", op="start VM",
-                            id=workload) from exc
+        raise WorkloadError(f"QEMU did not daemonize within {timeout_s:.0f} s", op="start VM", id=workload) from exc
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
         raise WorkloadError(f"QEMU failed to start: {detail}", op="start VM", id=workload)

@@ -31,8 +31,9 @@ class Monitor:
         try:
             return self._client.cmd(name, **arguments)
         except (QMPError, OSError, TimeoutError, EOFError) as exc:
-            raise WorkloadError(f"QMP {name} failed: {exc}", op=f"qmp {name}", id=self._workload,
-                                path=str(self._path)) from exc
+            raise WorkloadError(
+                f"QMP {name} failed: {exc}", op=f"qmp {name}", id=self._workload, path=str(self._path)
+            ) from exc
 
     def hmp(self, text: str) -> str:
         """A human-monitor command (savevm, loadvm, delvm and info snapshots have no QMP form in 7.2
@@ -48,8 +49,9 @@ def connect(socket_path: Path, workload: str, timeout_s: float = DEFAULT_TIMEOUT
         client.connect()
         client.settimeout(timeout_s)
     except (QMPError, OSError, TimeoutError, EOFError) as exc:
-        raise WorkloadError(f"cannot connect to QEMU's monitor: {exc}", op="qmp connect", id=workload,
-                            path=str(socket_path)) from exc
+        raise WorkloadError(
+            f"cannot connect to QEMU's monitor: {exc}", op="qmp connect", id=workload, path=str(socket_path)
+        ) from exc
     try:
         yield Monitor(client, socket_path, workload)
     finally:

@@ -125,12 +125,10 @@ def build_base(layers: tuple[str, ...], target: Path, scratch: Path) -> None:
         size = max(MIN_SIZE_BYTES, int(_tree_bytes(staging) * 1.2) + HEADROOM_BYTES)
         with open(temporary, "wb") as handle:
             handle.truncate(size)
-        command = ["mkfs.ext4", "-q", "-F", "-L", "isobox-root", "-E", "root_owner=0:0",
-                   "-d", staging, str(temporary)]
+        command = ["mkfs.ext4", "-q", "-F", "-L", "isobox-root", "-E", "root_owner=0:0", "-d", staging, str(temporary)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            raise HostError(f"mkfs.ext4 failed: {result.stderr.strip()}", op="convert image to disk",
-                            path=str(target))
+            raise HostError(f"mkfs.ext4 failed: {result.stderr.strip()}", op="convert image to disk", path=str(target))
         os.replace(temporary, target)
     except OSError as exc:
         raise HostError(f"cannot build the root disk: {exc}", op="convert image to disk", path=str(target)) from exc
@@ -153,13 +151,12 @@ def ensure_base(cache_dir: Path, lock_dir: Path, image_id: str, layers: tuple[st
     return target
 
 
-def create_overlay(base: Path, overlay: Path) -> None:
+def create_overlay(base: Path, overlay: Path, base_format: str = "raw") -> None:
     """A per-VM qcow2 whose reads fall through to the shared base (qemu-img(1), create -b -F)."""
-    command = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(overlay)]
+    command = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format, str(overlay)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise HostError(f"qemu-img create failed: {result.stderr.strip()}", op="create VM disk",
-                        path=str(overlay))
+        raise HostError(f"qemu-img create failed: {result.stderr.strip()}", op="create VM disk", path=str(overlay))
 
 
 def image_file(layers: tuple[str, ...], relative: str) -> str | None:

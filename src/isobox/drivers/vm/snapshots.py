@@ -33,7 +33,7 @@ HMP_TIMEOUT_S = 300.0
 @dataclass(frozen=True)
 class Snapshot:
     name: str
-    vm_state_bytes: int   # 0: disk only
+    vm_state_bytes: int  # 0: disk only
     created_at: float
 
     @property
@@ -66,8 +66,11 @@ def list_snapshots(driver: VMDriver, record: WorkloadRecord) -> list[Snapshot]:
         raise NotFoundError("the VM has no disk", op="list snapshots", id=record.id, path=str(disk))
     info = json.loads(_qemu_img("info", "-U", "--output=json", str(disk), op="list snapshots", path=disk))
     return [
-        Snapshot(name=str(s["name"]), vm_state_bytes=int(s.get("vm-state-size", 0)),
-                 created_at=float(s.get("date-sec", 0)) + float(s.get("date-nsec", 0)) / 1e9)
+        Snapshot(
+            name=str(s["name"]),
+            vm_state_bytes=int(s.get("vm-state-size", 0)),
+            created_at=float(s.get("date-sec", 0)) + float(s.get("date-nsec", 0)) / 1e9,
+        )
         for s in info.get("snapshots", [])
     ]
 
@@ -98,8 +101,9 @@ def restore(driver: VMDriver, record: WorkloadRecord, name: str) -> bool:
     disk = driver.files(record).disk
     if _running(driver, record):
         if not snapshot.has_memory:
-            raise InvalidArgumentError(f"snapshot {name!r} holds only the disk: stop the VM to restore it",
-                                       op="restore snapshot", id=record.id)
+            raise InvalidArgumentError(
+                f"snapshot {name!r} holds only the disk: stop the VM to restore it", op="restore snapshot", id=record.id
+            )
         _hmp(driver, record, f"loadvm {name}", "restore snapshot")
         return True
     if snapshot.has_memory:

@@ -13,8 +13,13 @@ gone (the stream is then final), as "P" entries.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
+import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from isobox.drivers.logfile import LogWriter
@@ -99,3 +104,79 @@ def write_all(fd: int, data: bytes) -> None:
         except BrokenPipeError:
             return  # the reader went away; the log still has everything
         view = view[written:]
+
+
+class StdinFeeder:
+    """Copies the caller's stdin to the guest's stdin port (a unix socket chardev) until EOF, then
+    shuts down the sending side, which the guest reads as end-of-file.
+
+    Not close(): QEMU reads the socket only while the guest has the port open, and a hang-up
+    (POLLHUP, which close() causes) disconnects the chardev at once, dropping data not yet read
+    (chardev/char-socket.c, tcp_chr_hup). After shutdown(SHUT_WR) QEMU first reads everything and
+    only then sees end-of-file."""
+
+    def __init__(self, source_fd: int, socket_path: Path, connect_timeout_s: float = 10.0) -> None:
+        self._source: int | None = source_fd
+        self._sock = _connect(socket_path, connect_timeout_s)
+
+    def pump(self, timeout_s: float) -> bool:
+        """Move what the caller typed (waiting at most timeout_s); True if anything moved."""
+        if self._source is None:
+            time.sleep(timeout_s)
+            return False
+        ready, _, _ = select.select([self._source], [], [], timeout_s)
+        if not ready:
+            return False
+        data = os.read(self._source, 65536)
+        if not data:
+            self._source = None
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_WR)
+            return False
+        try:
+            self._sock.sendall(data)
+        except OSError:  # the VM went away
+            self.close()
+        return True
+
+    def close(self) -> None:
+        self._source = None
+        self._sock.close()
+
+
+def bridge_terminal(socket_path: Path, stdin: int | None, stdout: int, *, alive: Callable[[], bool]) -> None:
+    """-t: copy the guest terminal's output to stdout and (with -i) stdin to it, until the VM ends.
+    The log needs nothing from here: the chardev's logfile records the terminal's output."""
+    with _connect(socket_path) as conn:
+        sources: list[int] = [conn.fileno()] + ([stdin] if stdin is not None else [])
+        while alive():
+            if not sources:  # QEMU closed the terminal: only the power-off is left to wait for
+                time.sleep(0.05)
+                continue
+            ready, _, _ = select.select(sources, [], [], 0.1)
+            for fd in ready:
+                data = conn.recv(65536) if fd == conn.fileno() else os.read(fd, 4096)
+                if not data:  # end of the terminal, or of the caller's input (a tty passes no EOF on)
+                    sources.remove(fd)
+                elif fd == conn.fileno():
+                    write_all(stdout, data)
+                else:
+                    conn.sendall(data)
+        conn.setblocking(False)
+        with contextlib.suppress(OSError):
+            while data := conn.recv(65536):
+                write_all(stdout, data)
+
+
+def _connect(socket_path: Path, timeout_s: float = 10.0) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.connect(str(socket_path))
+            return conn
+        except OSError:
+            if time.monotonic() > deadline:
+                conn.close()
+                raise
+            time.sleep(0.02)

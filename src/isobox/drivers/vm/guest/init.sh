@@ -3,10 +3,13 @@
 #
 # 1. loads the virtio modules (list in /etc/isobox/modules, dependency order, made by initramfs.py);
 # 2. reads the per-VM run script from fw_cfg (opt/isobox/run, written by guest_script.py on the host;
-#    QEMU docs: docs/specs/fw_cfg.rst), which sets ISOBOX_HOSTNAME and defines isobox_workload;
-# 3. mounts the VM's root disk (/dev/vda, ext4 on its own qcow2 overlay, so read-write) at /root;
+#    QEMU docs: docs/specs/fw_cfg.rst), which sets ISOBOX_* and defines isobox_network and
+#    isobox_workload;
+# 3. mounts the VM's root disk (/dev/vda, ext4 on its own qcow2 overlay, so read-write) at /root,
+#    sets the hostname, configures the network, writes /etc/hosts and /etc/resolv.conf;
 # 4. starts the agent (exec and signals, see agent.sh) and runs the workload with its stdout and
-#    stderr on two virtio-serial ports, which QEMU writes to files on the host (no host process needed);
+#    stderr on two virtio-serial ports, which QEMU writes to files on the host (no host process
+#    needed), its stdin on a third (-i) or /dev/null; with -t all three are the terminal /dev/hvc0;
 # 5. writes the exit status to the status port, syncs, and powers off; QEMU then exits.
 # Any failure before the workload runs is reported on the status port as "init-error: ..." instead.
 
@@ -40,7 +43,7 @@ wait_devices() {
         done
         ready=1
         for need in /dev/vda /dev/port-isobox.stdout /dev/port-isobox.stderr /dev/port-isobox.status \
-                    /dev/port-isobox.agent /dev/port-isobox.ctl "$RUN_SCRIPT"; do
+                    /dev/port-isobox.agent /dev/port-isobox.ctl /dev/port-isobox.stdin "$RUN_SCRIPT"; do
             [ -e "$need" ] || ready=0
         done
         [ "$ready" = 1 ] && return 0
@@ -68,13 +71,57 @@ hostname "$ISOBOX_HOSTNAME"
 echo "$ISOBOX_HOSTNAME" > /proc/sys/kernel/hostname
 [ -n "$ISOBOX_CWD" ] && mkdir -p "$ROOT$ISOBOX_CWD"
 
-. /etc/isobox/agent.sh
-agent_exec_loop &
-agent_ctl_loop &
+# Network: each NIC is found by the MAC isobox gave it, renamed to its name in the plan (eth0 ...),
+# addressed, and the first one carries the default route. hosts and resolv.conf go into the image
+# root (a symlink there would point into the initramfs, so it is replaced by a file).
+isobox_link() {
+    tries=0
+    while :; do
+        for dev in /sys/class/net/*; do
+            [ "$(cat "$dev/address" 2>/dev/null)" = "$1" ] || continue
+            [ "${dev##*/}" = "$2" ] || ip link set "${dev##*/}" name "$2" || return 1
+            ip addr add "$3" dev "$2" && ip link set "$2" up
+            return
+        done
+        tries=$((tries + 1))
+        [ "$tries" -gt 500 ] && return 1
+        usleep 10000
+    done
+}
+ip link set lo up
+isobox_network || fail "cannot configure the network"
+write_etc() {
+    [ -n "$2" ] || return 0
+    mkdir -p "$ROOT/etc"
+    [ -L "$ROOT/etc/$1" ] && rm -f "$ROOT/etc/$1"
+    printf '%s' "$2" > "$ROOT/etc/$1"
+}
+write_etc hosts "$ISOBOX_HOSTS"
+write_etc resolv.conf "$ISOBOX_RESOLV"
 
-isobox_workload < /dev/null > /dev/port-isobox.stdout 2> /dev/port-isobox.stderr &
-echo $! > /run/workload.pid
-wait $!
+# The agent loops are daemonized by start-stop-daemon -b, not started with &: what they run (exec)
+# must not inherit the ignored SIGINT/SIGQUIT of a background job (see the workload below). The
+# pid files only make -S start them (it starts nothing when a matching process exists).
+for loop in exec ctl; do
+    start-stop-daemon -S -b -m -p "/run/isobox-agent-$loop.pid" -x /bin/sh -- \
+        -c ". /etc/isobox/agent.sh && agent_${loop}_loop"
+done
+
+stdin=$ISOBOX_STDIN stdout=/dev/port-isobox.stdout stderr=/dev/port-isobox.stderr
+if [ "$ISOBOX_TTY" = 1 ]; then
+    # -t: the workload's terminal is the virtio console /dev/hvc0 (see qemu_args.terminal).
+    tries=0
+    while [ ! -e /dev/hvc0 ] && [ "$tries" -lt 500 ]; do usleep 10000; tries=$((tries + 1)); done
+    [ -e /dev/hvc0 ] || fail "the terminal /dev/hvc0 did not appear"
+    stty -F /dev/hvc0 rows 24 cols 80 2>/dev/null
+    stdin=/dev/hvc0 stdout=/dev/hvc0 stderr=/dev/hvc0
+fi
+# The workload runs in the foreground of init, not with &: a shell without job control starts
+# background commands with SIGINT and SIGQUIT ignored (POSIX, Shell Command Language 2.11), and the
+# workload would inherit that (no ^C, no `kill -s INT`). A child shell records its own pid for the
+# agent's signals, then becomes the workload (exec keeps the pid).
+sh -c '. "$1" && echo $$ > /run/workload.pid && isobox_workload' isobox-workload "$RUN_SCRIPT" \
+    < "$stdin" > "$stdout" 2> "$stderr"
 status=$?
 echo "$status" > /dev/port-isobox.status
 

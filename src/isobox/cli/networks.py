@@ -1,0 +1,78 @@
+"""`isobox network create|ls|inspect|rm|prune`: virtual networks shared by containers and VMs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from isobox.cli import output
+
+if TYPE_CHECKING:
+    from isobox.service.context import Context
+
+
+def _ctx() -> Context:
+    from isobox.service.context import open_context
+
+    return open_context()
+
+
+def register(app: typer.Typer) -> None:
+    network = typer.Typer(help="Manage networks (bridges with NAT, DNS and DHCP).", no_args_is_help=True)
+    app.add_typer(network, name="network")
+
+    @network.command("create")
+    def create(
+        name: str = typer.Argument(..., help="Name of the network."),
+        subnet: str | None = typer.Option(None, "--subnet", help="IPv4 subnet, e.g. 10.89.0.0/24 (default: pool)."),
+        gateway: str | None = typer.Option(None, "--gateway", help="Gateway (default: first address of the subnet)."),
+    ) -> None:
+        """Create a bridge network."""
+        from isobox.service import networks
+
+        output.out.print(networks.create(_ctx(), name, subnet=subnet, gateway=gateway).id)
+
+    @network.command("ls")
+    def ls(
+        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only names."),
+        json_output: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """List networks."""
+        from isobox.service import networks
+
+        records = networks.list_networks(_ctx())
+        if json_output:
+            output.print_json(records)
+        elif quiet:
+            for r in records:
+                output.out.print(r.name)
+        else:
+            rows = [(r.id[:12], r.name, r.subnet, r.gateway, r.bridge) for r in records]
+            output.print_table(["ID", "NAME", "SUBNET", "GATEWAY", "BRIDGE"], rows)
+
+    @network.command("inspect")
+    def inspect(names: list[str] = typer.Argument(...)) -> None:
+        """Details of networks, with their workloads, as JSON."""
+        from isobox.service import networks
+
+        ctx = _ctx()
+        output.print_json([networks.inspect(ctx, name) for name in names])
+
+    @network.command("rm")
+    def rm(names: list[str] = typer.Argument(...)) -> None:
+        """Remove networks no workload is on."""
+        from isobox.service import networks
+
+        ctx = _ctx()
+        for name in names:
+            networks.remove(ctx, name)
+            output.out.print(name)
+
+    @network.command("prune")
+    def prune(force: bool = typer.Option(False, "-f", "--force", help="Do not ask (isobox never asks).")) -> None:
+        """Remove every network no workload is on."""
+        from isobox.service import networks
+
+        for record in networks.prune(_ctx()):
+            output.out.print(record.name)

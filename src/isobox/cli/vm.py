@@ -1,0 +1,288 @@
+"""VM-only commands: `isobox vm create` (any-OS VMs from a disk image), `isobox console`, and
+`isobox snapshot create|list|restore|rm|clone`. Everything else (start, stop, logs, rm ...) is shared
+with containers in cli/workloads.py.
+
+The record bookkeeping below (saving a disk VM's or a clone's record, marking a VM running after a
+restore started it) belongs in a service module (service/snapshots.py); it lives here until that
+exists, and uses only the service's record functions.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from isobox.cli import output
+
+if TYPE_CHECKING:
+    from isobox.drivers.vm.driver import VMDriver
+    from isobox.model.record import WorkloadRecord
+    from isobox.service.context import Context
+
+DETACH_KEY = b"\x1d"  # Ctrl-], as virsh console and telnet
+
+
+def _ctx() -> Context:
+    from isobox.service.context import open_context
+
+    return open_context()
+
+
+def _vm(ctx: Context, name: str) -> WorkloadRecord:
+    from isobox.errors import InvalidArgumentError
+    from isobox.model.spec import Kind
+    from isobox.service import workloads
+
+    record = workloads.get(ctx, name)
+    if record.kind is not Kind.VM:
+        raise InvalidArgumentError(f"{name} is a {record.kind.value}, not a VM", op="find VM", id=name)
+    return record
+
+
+def _driver(ctx: Context) -> VMDriver:
+    from isobox.drivers.vm.driver import VMDriver
+
+    return VMDriver(ctx.paths)
+
+
+def _mark_running(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
+    from isobox.model.status import Status
+    from isobox.service import workloads
+
+    observed = _driver(ctx).observe(record)
+    updated = replace(
+        record,
+        status=Status.RUNNING,
+        pid=observed.pid,
+        started_at=time.time(),
+        exit_code=None,
+        finished_at=None,
+        stopped_by_user=False,
+    )
+    workloads._save(ctx, updated)
+    return updated
+
+
+def register(app: typer.Typer) -> None:
+    vm = typer.Typer(help="Virtual machines from disk images.", no_args_is_help=True)
+    app.add_typer(vm, name="vm")
+    snapshot = typer.Typer(help="Snapshots of VMs (disk, and memory when running).", no_args_is_help=True)
+    app.add_typer(snapshot, name="snapshot")
+    _register_vm(app, vm)
+    _register_snapshot(snapshot)
+
+
+def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
+
+    @vm.command("create")
+    def vm_create(
+        disk: Path = typer.Option(..., "--disk", help="Disk image (qcow2 or raw); never written."),
+        cdrom: Path | None = typer.Option(None, "--cdrom", help="ISO image, booted first."),
+        cloud_init: Path | None = typer.Option(None, "--cloud-init", help="cloud-init user-data file."),
+        name: str | None = typer.Option(None, "--name"),
+        memory: str | None = typer.Option(None, "-m", "--memory", help="Guest RAM, e.g. 1g (default 256m)."),
+        cpus: float | None = typer.Option(None, "--cpus", help="vCPUs."),
+        start: bool = typer.Option(False, "--start", help="Start it too."),
+    ) -> None:
+        """Create a VM that boots a disk image through firmware (SeaBIOS); prints its id."""
+        from isobox.drivers.vm import anyos
+        from isobox.model import ids
+        from isobox.model.record import WorkloadRecord
+        from isobox.model.spec import Kind, Resources, parse_size
+        from isobox.model.status import Status
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        workload_id = ids.new_id()
+        chosen = ids.validate_name(name) if name else ids.random_name()
+        plan = anyos.plan(
+            id=workload_id,
+            name=chosen,
+            disk=disk,
+            cdrom=cdrom,
+            cloud_init=cloud_init,
+            workload_dir=str(ctx.paths.workloads / workload_id),
+            resources=Resources(memory_bytes=parse_size(memory, what="memory") if memory else None, cpus=cpus),
+        )
+        driver = _driver(ctx)
+        info = driver.create(plan)
+        record = WorkloadRecord(
+            id=workload_id,
+            name=chosen,
+            kind=Kind.VM,
+            status=Status.CREATED,
+            plan=plan,
+            created_at=time.time(),
+            driver_info=dict(info),
+        )
+        try:
+            workloads._save(ctx, record)
+        except BaseException:
+            driver.delete(record)
+            raise
+        if start:
+            workloads.start(ctx, workload_id)
+        output.out.print(workload_id)
+
+    @app.command("console")
+    def console(name: str = typer.Argument(...)) -> None:
+        """Attach to a disk VM's serial console (detach with Ctrl-])."""
+        from isobox.cli.terminal import raw_terminal
+        from isobox.drivers.vm import anyos
+
+        ctx = _ctx()
+        record = _vm(ctx, name)
+        path = anyos.console_socket(_driver(ctx).files(record))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            try:
+                conn.connect(str(path))
+            except OSError as exc:
+                output.fail(f"cannot attach to the console of {name}: {exc} (is it a running disk VM?)")
+            output.err.print("[dim]attached; Ctrl-] detaches[/dim]", markup=True)
+            with raw_terminal(sys.stdin.isatty()):
+                _bridge(conn)
+
+
+def _register_snapshot(snapshot: typer.Typer) -> None:
+    @snapshot.command("create")
+    def snapshot_create(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
+        """Snapshot a VM: disk, plus memory and devices if it runs."""
+        from isobox.drivers.vm import snapshots
+
+        ctx = _ctx()
+        made = snapshots.create(_driver(ctx), _vm(ctx, workload), name)
+        output.out.print(f"{made.name} ({'disk+memory' if made.has_memory else 'disk'})")
+
+    @snapshot.command("list")
+    def snapshot_list(workload: str = typer.Argument(...), json_output: bool = typer.Option(False, "--json")) -> None:
+        """List a VM's snapshots."""
+        from isobox.drivers.vm import snapshots
+
+        ctx = _ctx()
+        found = snapshots.list_snapshots(_driver(ctx), _vm(ctx, workload))
+        if json_output:
+            output.print_json(found)
+            return
+        rows = [
+            (
+                s.name,
+                "disk+memory" if s.has_memory else "disk",
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_at)),
+            )
+            for s in found
+        ]
+        output.print_table(["NAME", "CONTENT", "CREATED"], rows)
+
+    @snapshot.command("restore")
+    def snapshot_restore(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
+        """Go back to a snapshot; a memory snapshot resumes the VM where it was."""
+        from isobox.drivers.vm import snapshots
+
+        ctx = _ctx()
+        record = _vm(ctx, workload)
+        if snapshots.restore(_driver(ctx), record, name):
+            _mark_running(ctx, record)
+        output.out.print(name)
+
+    @snapshot.command("rm")
+    def snapshot_rm(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
+        """Remove a snapshot."""
+        from isobox.drivers.vm import snapshots
+
+        ctx = _ctx()
+        snapshots.remove(_driver(ctx), _vm(ctx, workload), name)
+        output.out.print(name)
+
+    @snapshot.command("clone")
+    def snapshot_clone(
+        workload: str = typer.Argument(...),
+        name: str = typer.Argument(...),
+        new_name: str | None = typer.Option(None, "--name", help="Name of the new VM."),
+    ) -> None:
+        """Start a new VM from a snapshot of another (the fast start path); prints its id."""
+        from isobox.drivers.vm import snapshots
+        from isobox.drivers.vm.qemu_args import ISOLATED_NICS_LABEL
+        from isobox.model import ids
+        from isobox.model.status import Status
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        source = _vm(ctx, workload)
+        driver = _driver(ctx)
+        snapshots.find(driver, source, name)
+        clone_id = ids.new_id()
+        chosen = ids.validate_name(new_name) if new_name else ids.random_name()
+        # The clone's guest holds the source's addresses: its NICs stay off the bridge, and it takes
+        # no part of the source's network plan (whose TAPs `rm` of the clone would otherwise delete).
+        macs = [i.mac for i in source.plan.network.interfaces] if source.plan.network else []
+        labels = (*source.plan.labels, (ISOLATED_NICS_LABEL, ",".join(macs)))
+        plan = replace(
+            source.plan,
+            id=clone_id,
+            name=chosen,
+            labels=labels,
+            network=None,
+            workload_dir=str(ctx.paths.workloads / clone_id),
+        )
+        info = driver.create(plan)
+        record = replace(
+            source,
+            id=clone_id,
+            name=chosen,
+            plan=plan,
+            status=Status.CREATED,
+            created_at=time.time(),
+            driver_info=dict(info),
+            restart_count=0,
+        )
+        try:
+            workloads._save(ctx, record)
+            snapshots.clone(driver, source, name, record)
+        except BaseException:
+            workloads.remove(ctx, clone_id, force=True)
+            raise
+        _mark_running(ctx, record)
+        output.out.print(clone_id)
+
+
+def _bridge(conn: socket.socket) -> None:
+    """Copy stdin to the console and the console to stdout until Ctrl-], end of input, or the VM ends."""
+    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+    while True:
+        ready, _, _ = select.select([conn, stdin], [], [])
+        if conn in ready:
+            data = conn.recv(65536)
+            if not data:
+                return
+            os.write(stdout, data)
+        if stdin in ready:
+            data = os.read(stdin, 4096)
+            if data and DETACH_KEY not in data:
+                conn.sendall(data)
+                continue
+            conn.sendall(data.split(DETACH_KEY)[0])
+            _detach(conn, stdout)
+            return
+
+
+def _detach(conn: socket.socket, stdout: int, timeout_s: float = 2.0) -> None:
+    """Half-close, so QEMU reads what was sent before it sees the end (a plain close would make it
+    drop unread input: chardev/char-socket.c, tcp_chr_hup), and show output until it disconnects."""
+    conn.shutdown(socket.SHUT_WR)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([conn], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return
+        data = conn.recv(65536)
+        if not data:
+            return
+        os.write(stdout, data)

@@ -1,0 +1,155 @@
+"""Any-OS VMs: a user's disk image (qcow2 or raw), optionally a CD-ROM and a cloud-init seed, booted
+through firmware (SeaBIOS, QEMU's default for the pc machine) with the serial console on a socket.
+
+Such a VM is a workload like the others (same records, lifecycle and log), told apart by the label
+``org.isobox.vm.disk`` on its plan. Its disk is never written: the VM runs on a qcow2 overlay in its
+workload directory, like image VMs. The serial console is a unix socket chardev that `isobox console`
+attaches to; its ``logfile`` (docs/system/invocation, -chardev logfile=) is the stdout stream of the
+workload log, so the console output is kept with no client attached. There is no agent in such a
+guest: exec is not available, and stop asks the guest to power off through ACPI (QMP
+system_powerdown) before it quits QEMU.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from isobox.drivers.vm.accel import Accel
+from isobox.drivers.vm.qemu_args import VMFiles, base
+from isobox.errors import HostError, InvalidArgumentError
+from isobox.model.plan import Process, RunPlan
+from isobox.model.spec import Kind, Resources
+
+DISK_LABEL = "org.isobox.vm.disk"
+CDROM_LABEL = "org.isobox.vm.cdrom"
+SEED_LABEL = "org.isobox.vm.cloud-init"
+
+
+def is_disk_vm(plan: RunPlan) -> bool:
+    return any(key == DISK_LABEL for key, _ in plan.labels)
+
+
+def label(plan: RunPlan, key: str) -> str | None:
+    return next((value for k, value in plan.labels if k == key), None)
+
+
+def plan(
+    *,
+    id: str,
+    name: str,
+    disk: Path,
+    workload_dir: str,
+    cdrom: Path | None = None,
+    cloud_init: Path | None = None,
+    resources: Resources | None = None,
+) -> RunPlan:
+    """A RunPlan for a disk-image VM (no image, no layers: the disk is the whole machine)."""
+    for path, what in ((disk, "disk"), (cdrom, "CD-ROM image"), (cloud_init, "cloud-init user-data")):
+        if path is not None and not path.is_file():
+            raise InvalidArgumentError(f"{what} {path} does not exist", op="create VM", path=str(path))
+    labels = [(DISK_LABEL, str(disk.absolute()))]
+    if cdrom is not None:
+        labels.append((CDROM_LABEL, str(cdrom.absolute())))
+    if cloud_init is not None:
+        labels.append((SEED_LABEL, str(cloud_init.absolute())))
+    return RunPlan(
+        id=id,
+        name=name,
+        kind=Kind.VM,
+        image=f"disk:{disk.name}",
+        image_id="",
+        process=Process(argv=("(firmware boot)",), env=()),
+        hostname=name,
+        layers=(),
+        workload_dir=workload_dir,
+        resources=resources or Resources(),
+        stop_timeout_s=60.0,
+        labels=tuple(labels),
+    )
+
+
+def disk_format(disk: Path) -> str:
+    result = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(disk)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise InvalidArgumentError(f"not a disk image: {result.stderr.strip()}", op="create VM", path=str(disk))
+    fmt = str(json.loads(result.stdout).get("format", ""))
+    if fmt not in ("qcow2", "raw"):
+        raise InvalidArgumentError(
+            f"disk format {fmt!r} is not supported (use qcow2 or raw)", op="create VM", path=str(disk)
+        )
+    return fmt
+
+
+def seed_path(files: VMFiles) -> Path:
+    return files.root / "seed.iso"
+
+
+def make_seed(user_data: Path, instance_id: str, hostname: str, target: Path) -> None:
+    """A cloud-init NoCloud seed: an ISO 9660 volume labelled "cidata" holding user-data and meta-data,
+    made the way cloud-init's docs do it (genisoimage -volid cidata -joliet -rock)."""
+    if shutil.which("genisoimage") is None:
+        raise HostError("genisoimage is not installed (needed for --cloud-init)", op="make cloud-init seed")
+    with tempfile.TemporaryDirectory(prefix="isobox-seed-") as work:
+        shutil.copyfile(user_data, Path(work) / "user-data")
+        (Path(work) / "meta-data").write_text(f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n")
+        result = subprocess.run(
+            [
+                "genisoimage",
+                "-quiet",
+                "-output",
+                str(target),
+                "-volid",
+                "cidata",
+                "-joliet",
+                "-rock",
+                "user-data",
+                "meta-data",
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
+    if result.returncode != 0:
+        raise HostError(f"genisoimage failed: {result.stderr.strip()}", op="make cloud-init seed", path=str(target))
+
+
+def console_socket(files: VMFiles) -> Path:
+    return files.sockets / "console.sock"
+
+
+def build(*, id: str, accel: Accel, plan: RunPlan, files: VMFiles, loadvm: str | None = None) -> list[str]:
+    """QEMU argv of a disk-image VM: firmware boot from the CD-ROM (if any) once, then the disk."""
+    args = base(name=id, accel=accel, memory_bytes=plan.resources.memory_bytes, cpus=plan.resources.cpus, files=files)
+    args += [
+        "-drive",
+        f"file={files.disk},if=none,id=root,format=qcow2,cache=writeback,discard=unmap",
+        "-device",
+        "virtio-blk-pci,drive=root,bootindex=1",
+        "-chardev",
+        f"socket,id=console,path={console_socket(files)},server=on,wait=off,"
+        f"logfile={files.port('stdout')},logappend=on",
+        "-serial",
+        "chardev:console",
+    ]
+    cdrom = label(plan, CDROM_LABEL)
+    if cdrom:
+        args += [
+            "-drive",
+            f"file={cdrom},if=none,id=cd0,media=cdrom,readonly=on",
+            "-device",
+            "ide-cd,drive=cd0,bootindex=0",
+        ]
+    if label(plan, SEED_LABEL):
+        args += [
+            "-drive",
+            f"file={seed_path(files)},if=none,id=seed,media=cdrom,readonly=on",
+            "-device",
+            "ide-cd,drive=seed",
+        ]
+    if loadvm:
+        args += ["-loadvm", loadvm]
+    return args

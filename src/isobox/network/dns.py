@@ -1,0 +1,145 @@
+"""DNS and DHCP of a network: one dnsmasq per network, listening on the bridge's gateway address only.
+
+Names: a hosts file (`--addn-hosts`) of every workload on the network, `IP name alias… short-id`; dnsmasq
+re-reads it on SIGHUP (dnsmasq(8), SIGNALS), so names appear and vanish with the workloads. Queries for
+other names are forwarded to the host's resolvers, except single-label names (`--domain-needed`) and
+private reverse lookups (`--bogus-priv`), which never leave the host.
+Addresses for VMs booted from arbitrary images: DHCP in `static` mode, where only the MAC→IP pairs of
+`--dhcp-hostsfile` (written from the same allocation as the containers') get a lease, as libvirt does.
+
+dnsmasq drops root for `nobody` after binding its sockets; its files are therefore kept in a world-
+traversable directory of their own (`/run/isobox-dns/<network id>`), not in isobox's private state.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from isobox.errors import HostError
+from isobox.model.network import NetworkRecord
+from isobox.network.command import run
+
+log = logging.getLogger(__name__)
+DNS_ROOT = Path("/run/isobox-dns")
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    ip: str
+    names: tuple[str, ...]  # the workload's name first, then its aliases and short id
+    mac: str = ""  # set for VMs: they get their address by DHCP
+
+
+def state_dir(network: NetworkRecord) -> Path:
+    return DNS_ROOT / network.id[:16]
+
+
+def hosts_text(entries: Iterable[HostEntry]) -> str:
+    return "".join(f"{e.ip}\t{' '.join(e.names)}\n" for e in sorted(entries, key=lambda e: ipaddress.ip_address(e.ip)))
+
+
+def dhcp_hosts_text(entries: Iterable[HostEntry]) -> str:
+    return "".join(f"{e.mac},{e.ip},{e.names[0]}\n" for e in entries if e.mac)
+
+
+def dnsmasq_argv(network: NetworkRecord, directory: Path) -> list[str]:
+    """The dnsmasq command line (pure, golden-tested)."""
+    subnet = ipaddress.IPv4Network(network.subnet)
+    return [
+        "dnsmasq",
+        "--conf-file=/dev/null",  # never the host's /etc/dnsmasq.conf
+        f"--pid-file={directory / 'dnsmasq.pid'}",
+        "--user=nobody",
+        "--group=nogroup",
+        f"--interface={network.bridge}",
+        "--except-interface=lo",
+        "--bind-interfaces",  # bind the gateway address only: port 53 of the host stays free
+        "--no-hosts",
+        f"--addn-hosts={directory / 'hosts'}",
+        "--domain-needed",
+        "--bogus-priv",
+        "--local-ttl=0",
+        f"--dhcp-range={subnet.network_address},static,{subnet.netmask},1h",
+        f"--dhcp-hostsfile={directory / 'dhcp-hosts'}",
+        f"--dhcp-leasefile={directory / 'leases'}",
+        f"--dhcp-option=option:router,{network.gateway}",
+        f"--dhcp-option=option:dns-server,{network.gateway}",
+        "--dhcp-authoritative",
+        f"--log-facility={directory / 'dnsmasq.log'}",  # its own log: hosts have no syslog socket in tests
+    ]
+
+
+def write(network: NetworkRecord, entries: list[HostEntry]) -> None:
+    directory = state_dir(network)
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    for name, text in (("hosts", hosts_text(entries)), ("dhcp-hosts", dhcp_hosts_text(entries))):
+        tmp = directory / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.chmod(0o644)
+        os.replace(tmp, directory / name)
+
+
+def start(network: NetworkRecord, entries: list[HostEntry]) -> None:
+    """Start the network's dnsmasq if it is not running; reload its files if it is."""
+    write(network, entries)
+    if _pid(network) is not None:
+        reload(network)
+        return
+    directory = state_dir(network)
+    (directory / "leases").touch(mode=0o644)
+    run(dnsmasq_argv(network, directory), op="start dnsmasq", id=network.name)
+
+
+def reload(network: NetworkRecord) -> None:
+    pid = _pid(network)
+    if pid is not None:
+        os.kill(pid, signal.SIGHUP)
+
+
+def stop(network: NetworkRecord, timeout_s: float = 3.0) -> None:
+    """Stop the dnsmasq this network's pid file names (after checking it is that dnsmasq); remove its files."""
+    pid = _pid(network)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(state_dir(network), ignore_errors=True)
+
+
+def running(network: NetworkRecord) -> bool:
+    return _pid(network) is not None
+
+
+def _pid(network: NetworkRecord) -> int | None:
+    """The pid from the pid file, only if that process is dnsmasq started for this directory (pids are reused)."""
+    pidfile = state_dir(network) / "dnsmasq.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if f"--pid-file={pidfile}".encode() in cmdline.split(b"\0") else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def check_installed() -> None:
+    if shutil.which("dnsmasq") is None:
+        raise HostError("dnsmasq is not installed (run scripts/setup: dnsmasq-base)", op="start dnsmasq")

@@ -1,0 +1,249 @@
+"""The network records and the host's side of them: the database is the truth, `sync` makes the host match.
+
+Every change writes the database first; `sync` then brings each touched network's DNS files (and dnsmasq)
+in line and re-renders isobox's whole nftables table, swapped atomically. Undo callbacks therefore only
+delete what they made and call `sync` again.
+
+The default network's bridge, dnsmasq and rules exist only while a workload is on it (`active`): after
+removing every workload and user network, nothing of isobox is left in `ip link` or `nft list ruleset`.
+Its subnet is re-checked against the host's routes each time it comes up (`recheck_subnet`).
+
+All network changes of all isobox roots on the host serialize on one flock (/run/lock/isobox-network.lock):
+subnets are chosen against the host's routes, which every root shares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from isobox.errors import ConflictError, NotFoundError
+from isobox.model import ids
+from isobox.model.network import InterfacePlan, NetworkRecord, PortPlan
+from isobox.model.spec import Kind
+from isobox.network import bridge, dns, firewall, ipam
+from isobox.service.context import Context
+from isobox.state import codec
+from isobox.state.locks import locked
+
+log = logging.getLogger(__name__)
+LOCK_DIR = Path("/run/lock")
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS networks (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, record TEXT NOT NULL, created_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS endpoints (
+        network_id  TEXT NOT NULL REFERENCES networks(id),
+        workload_id TEXT NOT NULL,
+        ip          TEXT NOT NULL,
+        record      TEXT NOT NULL,              -- JSON Endpoint
+        PRIMARY KEY (network_id, workload_id),
+        UNIQUE (network_id, ip))""",
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A workload's place on one network, as stored."""
+
+    workload_id: str
+    workload_name: str
+    interface: InterfacePlan
+    kind: str = Kind.CONTAINER.value
+    ports: tuple[PortPlan, ...] = ()
+
+
+# ---- records ----------------------------------------------------------------------------------
+
+
+def schema(ctx: Context) -> None:
+    for statement in _SCHEMA:
+        ctx.db.query(statement)
+
+
+@contextmanager
+def host_lock() -> Iterator[None]:
+    with locked(LOCK_DIR, "isobox-network"):
+        yield
+
+
+def save(ctx: Context, network: NetworkRecord) -> None:
+    with ctx.db.transaction() as tx:
+        tx.execute(
+            "INSERT OR REPLACE INTO networks (id, name, record, created_at) VALUES (?, ?, ?, ?)",
+            (network.id, network.name, codec.dumps(network), network.created_at),
+        )
+
+
+def all_networks(ctx: Context) -> list[NetworkRecord]:
+    schema(ctx)
+    rows = ctx.db.query("SELECT record FROM networks ORDER BY created_at")
+    return [codec.loads(NetworkRecord, r["record"]) for r in rows]
+
+
+def get(ctx: Context, name_or_id: str) -> NetworkRecord:
+    schema(ctx)
+    rows = ctx.db.query("SELECT record FROM networks WHERE name = ? OR id = ?", (name_or_id, name_or_id))
+    if not rows and len(name_or_id) >= 3:
+        rows = ctx.db.query("SELECT record FROM networks WHERE id LIKE ?", (name_or_id + "%",))
+    if len(rows) != 1:
+        what = "ambiguous network id prefix" if rows else "no such network"
+        raise (ConflictError if rows else NotFoundError)(f"{what}: {name_or_id}", op="find network", id=name_or_id)
+    return codec.loads(NetworkRecord, rows[0]["record"])
+
+
+def endpoints(ctx: Context, network: NetworkRecord) -> list[Endpoint]:
+    rows = ctx.db.query("SELECT record FROM endpoints WHERE network_id = ?", (network.id,))
+    return [codec.loads(Endpoint, r["record"]) for r in rows]
+
+
+def all_endpoints(ctx: Context) -> list[Endpoint]:
+    return [codec.loads(Endpoint, r["record"]) for r in ctx.db.query("SELECT record FROM endpoints")]
+
+
+def _root_key(ctx: Context) -> str | None:
+    root = ctx.paths.root
+    return None if root is None else hashlib.sha256(str(root).encode()).hexdigest()
+
+
+def table_name(ctx: Context) -> str:
+    return ipam.table_name(_root_key(ctx))
+
+
+def taken(ctx: Context, exclude: NetworkRecord | None = None) -> list[tuple[str, IPv4Network]]:
+    """Subnets a network may not overlap: the other networks of this root and every route of the host."""
+    others = [n for n in all_networks(ctx) if exclude is None or n.id != exclude.id]
+    own = [(f"network {n.name}", IPv4Network(n.subnet)) for n in others]
+    devices = (exclude.bridge,) if exclude is not None else ()
+    return own + bridge.host_routes(exclude_devices=devices)
+
+
+def new_record(ctx: Context, name: str, subnet: str | None, gateway: str | None, default: bool) -> NetworkRecord:
+    if subnet is not None:
+        chosen = ipam.parse_subnet(subnet, op="create network")
+        ipam.check_free(chosen, taken(ctx))
+    else:
+        pool, prefix = ipam.pool_from_env()
+        chosen = ipam.pick_subnet(pool, prefix, [net for _, net in taken(ctx)])
+    network_id = ids.new_id()
+    return NetworkRecord(
+        id=network_id,
+        name=name,
+        subnet=str(chosen),
+        gateway=str(ipam.gateway_for(chosen, gateway)),
+        bridge=ipam.bridge_name(network_id, default=default, system_root=ctx.paths.root is None),
+        default=default,
+        created_at=time.time(),
+    )
+
+
+
+
+def active(ctx: Context, network: NetworkRecord) -> bool:
+    return not network.default or bool(endpoints(ctx, network))
+
+
+def activate(ctx: Context, network: NetworkRecord) -> NetworkRecord:
+    """Bridge and dnsmasq of the network, if not up yet (first workload on the default network, host reboot)."""
+    if bridge.exists(network.bridge) and dns.running(network):
+        return network
+    if not bridge.exists(network.bridge):
+        network = recheck_subnet(ctx, network)
+        # The host lost state (reboot, or a private root's run directory that outlived it): the table may be
+        # gone while the record of what was applied is not, so the next sync must apply again.
+        _applied(ctx).unlink(missing_ok=True)
+    dns.check_installed()
+    bridge.create(network.bridge, network.gateway, network.prefix_len)
+    dns.start(network, host_entries(ctx, network))
+    if not bridge.ip_forward_enabled():
+        log.info("net.ipv4.ip_forward is 0: workloads reach the host and each other, not beyond the host")
+    return network
+
+
+def recheck_subnet(ctx: Context, network: NetworkRecord) -> NetworkRecord:
+    """Another root (or the host) may have taken the subnet while this network was down."""
+    busy = taken(ctx, exclude=network)
+    try:
+        ipam.check_free(IPv4Network(network.subnet), busy)
+        return network
+    except ConflictError:
+        if not network.default or endpoints(ctx, network):
+            raise
+    pool, prefix = ipam.pool_from_env()
+    subnet = ipam.pick_subnet(pool, prefix, [net for _, net in busy])
+    moved = replace(network, subnet=str(subnet), gateway=str(ipam.gateway_for(subnet)))
+    log.info("default network moved from %s to %s (the old subnet is in use on the host)", network.subnet, subnet)
+    save(ctx, moved)
+    return moved
+
+
+def deactivate(network: NetworkRecord) -> None:
+    dns.stop(network)
+    bridge.delete(network.bridge)
+
+
+def host_entries(ctx: Context, network: NetworkRecord) -> list[dns.HostEntry]:
+    return [
+        dns.HostEntry(
+            ip=e.interface.ip,
+            names=(e.workload_name, *e.interface.aliases, e.workload_id[:12]),
+            mac=e.interface.mac if e.kind == Kind.VM.value else "",
+        )
+        for e in endpoints(ctx, network)
+    ]
+
+
+def sync(ctx: Context, touched: list[NetworkRecord]) -> None:
+    """Make DNS and the firewall match the database for the touched networks (and every port)."""
+    for stale in touched:
+        rows = ctx.db.query("SELECT record FROM networks WHERE id = ?", (stale.id,))
+        if not rows:
+            continue
+        network = codec.loads(NetworkRecord, rows[0]["record"])
+        if not active(ctx, network):
+            deactivate(network)
+        elif bridge.exists(network.bridge):
+            dns.start(network, host_entries(ctx, network))
+    apply_firewall(ctx)
+
+
+def apply_firewall(ctx: Context) -> None:
+    networks = [n for n in all_networks(ctx) if active(ctx, n)]
+    ports = tuple(p for e in all_endpoints(ctx) for p in e.ports)
+    rules = firewall.Ruleset(
+        table=table_name(ctx),
+        bridges=tuple(firewall.BridgeRules(n.bridge, n.subnet) for n in networks),
+        ports=ports,
+    )
+    firewall.apply(rules, _applied(ctx))
+
+
+def _applied(ctx: Context) -> Path:
+    """The last ruleset script applied (firewall.apply skips an identical one)."""
+    return ctx.paths.run / "nftables.applied"
+
+
+def forget(ctx: Context, network: NetworkRecord) -> None:
+    with ctx.db.transaction() as tx:
+        tx.execute("DELETE FROM networks WHERE id = ?", (network.id,))
+    deactivate(network)
+    apply_firewall(ctx)
+
+
+def insert_endpoint(ctx: Context, endpoint: Endpoint) -> None:
+    with ctx.db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO endpoints (network_id, workload_id, ip, record) VALUES (?, ?, ?, ?)",
+            (endpoint.interface.network_id, endpoint.workload_id, endpoint.interface.ip, codec.dumps(endpoint)),
+        )
+
+
+def delete_endpoints(ctx: Context, workload_id: str) -> None:
+    with ctx.db.transaction() as tx:
+        tx.execute("DELETE FROM endpoints WHERE workload_id = ?", (workload_id,))

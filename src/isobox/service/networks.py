@@ -1,0 +1,252 @@
+"""Networks: create, list, inspect, remove; and joining workloads to them (addresses, interfaces, DNS, NAT).
+
+Records, locking and making the host match the database live in network_state.py. User networks' bridges
+exist from `network create` to `network rm`, as Docker's; the default network `isobox` is created on first
+use and is up only while a workload is on it.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
+from isobox.model import ids
+from isobox.model.network import (
+    DEFAULT_NETWORK,
+    HOST,
+    NONE,
+    InterfacePlan,
+    NetworkMode,
+    NetworkPlan,
+    NetworkRecord,
+    PortPlan,
+    PortSpec,
+)
+from isobox.model.plan import RunPlan
+from isobox.model.record import WorkloadRecord
+from isobox.model.spec import Kind, WorkloadSpec
+from isobox.network import attach as links
+from isobox.network import bridge, dns, ipam, netns, ports
+from isobox.service import network_state as state
+from isobox.service.context import Context
+from isobox.service.network_state import Endpoint, endpoints, get, table_name
+from isobox.state import codec
+
+__all__ = [
+    "attach", "create", "detach", "endpoints", "ensure", "get", "inspect", "list_networks", "prune", "remove",
+    "table_name",
+]
+
+
+# ---- networks ---------------------------------------------------------------------------------
+
+
+def create(ctx: Context, name: str, *, subnet: str | None = None, gateway: str | None = None) -> NetworkRecord:
+    """A user-defined network; its bridge, DNS and rules are up when this returns."""
+    ids.validate_name(name)
+    if name in (NONE, HOST, DEFAULT_NETWORK):
+        raise ConflictError(f"{name!r} is a reserved network name", op="create network", id=name)
+    if gateway is not None and subnet is None:
+        raise InvalidArgumentError("--gateway needs --subnet", op="create network", id=name)
+    state.schema(ctx)
+    with state.host_lock(), ExitStack() as undo:
+        if ctx.db.query("SELECT id FROM networks WHERE name = ?", (name,)):
+            raise ConflictError(f"network {name!r} already exists", op="create network", id=name)
+        network = state.new_record(ctx, name, subnet, gateway, default=False)
+        state.save(ctx, network)
+        undo.callback(state.forget, ctx, network)
+        state.activate(ctx, network)
+        state.sync(ctx, [network])
+        undo.pop_all()
+    return network
+
+
+def remove(ctx: Context, name_or_id: str) -> NetworkRecord:
+    network = get(ctx, name_or_id)
+    with state.host_lock():
+        users = endpoints(ctx, network)
+        if users:
+            names = ", ".join(sorted(e.workload_name for e in users))
+            raise ConflictError(f"network {network.name} is in use by {names}", op="remove network", id=network.name)
+        state.forget(ctx, network)
+    return network
+
+
+def prune(ctx: Context) -> list[NetworkRecord]:
+    """Remove every network no workload is on (the default one's record included: it comes back on use)."""
+    removed = []
+    for network in state.all_networks(ctx):
+        if not endpoints(ctx, network):
+            removed.append(remove(ctx, network.id))
+    return removed
+
+
+def list_networks(ctx: Context) -> list[NetworkRecord]:
+    return state.all_networks(ctx)
+
+
+def inspect(ctx: Context, name_or_id: str) -> dict[str, object]:
+    network = get(ctx, name_or_id)
+    members = endpoints(ctx, network)
+    return {
+        **codec.to_jsonable(network),
+        "up": bridge.exists(network.bridge),
+        "dns": dns.running(network),
+        "endpoints": [
+            {
+                "workload": e.workload_name,
+                "id": e.workload_id,
+                "kind": e.kind,
+                "ip": e.interface.ip,
+                "mac": e.interface.mac,
+                "interface": e.interface.host_ifname,
+                "aliases": list(e.interface.aliases),
+                "ports": [str(p) for p in e.ports],
+            }
+            for e in members
+        ],
+    }
+
+
+def _default(ctx: Context) -> NetworkRecord:
+    try:
+        return get(ctx, DEFAULT_NETWORK)
+    except NotFoundError:
+        network = state.new_record(ctx, DEFAULT_NETWORK, None, None, default=True)
+        state.save(ctx, network)
+        return network
+
+
+# ---- workloads on networks --------------------------------------------------------------------
+
+
+def attach(ctx: Context, plan: RunPlan, spec: WorkloadSpec, exposed: tuple[str, ...], undo: ExitStack) -> NetworkPlan:
+    """Join a new workload to its networks; every step made is registered on `undo` (the caller's rollback)."""
+    names = spec.networks or (DEFAULT_NETWORK,)
+    mode = _mode(names, spec)
+    if mode is NetworkMode.NONE:
+        return NetworkPlan(mode=NetworkMode.NONE)
+    if mode is NetworkMode.HOST:
+        return NetworkPlan(mode=NetworkMode.HOST)
+    state.schema(ctx)
+    with state.host_lock():
+        networks = [_default(ctx) if n == DEFAULT_NETWORK else get(ctx, n) for n in dict.fromkeys(names)]
+        undo.callback(state.sync, ctx, networks)  # registered first, so it runs last: after the rows are gone
+        networks = [state.activate(ctx, n) for n in networks]
+        interfaces = [_interface(ctx, plan, spec, n, i) for i, n in enumerate(networks)]
+        published = _ports(ctx, spec, exposed, interfaces[0].ip)
+        for index, interface in enumerate(interfaces):
+            endpoint = Endpoint(plan.id, plan.name, interface, plan.kind.value, published if index == 0 else ())
+            state.insert_endpoint(ctx, endpoint)
+            undo.callback(state.delete_endpoints, ctx, plan.id)
+        netns_path = _plumb(ctx, plan, interfaces, undo)
+        state.sync(ctx, networks)
+    return NetworkPlan(mode=NetworkMode.BRIDGE, netns_path=netns_path, interfaces=tuple(interfaces), ports=published)
+
+
+def _mode(names: tuple[str, ...], spec: WorkloadSpec) -> NetworkMode:
+    special = [n for n in names if n in (NONE, HOST)]
+    if not special:
+        return NetworkMode.BRIDGE
+    if len(names) > 1:
+        raise InvalidArgumentError(f"--network {special[0]} cannot be combined with other networks", op="create")
+    if spec.publish or spec.publish_all or spec.ip or spec.network_aliases:
+        raise InvalidArgumentError(f"--network {special[0]} takes no -p, -P, --ip or --network-alias", op="create")
+    if special[0] == HOST and spec.kind is Kind.VM:
+        raise InvalidArgumentError("a VM cannot share the host's network namespace", op="create")
+    return NetworkMode(special[0])
+
+
+def _interface(ctx: Context, plan: RunPlan, spec: WorkloadSpec, network: NetworkRecord, index: int) -> InterfacePlan:
+    subnet = IPv4Network(network.subnet)
+    used = [r["ip"] for r in ctx.db.query("SELECT ip FROM endpoints WHERE network_id = ?", (network.id,))]
+    address = ipam.allocate(subnet, IPv4Address(network.gateway), used, spec.ip if index == 0 else None)
+    make_name = ipam.tap_name if plan.kind is Kind.VM else ipam.veth_name
+    return InterfacePlan(
+        network=network.name,
+        network_id=network.id,
+        bridge=network.bridge,
+        host_ifname=make_name(plan.id, index),
+        ifname=f"eth{index}",
+        mac=ipam.mac_for(address),
+        ip=str(address),
+        prefix_len=subnet.prefixlen,
+        gateway=network.gateway,
+        dns=(network.gateway,),
+        aliases=tuple(spec.network_aliases),
+    )
+
+
+def _plumb(ctx: Context, plan: RunPlan, interfaces: list[InterfacePlan], undo: ExitStack) -> str | None:
+    """The kernel side: a namespace with a veth per network for a container, a TAP per network for a VM."""
+    if plan.kind is Kind.VM:
+        for interface in interfaces:
+            links.add_tap(interface)
+            undo.callback(links.delete_link, interface.host_ifname)
+        return None
+    path = netns_path(ctx, plan.id)
+    netns.create(path)
+    undo.callback(netns.remove, path)
+    for index, interface in enumerate(interfaces):
+        links.add_veth(interface, path, default_route=index == 0, workload=plan.name)
+        undo.callback(links.delete_link, interface.host_ifname)
+    return str(path)
+
+
+def netns_path(ctx: Context, workload_id: str) -> Path:
+    return ctx.paths.run / "netns" / workload_id
+
+
+def _ports(ctx: Context, spec: WorkloadSpec, exposed: tuple[str, ...], container_ip: str) -> tuple[PortPlan, ...]:
+    wanted = list(spec.publish)
+    if spec.publish_all:
+        explicit = {(p.container_port, p.protocol) for p in wanted}
+        wanted += [p for p in map(PortSpec.from_exposed, exposed) if (p.container_port, p.protocol) not in explicit]
+    published = [p for e in state.all_endpoints(ctx) for p in e.ports]
+    return ports.resolve(wanted, published, container_ip)
+
+
+def detach(ctx: Context, record: WorkloadRecord) -> None:
+    """Remove a workload's interfaces, namespace, addresses, names and ports; tolerant of anything gone."""
+    network = record.plan.network
+    if network is None or network.mode is not NetworkMode.BRIDGE:
+        return
+    state.schema(ctx)
+    with state.host_lock():
+        for interface in network.interfaces:
+            links.delete_link(interface.host_ifname)
+        if network.netns_path:
+            netns.remove(Path(network.netns_path))
+        touched = [n for n in state.all_networks(ctx) if n.id in {i.network_id for i in network.interfaces}]
+        state.delete_endpoints(ctx, record.id)
+        state.sync(ctx, touched)
+
+
+def ensure(ctx: Context, record: WorkloadRecord) -> None:
+    """Before a start: re-create what a host reboot took (bridges, dnsmasq, the namespace and its links)."""
+    network = record.plan.network
+    if network is None or network.mode is not NetworkMode.BRIDGE:
+        return
+    missing_ns = network.netns_path is not None and not netns.exists(Path(network.netns_path))
+    missing = [i for i in network.interfaces if not bridge.exists(i.host_ifname)]
+    if not missing_ns and not missing and all(bridge.exists(i.bridge) for i in network.interfaces):
+        return
+    with state.host_lock(), ExitStack() as undo:
+        touched = [n for n in state.all_networks(ctx) if n.id in {i.network_id for i in network.interfaces}]
+        for item in touched:
+            state.activate(ctx, item)
+        if network.netns_path is not None:
+            path = Path(network.netns_path)
+            if missing_ns:
+                netns.create(path)
+                undo.callback(netns.remove, path)
+            for index, interface in enumerate(network.interfaces):
+                links.delete_link(interface.host_ifname)
+                links.add_veth(interface, path, default_route=index == 0, workload=record.name)
+        else:
+            for interface in missing:
+                links.add_tap(interface)
+        state.sync(ctx, touched)
+        undo.pop_all()

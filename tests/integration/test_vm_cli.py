@@ -1,0 +1,94 @@
+"""The VM commands through the `isobox` CLI, with the integration leak checks (cgroups, mounts) after
+each test: snapshot create/list/clone/restore/rm, and a crash of the isobox process mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from tests.integration.conftest import ISOBOX, Cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(240)]
+
+COUNTER = 'i=0; while :; do i=$((i+1)); echo "$i"; sleep 0.3; done'
+
+
+def counts(cli: Cli, name: str) -> list[int]:
+    return [int(line) for line in cli("logs", name, check=True).stdout.split() if line.isdigit()]
+
+
+def wait_count(cli: Cli, name: str, at_least: int, timeout_s: float = 60) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        cli("ps")  # ps refreshes running workloads, which brings a VM's log up to date
+        values = counts(cli, name)
+        if values and values[-1] >= at_least:
+            return values
+        time.sleep(0.3)
+    raise AssertionError(f"{name}: counter did not reach {at_least}")
+
+
+def test_snapshot_commands(cli: Cli) -> None:
+    cli("run", "-d", "--vm", "--network", "none", "--name", "c1", "busybox", "sh", "-c", COUNTER, check=True)
+    wait_count(cli, "c1", 3)
+    assert cli("snapshot", "create", "c1", "s1", check=True).stdout.strip() == "s1 (disk+memory)"
+    at_snapshot = counts(cli, "c1")[-1]
+    listed = json.loads(cli("snapshot", "list", "c1", "--json", check=True).stdout)
+    assert [s["name"] for s in listed] == ["s1"] and listed[0]["vm_state_bytes"] > 0
+    assert cli("snapshot", "create", "c1", "s1").returncode == 125  # names are unique
+
+    cli("snapshot", "clone", "c1", "s1", "--name", "c2", check=True)
+    first = wait_count(cli, "c2", 1)[0]
+    assert at_snapshot <= first <= at_snapshot + 3
+    later = wait_count(cli, "c1", at_snapshot + 8)[-1]
+    cli("snapshot", "restore", "c1", "s1", check=True)
+    time.sleep(1.5)
+    values = counts(cli, "c1")
+    assert any(v < later for v in values[values.index(later) + 1 :])  # went back, then counts on
+
+    cli("snapshot", "rm", "c1", "s1", check=True)
+    assert json.loads(cli("snapshot", "list", "c1", "--json", check=True).stdout) == []
+    ps = cli("ps", check=True).stdout
+    assert "c1" in ps and "c2" in ps
+
+
+def test_crash_of_the_isobox_process_leaves_nothing_after_rm(cli: Cli, isobox_root: Path) -> None:
+    env = dict(os.environ, ISOBOX_ROOT=str(isobox_root))
+    run = subprocess.Popen(
+        [*ISOBOX, "run", "--vm", "--network", "none", "--name", "crash", "busybox", "sh", "-c", "echo up; sleep 600"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.stdout is not None
+    assert run.stdout.readline() == b"up\n"
+    os.kill(run.pid, signal.SIGKILL)  # isobox dies; the VM does not need it
+    run.wait()
+    workload_id = next((isobox_root / "lib/workloads").iterdir()).name
+    qemus = [p for p in Path("/proc").iterdir() if p.name.isdigit() and workload_id.encode() in _cmdline(p)]
+    assert qemus, "the VM should outlive the isobox process that started it"
+    cli("rm", "-f", "crash", check=True)
+    time.sleep(0.5)
+    assert not [p for p in qemus if p.exists() and _state(p) != "Z"]
+    assert not (isobox_root / "lib/workloads" / workload_id).exists()
+    assert not (isobox_root / "run/vm" / workload_id[:32]).exists()
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _state(proc: Path) -> str:
+    try:
+        return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
