@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.integration.conftest import Cli
 
 from isobox.drivers.base import ExecSpec
 from isobox.errors import ConflictError, NotFoundError
@@ -37,3 +38,13 @@ def test_snapshot_restore_running_container(ctx: Context) -> None:
             snapshots.restore(ctx, "snap", "first")
     finally:
         workloads.remove(ctx, "snap", force=True)
+
+
+def test_snapshot_cli_for_a_container(cli: Cli) -> None:
+    cli("run", "--name", "c", "busybox", "sh", "-c", "echo v1 > /f", check=True)
+    assert "writable layer" in cli("snapshot", "create", "c", "s1", check=True).stdout
+    cli("start", "-a", "c", check=True)
+    assert "s1" in cli("snapshot", "list", "c").stdout
+    cli("snapshot", "restore", "c", "s1", check=True)
+    cli("snapshot", "rm", "c", "s1", check=True)
+    assert "s1" not in cli("snapshot", "list", "c").stdout

@@ -67,14 +67,17 @@ def _mark_running(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
         finished_at=None,
         stopped_by_user=False,
     )
-    workloads._save(ctx, updated)
+    workloads.save(ctx, updated)
     return updated
 
 
 def register(app: typer.Typer) -> None:
     vm = typer.Typer(help="Virtual machines from disk images.", no_args_is_help=True)
     app.add_typer(vm, name="vm")
-    snapshot = typer.Typer(help="Snapshots of VMs (disk, and memory when running).", no_args_is_help=True)
+    snapshot = typer.Typer(
+        help="Snapshots of VMs (disk, and memory when running) and of containers (writable layer).",
+        no_args_is_help=True,
+    )
     app.add_typer(snapshot, name="snapshot")
     _register_vm(app, vm)
     _register_snapshot(snapshot)
@@ -124,7 +127,7 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
             driver_info=dict(info),
         )
         try:
-            workloads._save(ctx, record)
+            workloads.save(ctx, record)
         except BaseException:
             driver.delete(record)
             raise
@@ -154,51 +157,38 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
 def _register_snapshot(snapshot: typer.Typer) -> None:
     @snapshot.command("create")
     def snapshot_create(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
-        """Snapshot a VM: disk, plus memory and devices if it runs."""
-        from isobox.drivers.vm import snapshots
+        """Snapshot a workload: a VM's disk (plus memory and devices if it runs), a container's writable layer."""
+        from isobox.service import snapshots as snapshot_service
 
-        ctx = _ctx()
-        made = snapshots.create(_driver(ctx), _vm(ctx, workload), name)
-        output.out.print(f"{made.name} ({'disk+memory' if made.has_memory else 'disk'})")
+        made = snapshot_service.create(_ctx(), workload, name)
+        output.out.print(f"{made.name} ({made.content})")
 
     @snapshot.command("list")
     def snapshot_list(workload: str = typer.Argument(...), json_output: bool = typer.Option(False, "--json")) -> None:
-        """List a VM's snapshots."""
-        from isobox.drivers.vm import snapshots
+        """List a workload's snapshots."""
+        from isobox.service import snapshots as snapshot_service
 
-        ctx = _ctx()
-        found = snapshots.list_snapshots(_driver(ctx), _vm(ctx, workload))
+        found = snapshot_service.list_snapshots(_ctx(), workload)
         if json_output:
             output.print_json(found)
             return
-        rows = [
-            (
-                s.name,
-                "disk+memory" if s.has_memory else "disk",
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_at)),
-            )
-            for s in found
-        ]
+        rows = [(s.name, s.content, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_at))) for s in found]
         output.print_table(["NAME", "CONTENT", "CREATED"], rows)
 
     @snapshot.command("restore")
     def snapshot_restore(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
-        """Go back to a snapshot; a memory snapshot resumes the VM where it was."""
-        from isobox.drivers.vm import snapshots
+        """Go back to a snapshot; a VM memory snapshot resumes where it was, a running container restarts."""
+        from isobox.service import snapshots as snapshot_service
 
-        ctx = _ctx()
-        record = _vm(ctx, workload)
-        if snapshots.restore(_driver(ctx), record, name):
-            _mark_running(ctx, record)
+        snapshot_service.restore(_ctx(), workload, name)
         output.out.print(name)
 
     @snapshot.command("rm")
     def snapshot_rm(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
         """Remove a snapshot."""
-        from isobox.drivers.vm import snapshots
+        from isobox.service import snapshots as snapshot_service
 
-        ctx = _ctx()
-        snapshots.remove(_driver(ctx), _vm(ctx, workload), name)
+        snapshot_service.remove(_ctx(), workload, name)
         output.out.print(name)
 
     @snapshot.command("clone")
@@ -244,7 +234,7 @@ def _register_snapshot(snapshot: typer.Typer) -> None:
             restart_count=0,
         )
         try:
-            workloads._save(ctx, record)
+            workloads.save(ctx, record)
             snapshots.clone(driver, source, name, record)
         except BaseException:
             workloads.remove(ctx, clone_id, force=True)

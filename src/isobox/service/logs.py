@@ -50,12 +50,17 @@ def read(
 ) -> Iterator[LogEntry]:
     record = workloads.get(ctx, name)
     path = Path(record.plan.log_path)
+    # A VM's output reaches the host as raw files that its driver turns into log entries when asked.
+    sync = getattr(workloads.driver_for(ctx, record.kind), "sync_logs", None)
+    if sync is not None:
+        sync(record)
     limit = None if tail in ("all", "") else int(tail)
     cutoff = parse_since(since) if since else None
     yield from select(read_entries(path), since=cutoff, tail=limit)
     if not follow:
         return
     offset = path.stat().st_size if path.exists() else 0
+    finished = False
     while True:
         try:
             size = path.stat().st_size
@@ -74,6 +79,11 @@ def read(
                 if entry is not None:
                     yield entry
             continue
-        if workloads.get(ctx, record.id).status not in (Status.RUNNING, Status.PAUSED, Status.CREATED):
+        if finished:
             return
-        time.sleep(FOLLOW_POLL_S)
+        # One more pass after the workload ended, for what it wrote last.
+        finished = workloads.get(ctx, record.id).status not in (Status.RUNNING, Status.PAUSED, Status.CREATED)
+        if not finished:
+            time.sleep(FOLLOW_POLL_S)
+        if sync is not None:
+            sync(record)

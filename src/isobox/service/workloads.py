@@ -213,30 +213,42 @@ def _allocate_userns(ctx: Context) -> int:
 
 
 def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> RunResult:
-    record = get(ctx, name_or_id)
-    require(Op.START, record.status, workload=record.name)
-    driver = driver_for(ctx, record.kind)
-    with _locked(ctx, record.id):
+    """Start a workload. Attached, it returns when the workload exits; the record says RUNNING from the
+    moment it starts, and the lock is held only for that transition, so `stop`, `kill` or `exec` from
+    elsewhere (or this process's own signal forwarding) never wait for the workload to end."""
+    found = _load(ctx, name_or_id)
+    driver = driver_for(ctx, found.kind)
+    with _locked(ctx, found.id):
+        before = get(ctx, found.id)
+        require(Op.START, before.status, workload=before.name)
         from isobox.service import networks
 
-        networks.ensure(ctx, record)  # after a host reboot: bridge, namespace and links again
-        pid = driver.start(record, attach)
+        networks.ensure(ctx, before)  # after a host reboot: bridge, namespace and links again
         record = replace(
-            record,
-            status=Status.RUNNING,
-            pid=pid,
-            started_at=time.time(),
-            exit_code=None,
-            finished_at=None,
-            oom_killed=False,
-            stopped_by_user=False,
+            before, status=Status.RUNNING, pid=0, started_at=time.time(), exit_code=None, finished_at=None,
+            oom_killed=False, stopped_by_user=False,
         )
+        if attach is None:
+            record = replace(record, pid=driver.start(before, None))
         _save(ctx, record)
     if attach is None:
         return RunResult(record, None)
+    try:
+        driver.start(before, attach)
+    except BaseException:
+        with _locked(ctx, record.id):
+            _save(ctx, refresh(ctx, record) if _started(driver, record) else before)
+        raise
     seen = driver.wait(record)
     record = refresh(ctx, record)
     return RunResult(record, seen.exit_code)
+
+
+def _started(driver: Driver, record: WorkloadRecord) -> bool:
+    try:
+        return driver.observe(record).status is not Status.CREATED
+    except Exception:  # the driver could not even tell: treat as not started
+        return False
 
 
 def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attach | None = None) -> RunResult:
