@@ -1,10 +1,6 @@
-"""VM-only commands: `isobox vm create` (any-OS VMs from a disk image), `isobox console`, and
-`isobox snapshot create|list|restore|rm|clone`. Everything else (start, stop, logs, rm ...) is shared
-with containers in cli/workloads.py.
-
-The record bookkeeping below (saving a disk VM's or a clone's record, marking a VM running after a
-restore started it) belongs in a service module (service/snapshots.py); it lives here until that
-exists, and uses only the service's record functions.
+"""`isobox vm create` (any-OS VMs from a disk image), `isobox console`, and `isobox snapshot
+create|list|restore|rm|clone` (VMs and containers). Everything else (start, stop, logs, rm ...) is shared
+with containers in cli/workloads.py; the logic lives in service/vms.py and service/snapshots.py.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ import select
 import socket
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,24 +48,6 @@ def _driver(ctx: Context) -> VMDriver:
     return VMDriver(ctx.paths)
 
 
-def _mark_running(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
-    from isobox.model.status import Status
-    from isobox.service import workloads
-
-    observed = _driver(ctx).observe(record)
-    updated = replace(
-        record,
-        status=Status.RUNNING,
-        pid=observed.pid,
-        started_at=time.time(),
-        exit_code=None,
-        finished_at=None,
-        stopped_by_user=False,
-    )
-    workloads.save(ctx, updated)
-    return updated
-
-
 def register(app: typer.Typer) -> None:
     vm = typer.Typer(help="Virtual machines from disk images.", no_args_is_help=True)
     app.add_typer(vm, name="vm")
@@ -96,44 +73,20 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
         start: bool = typer.Option(False, "--start", help="Start it too."),
     ) -> None:
         """Create a VM that boots a disk image through firmware (SeaBIOS); prints its id."""
-        from isobox.drivers.vm import anyos
-        from isobox.model import ids
-        from isobox.model.record import WorkloadRecord
-        from isobox.model.spec import Kind, Resources, parse_size
-        from isobox.model.status import Status
-        from isobox.service import workloads
+        from isobox.model.spec import parse_size
+        from isobox.service import vms
 
-        ctx = _ctx()
-        workload_id = ids.new_id()
-        chosen = ids.validate_name(name) if name else ids.random_name()
-        plan = anyos.plan(
-            id=workload_id,
-            name=chosen,
-            disk=disk,
+        record = vms.create_disk_vm(
+            _ctx(),
+            disk,
             cdrom=cdrom,
             cloud_init=cloud_init,
-            workload_dir=str(ctx.paths.workloads / workload_id),
-            resources=Resources(memory_bytes=parse_size(memory, what="memory") if memory else None, cpus=cpus),
+            name=name,
+            cpus=cpus,
+            start=start,
+            memory_bytes=parse_size(memory, what="memory") if memory else None,
         )
-        driver = _driver(ctx)
-        info = driver.create(plan)
-        record = WorkloadRecord(
-            id=workload_id,
-            name=chosen,
-            kind=Kind.VM,
-            status=Status.CREATED,
-            plan=plan,
-            created_at=time.time(),
-            driver_info=dict(info),
-        )
-        try:
-            workloads.save(ctx, record)
-        except BaseException:
-            driver.delete(record)
-            raise
-        if start:
-            workloads.start(ctx, workload_id)
-        output.out.print(workload_id)
+        output.out.print(record.id)
 
     @app.command("console")
     def console(name: str = typer.Argument(...)) -> None:
@@ -198,49 +151,9 @@ def _register_snapshot(snapshot: typer.Typer) -> None:
         new_name: str | None = typer.Option(None, "--name", help="Name of the new VM."),
     ) -> None:
         """Start a new VM from a snapshot of another (the fast start path); prints its id."""
-        from isobox.drivers.vm import snapshots
-        from isobox.drivers.vm.qemu_args import ISOLATED_NICS_LABEL
-        from isobox.model import ids
-        from isobox.model.status import Status
-        from isobox.service import workloads
+        from isobox.service import snapshots as snapshot_service
 
-        ctx = _ctx()
-        source = _vm(ctx, workload)
-        driver = _driver(ctx)
-        snapshots.find(driver, source, name)
-        clone_id = ids.new_id()
-        chosen = ids.validate_name(new_name) if new_name else ids.random_name()
-        # The clone's guest holds the source's addresses: its NICs stay off the bridge, and it takes
-        # no part of the source's network plan (whose TAPs `rm` of the clone would otherwise delete).
-        macs = [i.mac for i in source.plan.network.interfaces] if source.plan.network else []
-        labels = (*source.plan.labels, (ISOLATED_NICS_LABEL, ",".join(macs)))
-        plan = replace(
-            source.plan,
-            id=clone_id,
-            name=chosen,
-            labels=labels,
-            network=None,
-            workload_dir=str(ctx.paths.workloads / clone_id),
-        )
-        info = driver.create(plan)
-        record = replace(
-            source,
-            id=clone_id,
-            name=chosen,
-            plan=plan,
-            status=Status.CREATED,
-            created_at=time.time(),
-            driver_info=dict(info),
-            restart_count=0,
-        )
-        try:
-            workloads.save(ctx, record)
-            snapshots.clone(driver, source, name, record)
-        except BaseException:
-            workloads.remove(ctx, clone_id, force=True)
-            raise
-        _mark_running(ctx, record)
-        output.out.print(clone_id)
+        output.out.print(snapshot_service.clone(_ctx(), workload, name, new_name).id)
 
 
 def _bridge(conn: socket.socket) -> None:

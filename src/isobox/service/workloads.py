@@ -19,7 +19,7 @@ from isobox.drivers.base import Attach, Driver, ExecSpec
 from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
 from isobox.model import ids
 from isobox.model.image_config import ImageConfig
-from isobox.model.plan import USERNS_SIZE, resolve
+from isobox.model.plan import USERNS_SIZE, RunPlan, resolve
 from isobox.model.record import Stats, WorkloadRecord
 from isobox.model.spec import Kind, RestartPolicy, WorkloadSpec
 from isobox.model.status import Op, Status, require
@@ -180,18 +180,33 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
         from isobox.service import networks
 
         plan = replace(plan, network=networks.attach(ctx, plan, spec, image_config.exposed_ports, undo))
-        info = driver.create(plan)
-        record = WorkloadRecord(
-            id=workload_id,
-            name=name,
-            kind=spec.kind,
-            status=Status.CREATED,
-            plan=plan,
-            created_at=time.time(),
-            driver_info=dict(info),
-        )
-        undo.callback(driver.delete, record)
-        _save(ctx, record)
+        record = _create_record(ctx, driver, plan, undo)
+        undo.pop_all()
+    return record
+
+
+def _create_record(ctx: Context, driver: Driver, plan: RunPlan, undo: ExitStack) -> WorkloadRecord:
+    info = driver.create(plan)
+    record = WorkloadRecord(
+        id=plan.id,
+        name=plan.name,
+        kind=plan.kind,
+        status=Status.CREATED,
+        plan=plan,
+        created_at=time.time(),
+        driver_info=dict(info),
+    )
+    undo.callback(driver.delete, record)
+    _save(ctx, record)
+    return record
+
+
+def create_from_plan(ctx: Context, plan: RunPlan) -> WorkloadRecord:
+    """A workload from a plan made elsewhere (e.g. a VM booting a disk image rather than an OCI image)."""
+    if ctx.db.query("SELECT id FROM workloads WHERE name = ?", (plan.name,)):
+        raise ConflictError(f"the name {plan.name!r} is already in use", op="create", id=plan.name)
+    with _locked(ctx, plan.id), ExitStack() as undo:
+        record = _create_record(ctx, driver_for(ctx, plan.kind), plan, undo)
         undo.pop_all()
     return record
 
@@ -225,8 +240,14 @@ def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> Run
 
         networks.ensure(ctx, before)  # after a host reboot: bridge, namespace and links again
         record = replace(
-            before, status=Status.RUNNING, pid=0, started_at=time.time(), exit_code=None, finished_at=None,
-            oom_killed=False, stopped_by_user=False,
+            before,
+            status=Status.RUNNING,
+            pid=0,
+            started_at=time.time(),
+            exit_code=None,
+            finished_at=None,
+            oom_killed=False,
+            stopped_by_user=False,
         )
         if attach is None:
             record = replace(record, pid=driver.start(before, None))
