@@ -6,6 +6,7 @@ creates (198.51.100.0/30, TEST-NET-2, RFC 5737): nothing is sent beyond the mach
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import urllib.request
 
@@ -69,6 +70,10 @@ def test_second_host_reaches_published_port_and_nat_masquerades(net_cli: Cli, se
     counters = fx.counters(fx.table_of(net_cli))
     assert counters[f"masquerade {bridge}"] >= 1
     assert counters[f"publish 0.0.0.0:{port}->80/tcp"] >= 1
+    # Hairpin: a workload reaching a published port through a host address (the gateway) gets its answer.
+    gateway = next(str(n["gateway"]) for n in fx.networks(net_cli) if n["name"] == "isobox")
+    hairpin = net_cli("run", "--rm", "busybox", "wget", "-q", "-O-", f"http://{gateway}:{port}/index.html", check=True)
+    assert hairpin.stdout.startswith("hello-from-")
 
 
 def test_networks_are_isolated_and_multi_homed(net_cli: Cli) -> None:
@@ -132,3 +137,25 @@ def test_restart_and_recovery_after_host_reboot(net_cli: Cli) -> None:
         assert reply.read().startswith(b"hello-from-")
     fetched = net_cli("run", "--rm", "busybox", "wget", "-q", "-O-", "http://srv/index.html", check=True)
     assert fetched.stdout.startswith("hello-from-")
+
+
+def test_vm_address_by_dhcp(net_cli: Cli) -> None:
+    """A VM from an arbitrary image asks DHCP: dnsmasq leases it exactly the address isobox allocated.
+    The VM's TAP has no carrier until QEMU opens it; a veth with the VM's MAC stands in for its NIC."""
+    net_cli("create", "--vm", "--name", "vmd", "busybox", "true", check=True, timeout=120)
+    network = fx.networks(net_cli)[0]
+    endpoint = network["endpoints"][0]  # type: ignore[index]
+    tag = secrets.token_hex(3)
+    stand_in = fx.SecondHost(netns=f"ibtest-{tag}", host_if=f"ibt{tag}d")
+    fx.sh("ip", "netns", "add", stand_in.netns)
+    try:
+        fx.sh("ip", "link", "add", stand_in.host_if, "type", "veth", "peer", "name", "eth0",
+              "address", endpoint["mac"], "netns", stand_in.netns)
+        fx.sh("ip", "link", "set", stand_in.host_if, "master", str(network["bridge"]), "up")
+        fx.sh("ip", "-n", stand_in.netns, "link", "set", "eth0", "up")
+        lease = fx.sh("ip", "netns", "exec", stand_in.netns, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f",
+                      "-s", "/bin/true", timeout=30)
+    finally:
+        fx.sh("ip", "link", "delete", stand_in.host_if, check=False)
+        fx.sh("ip", "netns", "delete", stand_in.netns, check=False)
+    assert f"lease of {endpoint['ip']} obtained from {network['gateway']}" in lease.stdout + lease.stderr

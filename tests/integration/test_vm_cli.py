@@ -39,7 +39,9 @@ def test_snapshot_commands(cli: Cli) -> None:
     assert cli("snapshot", "create", "c1", "s1", check=True).stdout.strip() == "s1 (disk+memory)"
     at_snapshot = counts(cli, "c1")[-1]
     listed = json.loads(cli("snapshot", "list", "c1", "--json", check=True).stdout)
-    assert [s["name"] for s in listed] == ["s1"] and listed[0]["vm_state_bytes"] > 0
+    assert (
+        [s["name"] for s in listed] == ["s1"] and listed[0]["content"] == "disk+memory" and listed[0]["size_bytes"] > 0
+    )
     assert cli("snapshot", "create", "c1", "s1").returncode == 125  # names are unique
 
     cli("snapshot", "clone", "c1", "s1", "--name", "c2", check=True)

@@ -21,6 +21,7 @@ address of this host, or only the given host address. Traffic is never proxied i
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +128,6 @@ def _read(path: Path) -> str | None:
 
 def counters(table: str) -> dict[str, int]:
     """Packets per commented rule of the table ({} if it does not exist), e.g. {"masquerade isobox0": 3}."""
-    import json
-
     text = run(["nft", "-j", "list", "table", "inet", table], op="list nftables rules", id=table, check=False)
     found: dict[str, int] = {}
     for item in json.loads(text or '{"nftables": []}').get("nftables", []):

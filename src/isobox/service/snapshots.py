@@ -18,6 +18,7 @@ class SnapshotInfo:
     name: str
     content: str  # "writable layer", "disk", "disk+memory"
     created_at: float
+    size_bytes: int = 0  # a VM's saved memory and device state, or a container's layer archive
 
 
 def _vm(ctx: Context) -> object:
@@ -30,11 +31,13 @@ def create(ctx: Context, name_or_id: str, name: str) -> SnapshotInfo:
         from isobox.drivers.vm import snapshots as vm_snapshots
 
         made = vm_snapshots.create(_vm(ctx), record, name)  # type: ignore[arg-type]
-        return SnapshotInfo(made.name, "disk+memory" if made.has_memory else "disk", made.created_at)
+        return SnapshotInfo(
+            made.name, "disk+memory" if made.has_memory else "disk", made.created_at, made.vm_state_bytes
+        )
     from isobox.drivers.container import snapshots as container_snapshots
 
     saved = container_snapshots.create(record, name)
-    return SnapshotInfo(saved.name, "writable layer", saved.created_at)
+    return SnapshotInfo(saved.name, "writable layer", saved.created_at, saved.size_bytes)
 
 
 def list_snapshots(ctx: Context, name_or_id: str) -> list[SnapshotInfo]:
@@ -43,12 +46,15 @@ def list_snapshots(ctx: Context, name_or_id: str) -> list[SnapshotInfo]:
         from isobox.drivers.vm import snapshots as vm_snapshots
 
         return [
-            SnapshotInfo(s.name, "disk+memory" if s.has_memory else "disk", s.created_at)
+            SnapshotInfo(s.name, "disk+memory" if s.has_memory else "disk", s.created_at, s.vm_state_bytes)
             for s in vm_snapshots.list_snapshots(_vm(ctx), record)  # type: ignore[arg-type]
         ]
     from isobox.drivers.container import snapshots as container_snapshots
 
-    return [SnapshotInfo(s.name, "writable layer", s.created_at) for s in container_snapshots.list_snapshots(record)]
+    return [
+        SnapshotInfo(s.name, "writable layer", s.created_at, s.size_bytes)
+        for s in container_snapshots.list_snapshots(record)
+    ]
 
 
 def restore(ctx: Context, name_or_id: str, name: str) -> WorkloadRecord:
