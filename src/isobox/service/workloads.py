@@ -169,11 +169,16 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
         layers=layers,
         workload_dir=str(workload_dir),
     )
+    if spec.kind is Kind.VM and (spec.mounts or spec.security.userns):
+        # Not silently ignored: a VM would run without the data the user asked to mount.
+        what = "volumes and bind mounts" if spec.mounts else "--userns"
+        raise InvalidArgumentError(f"{what} are not supported for VMs yet", op="create", id=name)
     if spec.security.userns == "auto":
         plan = replace(plan, userns_base=_allocate_userns(ctx))
     driver = driver_for(ctx, spec.kind)
     with _locked(ctx, workload_id), ExitStack() as undo:
-        if spec.mounts or image_config.volumes:
+        # A VM's image VOLUMEs stay part of its own root disk.
+        if spec.kind is Kind.CONTAINER and (spec.mounts or image_config.volumes):
             from isobox.service import volumes
 
             plan = replace(plan, mounts=volumes.resolve_mounts(ctx, spec.mounts, image_config, undo))
