@@ -1,7 +1,7 @@
 """Containers: `run --rm busybox true` latency, and the cost of 100 idle containers.
 
 Peers, on the same rootfs (the built-in busybox image's layer) in one run:
-- podman (runc, cgroupfs, private storage, --network none, as isobox's container has no network yet),
+- podman (runc, cgroupfs, private storage), both with --network none and with their default network,
 - runc run on a prepared bundle (the floor: no image store, no monitor).
 Idle containers: start rate of N detached `sleep` containers, and the host memory each one costs
 (PSS of everything left running for it: conmon and the container's process), isobox vs podman.
@@ -39,7 +39,7 @@ def _podman(root: Path) -> list[str]:
     ]
 
 
-PODMAN_RUN = ["run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=9000:9000"]
+PODMAN_RUN = ["run", "--rm", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=9000:9000"]
 
 
 def _isobox(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,8 +69,10 @@ def _latency(root: Path, bundle: Path, runs: int) -> None:
     env = {"ISOBOX_ROOT": str(root / "isobox")}
     counter = iter(range(1_000_000))
     cases = [
-        Case("isobox", [ISOBOX_BIN, "run", "--rm", "busybox", "true"], env=env),
-        Case("podman", [*_podman(root), *PODMAN_RUN, PODMAN_IMAGE, "true"]),
+        Case("isobox --network none", [ISOBOX_BIN, "run", "--rm", "--network", "none", "busybox", "true"], env=env),
+        Case("podman --network none", [*_podman(root), *PODMAN_RUN, "--network", "none", PODMAN_IMAGE, "true"]),
+        Case("isobox (default network)", [ISOBOX_BIN, "run", "--rm", "busybox", "true"], env=env),
+        Case("podman (default network)", [*_podman(root), *PODMAN_RUN, PODMAN_IMAGE, "true"]),
         Case(
             "runc",
             lambda: subprocess.run(
@@ -81,7 +83,7 @@ def _latency(root: Path, bundle: Path, runs: int) -> None:
             requires=("runc",),
         ),
     ]
-    run_cases("container_run_rm", cases, runs=runs, warmup=2, baseline="podman")
+    run_cases("container_run_rm", cases, runs=runs, warmup=2, baseline="podman --network none")
 
 
 def _idle(root: Path, count: int) -> None:
@@ -92,7 +94,7 @@ def _idle(root: Path, count: int) -> None:
         began = time.perf_counter()
         for i in range(count):
             if name == "isobox":
-                _isobox(root, "run", "-d", "--name", f"idle{i}", "busybox", "sleep", "3600")
+                _isobox(root, "run", "-d", "--network", "none", "--name", f"idle{i}", "busybox", "sleep", "3600")
             else:
                 subprocess.run(
                     [

@@ -78,3 +78,13 @@ def paths_from_env(root: str | os.PathLike[str] | None = None) -> Paths:
         base = Path(chosen).absolute()
         return Paths(lib=base / "lib", run=base / "run", assets=DEFAULT_LIB, root=base)
     return Paths(lib=DEFAULT_LIB, run=DEFAULT_RUN, assets=DEFAULT_LIB)
+
+
+DEFAULT_POLICY_PATH = Path("/etc/isobox/policy.toml")
+POLICY_ENV = "ISOBOX_POLICY"
+
+
+def policy_path() -> tuple[Path, bool]:
+    """The isolation-policy file to read, and whether it was named explicitly (ISOBOX_POLICY / --policy)."""
+    named = os.environ.get(POLICY_ENV)
+    return (Path(named), True) if named else (DEFAULT_POLICY_PATH, False)

@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from isobox.config import policy_path
 from isobox.errors import InvalidArgumentError, NotFoundError, PolicyError
 from isobox.images import reference
 from isobox.images.scan import PASSWD, ScanReport, read_image_file, scan_layers, user_is_root
@@ -30,16 +31,8 @@ from isobox.state import codec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLICY_PATH = Path("/etc/isobox/policy.toml")
-POLICY_ENV = "ISOBOX_POLICY"
 MAX_POLICY_BYTES = 1024 * 1024
 SCAN_CACHE_VERSION = 1  # bump when the scan finds more or reports differently
-
-
-def policy_path() -> tuple[Path, bool]:
-    """The policy file to read, and whether it was named explicitly (ISOBOX_POLICY / --policy)."""
-    named = os.environ.get(POLICY_ENV)
-    return (Path(named), True) if named else (DEFAULT_POLICY_PATH, False)
 
 
 def load_policy(path: Path | None = None) -> Policy:

@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from isobox.config import policy_path
 from isobox.drivers.base import Attach, Driver, ExecSpec
 from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
 from isobox.model import ids
@@ -155,9 +156,14 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
         raise ConflictError(f"the name {name!r} is already in use", op="create", id=name)
     image_id, layers, image_config = _image(ctx, spec.image)
     # The isolation policy picks the kind (or refuses) before a driver is chosen; see service/policy.py.
-    from isobox.service import policy
+    # Without a policy file the kind is the one asked for, and the policy code is not even imported.
+    path, named = policy_path()
+    if named or path.exists():
+        from isobox.service import policy
 
-    spec = policy.apply(ctx, spec, image_id)
+        spec = policy.apply(ctx, spec, image_id)
+    else:
+        spec = replace(spec, kind_by_policy=False)
     workload_id = ids.new_id()
     workload_dir = ctx.paths.workloads / workload_id
     plan = resolve(
