@@ -14,8 +14,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from isobox.errors import InvalidArgumentError
 from isobox.model import ids
 from isobox.model.mounts import parse_mount, parse_tmpfs, parse_volume
@@ -31,6 +29,19 @@ from isobox.model.spec import (
     parse_labels,
     parse_size,
 )
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One option: its default, its names, its help; plain data, so the fast path needs no typer."""
+
+    default: Any
+    names: tuple[str, ...]
+    help: str
+
+
+def _flag(default: Any, *names: str, help: str) -> Flag:
+    return Flag(default, names, help)
 
 
 @dataclass(frozen=True)
@@ -73,66 +84,64 @@ class RunFlags:
     network_alias: list[str] | None = None
 
 
-_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "name": (str | None, typer.Option(None, "--name", help="Name of the workload.")),
-    "env": (list[str] | None, typer.Option(None, "-e", "--env", help="KEY=VALUE (or KEY from your environment).")),
-    "env_file": (list[str] | None, typer.Option(None, "--env-file", help="File of KEY=VALUE lines.")),
-    "workdir": (str | None, typer.Option(None, "-w", "--workdir", help="Working directory.")),
-    "user": (str | None, typer.Option(None, "-u", "--user", help="user[:group], names or ids.")),
-    "entrypoint": (str | None, typer.Option(None, "--entrypoint", help="Override the image's entrypoint.")),
-    "hostname": (str | None, typer.Option(None, "--hostname", help="Hostname inside.")),
-    "read_only": (bool, typer.Option(False, "--read-only", help="Read-only root filesystem.")),
-    "init": (bool, typer.Option(False, "--init", help="Run an init (tini) as pid 1 that reaps zombies.")),
-    "rm": (bool, typer.Option(False, "--rm", help="Remove the workload when it exits.")),
-    "interactive": (bool, typer.Option(False, "-i", "--interactive", help="Keep stdin open.")),
-    "tty": (bool, typer.Option(False, "-t", "--tty", help="Allocate a terminal.")),
-    "memory": (str | None, typer.Option(None, "-m", "--memory", help="Memory limit, e.g. 256m.")),
-    "cpus": (float | None, typer.Option(None, "--cpus", help="CPUs (containers: quota; VMs: vCPUs).")),
-    "cpu_shares": (int | None, typer.Option(None, "--cpu-shares", help="Relative CPU weight.")),
-    "pids_limit": (int | None, typer.Option(None, "--pids-limit", help="Maximum number of processes.")),
-    "cpuset_cpus": (str | None, typer.Option(None, "--cpuset-cpus", help="CPUs allowed, e.g. 0-1.")),
-    "cap_add": (list[str] | None, typer.Option(None, "--cap-add", help="Add a capability.")),
-    "cap_drop": (list[str] | None, typer.Option(None, "--cap-drop", help="Drop a capability.")),
+_OPTIONS: dict[str, tuple[Any, Flag]] = {
+    "name": (str | None, _flag(None, "--name", help="Name of the workload.")),
+    "env": (list[str] | None, _flag(None, "-e", "--env", help="KEY=VALUE (or KEY from your environment).")),
+    "env_file": (list[str] | None, _flag(None, "--env-file", help="File of KEY=VALUE lines.")),
+    "workdir": (str | None, _flag(None, "-w", "--workdir", help="Working directory.")),
+    "user": (str | None, _flag(None, "-u", "--user", help="user[:group], names or ids.")),
+    "entrypoint": (str | None, _flag(None, "--entrypoint", help="Override the image's entrypoint.")),
+    "hostname": (str | None, _flag(None, "--hostname", help="Hostname inside.")),
+    "read_only": (bool, _flag(False, "--read-only", help="Read-only root filesystem.")),
+    "init": (bool, _flag(False, "--init", help="Run an init (tini) as pid 1 that reaps zombies.")),
+    "rm": (bool, _flag(False, "--rm", help="Remove the workload when it exits.")),
+    "interactive": (bool, _flag(False, "-i", "--interactive", help="Keep stdin open.")),
+    "tty": (bool, _flag(False, "-t", "--tty", help="Allocate a terminal.")),
+    "memory": (str | None, _flag(None, "-m", "--memory", help="Memory limit, e.g. 256m.")),
+    "cpus": (float | None, _flag(None, "--cpus", help="CPUs (containers: quota; VMs: vCPUs).")),
+    "cpu_shares": (int | None, _flag(None, "--cpu-shares", help="Relative CPU weight.")),
+    "pids_limit": (int | None, _flag(None, "--pids-limit", help="Maximum number of processes.")),
+    "cpuset_cpus": (str | None, _flag(None, "--cpuset-cpus", help="CPUs allowed, e.g. 0-1.")),
+    "cap_add": (list[str] | None, _flag(None, "--cap-add", help="Add a capability.")),
+    "cap_drop": (list[str] | None, _flag(None, "--cap-drop", help="Drop a capability.")),
     "security_opt": (
         list[str] | None,
-        typer.Option(None, "--security-opt", help="seccomp=unconfined|PROFILE.json, no-new-privileges[=false]."),
+        _flag(None, "--security-opt", help="seccomp=unconfined|PROFILE.json, no-new-privileges[=false]."),
     ),
-    "privileged": (bool, typer.Option(False, "--privileged", help="All capabilities, no seccomp, all devices.")),
-    "restart": (str, typer.Option("no", "--restart", help="no | on-failure[:N] | always | unless-stopped.")),
-    "label": (list[str] | None, typer.Option(None, "-l", "--label", help="KEY=VALUE label.")),
-    "vm": (bool, typer.Option(False, "--vm", help="Run as a virtual machine (own kernel) instead of a container.")),
+    "privileged": (bool, _flag(False, "--privileged", help="All capabilities, no seccomp, all devices.")),
+    "restart": (str, _flag("no", "--restart", help="no | on-failure[:N] | always | unless-stopped.")),
+    "label": (list[str] | None, _flag(None, "-l", "--label", help="KEY=VALUE label.")),
+    "vm": (bool, _flag(False, "--vm", help="Run as a virtual machine (own kernel) instead of a container.")),
     "container": (
         bool,
-        typer.Option(False, "--container", help="Run as a container (without --vm/--container the policy chooses)."),
+        _flag(False, "--container", help="Run as a container (without --vm/--container the policy chooses)."),
     ),
     "policy": (
         str | None,
-        typer.Option(None, "--policy", help="Isolation policy file (default $ISOBOX_POLICY, /etc/isobox/policy.toml)."),
+        _flag(None, "--policy", help="Isolation policy file (default $ISOBOX_POLICY, /etc/isobox/policy.toml)."),
     ),
-    "stop_timeout": (float, typer.Option(10.0, "--stop-timeout", help="Seconds between stop signal and SIGKILL.")),
+    "stop_timeout": (float, _flag(10.0, "--stop-timeout", help="Seconds between stop signal and SIGKILL.")),
     "volume": (
         list[str] | None,
-        typer.Option(
-            None, "-v", "--volume", help="NAME:/path[:ro], /host/path:/path[:ro], or /path (anonymous volume)."
-        ),
+        _flag(None, "-v", "--volume", help="NAME:/path[:ro], /host/path:/path[:ro], or /path (anonymous volume)."),
     ),
     "mount": (
         list[str] | None,
-        typer.Option(None, "--mount", help="type=volume|bind|tmpfs,source=…,target=…[,readonly]."),
+        _flag(None, "--mount", help="type=volume|bind|tmpfs,source=…,target=…[,readonly]."),
     ),
-    "tmpfs": (list[str] | None, typer.Option(None, "--tmpfs", help="/path[:size=64m,mode=1777].")),
-    "userns": (str, typer.Option("", "--userns", help="auto: root inside is an unprivileged uid range outside.")),
+    "tmpfs": (list[str] | None, _flag(None, "--tmpfs", help="/path[:size=64m,mode=1777].")),
+    "userns": (str, _flag("", "--userns", help="auto: root inside is an unprivileged uid range outside.")),
     "network": (
         list[str] | None,
-        typer.Option(None, "--network", "--net", help="Network to join (repeatable), or none | host."),
+        _flag(None, "--network", "--net", help="Network to join (repeatable), or none | host."),
     ),
     "publish": (
         list[str] | None,
-        typer.Option(None, "-p", "--publish", help="[hostip:][hostport:]port[/tcp|udp] to the host."),
+        _flag(None, "-p", "--publish", help="[hostip:][hostport:]port[/tcp|udp] to the host."),
     ),
-    "publish_all": (bool, typer.Option(False, "-P", "--publish-all", help="Publish every EXPOSEd port.")),
-    "ip": (str | None, typer.Option(None, "--ip", help="IPv4 address on the first network.")),
-    "network_alias": (list[str] | None, typer.Option(None, "--network-alias", help="Extra DNS name.")),
+    "publish_all": (bool, _flag(False, "-P", "--publish-all", help="Publish every EXPOSEd port.")),
+    "ip": (str | None, _flag(None, "--ip", help="IPv4 address on the first network.")),
+    "network_alias": (list[str] | None, _flag(None, "--network-alias", help="Extra DNS name.")),
 }
 assert set(_OPTIONS) == {f.name for f in fields(RunFlags)}
 
@@ -140,9 +149,16 @@ assert set(_OPTIONS) == {f.name for f in fields(RunFlags)}
 def with_run_flags(func: Callable[..., None]) -> Callable[..., None]:
     signature = inspect.signature(func)
     kept = [p for p in signature.parameters.values() if p.name != "flags"]
+    import typer
+
     added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, (annotation, default) in _OPTIONS.items()
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(flag.default, *flag.names, help=flag.help),
+            annotation=annotation,
+        )
+        for name, (annotation, flag) in _OPTIONS.items()
     ]
 
     @functools.wraps(func)

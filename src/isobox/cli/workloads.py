@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from isobox.cli import output
-from isobox.cli.spec_flags import RunFlags, build_spec, with_run_flags
-from isobox.cli.terminal import raw_terminal, signal_forwarding
+from isobox.cli.run_command import create_workload, run_workload
+from isobox.cli.spec_flags import RunFlags, with_run_flags
+from isobox.cli.terminal import raw_terminal
 
 if TYPE_CHECKING:
     from isobox.service.context import Context
@@ -37,19 +38,7 @@ def register(app: typer.Typer) -> None:
         flags: RunFlags,
     ) -> None:
         """Run a command in a new container (or VM with --vm)."""
-        from isobox.drivers.base import Attach
-        from isobox.service import workloads
-
-        spec = build_spec(image, command or [], flags)
-        ctx = _ctx()
-        if detach:
-            result = workloads.run(ctx, spec, detach=True)
-            output.out.print(result.record.id)
-            return
-        attach = Attach(stdin=0 if spec.interactive else None)
-        with raw_terminal(spec.tty and spec.interactive), signal_forwarding(ctx, spec):
-            result = workloads.run(ctx, spec, attach=attach)
-        raise typer.Exit(result.exit_code if result.exit_code is not None else 0)
+        raise typer.Exit(run_workload(image, command or [], detach, flags))
 
     @app.command("create", context_settings=FOREGROUND)
     @with_run_flags
@@ -60,10 +49,7 @@ def register(app: typer.Typer) -> None:
         flags: RunFlags,
     ) -> None:
         """Create a workload without starting it; prints its id."""
-        from isobox.service import workloads
-
-        record = workloads.create(_ctx(), build_spec(image, command or [], flags))
-        output.out.print(record.id)
+        create_workload(image, command or [], flags)
 
     @app.command("start")
     def start(
