@@ -24,12 +24,10 @@ from bench.harness import Case, Skipped, report, require, rss_kb, run_cases, sum
 from isobox.drivers.logfile import read_entries
 from isobox.drivers.vm import snapshots
 from isobox.drivers.vm.driver import VMDriver
-from isobox.images import builtin
 from isobox.model import ids
-from isobox.model.plan import resolve
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind, WorkloadSpec
-from isobox.model.status import Status
+from isobox.service import workloads
 from isobox.service.context import Context, open_context
 
 ISOBOX = [sys.executable, "-m", "isobox.cli.main"]
@@ -37,27 +35,9 @@ RUN_VM = ["run", "--rm", "--vm"]
 
 
 def _vm(ctx: Context, driver: VMDriver, *command: str) -> WorkloadRecord:
-    image = builtin.install(ctx.images)
-    workload_id = ids.new_id()
-    spec = WorkloadSpec(image="busybox", command=command, kind=Kind.VM)
-    plan = resolve(
-        spec,
-        ctx.images.config(image),
-        id=workload_id,
-        name=workload_id[:12],
-        image_id=image.id,
-        layers=ctx.images.layer_dirs(image),
-        workload_dir=str(ctx.paths.workloads / workload_id),
-    )
-    info = driver.create(plan)
-    return WorkloadRecord(
-        id=workload_id,
-        name=plan.name,
-        kind=Kind.VM,
-        status=Status.CREATED,
-        plan=plan,
-        created_at=time.time(),
-        driver_info=info,
+    """A created (not started) VM workload, made as `isobox create --vm` makes it, driven by ``driver``."""
+    return workloads.create_from_plan(
+        ctx, workloads.plan(ctx, WorkloadSpec(image="busybox", command=command, kind=Kind.VM))
     )
 
 

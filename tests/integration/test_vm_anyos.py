@@ -21,10 +21,9 @@ from isobox.drivers.logfile import read_entries
 from isobox.drivers.vm import anyos
 from isobox.drivers.vm.driver import VMDriver
 from isobox.errors import InvalidStateError
-from isobox.model import ids
 from isobox.model.record import WorkloadRecord
-from isobox.model.spec import Kind
 from isobox.model.status import Status
+from isobox.service import vms
 from isobox.service.context import Context
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(120)]
@@ -55,25 +54,8 @@ def boot_disk(path: Path, code: bytes = CODE) -> Path:
 def make(
     ctx: Context, driver: VMDriver, disk: Path, user_data: Path | None = None, cdrom: Path | None = None
 ) -> WorkloadRecord:
-    workload_id = ids.new_id()
-    plan = anyos.plan(
-        id=workload_id,
-        name=workload_id[:12],
-        disk=disk,
-        cdrom=cdrom,
-        cloud_init=user_data,
-        workload_dir=str(ctx.paths.workloads / workload_id),
-    )
-    info = driver.create(plan)
-    return WorkloadRecord(
-        id=workload_id,
-        name=plan.name,
-        kind=Kind.VM,
-        status=Status.CREATED,
-        plan=plan,
-        created_at=time.time(),
-        driver_info=info,
-    )
+    """A disk-image VM through the service (`isobox vm create`), driven below by ``driver``."""
+    return vms.create_disk_vm(ctx, disk, cdrom=cdrom, cloud_init=user_data)
 
 
 def test_firmware_boot_of_a_disk_image(ctx: Context, tmp_path: Path) -> None:

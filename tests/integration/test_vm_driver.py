@@ -21,12 +21,10 @@ from isobox.drivers.logfile import read_entries
 from isobox.drivers.vm.cgroup import VMCgroup
 from isobox.drivers.vm.driver import VMDriver
 from isobox.errors import WorkloadError
-from isobox.images import builtin
-from isobox.model import ids
-from isobox.model.plan import resolve
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind, Resources, WorkloadSpec
 from isobox.model.status import Status
+from isobox.service import workloads
 from isobox.service.context import Context
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(300)]
@@ -42,31 +40,11 @@ def driver(ctx: Context) -> VMDriver:
 @pytest.fixture
 def make_vm(ctx: Context, driver: VMDriver) -> Iterator[MakeVM]:
     """Create VM workloads from WorkloadSpec fields; every one is deleted at the end of the test."""
-    image = builtin.install(ctx.images)
     made: list[WorkloadRecord] = []
 
     def make(*command: str, **fields: object) -> WorkloadRecord:
         spec = WorkloadSpec(image="busybox", command=tuple(command), kind=Kind.VM, **fields)  # type: ignore[arg-type]
-        workload_id = ids.new_id()
-        plan = resolve(
-            spec,
-            ctx.images.config(image),
-            id=workload_id,
-            name=workload_id[:12],
-            image_id=image.id,
-            layers=ctx.images.layer_dirs(image),
-            workload_dir=str(ctx.paths.workloads / workload_id),
-        )
-        info = driver.create(plan)
-        record = WorkloadRecord(
-            id=workload_id,
-            name=plan.name,
-            kind=Kind.VM,
-            status=Status.CREATED,
-            plan=plan,
-            created_at=time.time(),
-            driver_info=info,
-        )
+        record = workloads.create_from_plan(ctx, workloads.plan(ctx, spec))
         made.append(record)
         return record
 

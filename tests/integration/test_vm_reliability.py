@@ -16,12 +16,9 @@ import pytest
 
 from isobox.drivers.logfile import read_entries
 from isobox.drivers.vm.driver import VMDriver
-from isobox.images import builtin
-from isobox.model import ids
-from isobox.model.plan import resolve
-from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind, WorkloadSpec
 from isobox.model.status import Status
+from isobox.service import workloads
 from isobox.service.context import Context
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(600)]
@@ -33,25 +30,20 @@ BOOT_DEADLINE_S = 60.0
 
 def test_fifty_boots(ctx: Context, capsys: pytest.CaptureFixture[str]) -> None:
     driver = VMDriver(ctx.paths)
-    image = builtin.install(ctx.images)
-    config, layers = ctx.images.config(image), ctx.images.layer_dirs(image)
+    # Created one after the other (the state database is one connection), booted two at a time.
+    records = [
+        workloads.create_from_plan(
+            ctx,
+            workloads.plan(
+                ctx, WorkloadSpec(image="busybox", command=("echo", f"boot {n}"), kind=Kind.VM, name=f"boot-{n}")
+            ),
+        )
+        for n in range(BOOTS)
+    ]
 
     def boot(number: int) -> float:
-        workload_id = ids.new_id()
-        spec = WorkloadSpec(image="busybox", command=("echo", f"boot {number}"), kind=Kind.VM)
-        plan = resolve(
-            spec,
-            config,
-            id=workload_id,
-            name=workload_id[:12],
-            image_id=image.id,
-            layers=layers,
-            workload_dir=str(ctx.paths.workloads / workload_id),
-        )
-        record = WorkloadRecord(
-            id=workload_id, name=plan.name, kind=Kind.VM, status=Status.CREATED, plan=plan, created_at=time.time()
-        )
-        driver.create(plan)
+        record = records[number]
+        plan = record.plan
         try:
             started = time.monotonic()
             driver.start(record)

@@ -13,12 +13,11 @@ import pytest
 from isobox.drivers.logfile import read_entries
 from isobox.drivers.vm import snapshots
 from isobox.drivers.vm.driver import VMDriver
-from isobox.images import builtin
 from isobox.model import ids
-from isobox.model.plan import resolve
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind, WorkloadSpec
 from isobox.model.status import Status
+from isobox.service import workloads
 from isobox.service.context import Context
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(300)]
@@ -29,22 +28,8 @@ COUNTER = 'i=0; while :; do i=$((i+1)); echo "$i"; sleep 0.2; done'
 @pytest.fixture
 def counter_vm(ctx: Context) -> Iterator[tuple[VMDriver, WorkloadRecord, Context]]:
     driver = VMDriver(ctx.paths)
-    image = builtin.install(ctx.images)
-    workload_id = ids.new_id()
     spec = WorkloadSpec(image="busybox", command=("sh", "-c", COUNTER), kind=Kind.VM)
-    plan = resolve(
-        spec,
-        ctx.images.config(image),
-        id=workload_id,
-        name=workload_id[:12],
-        image_id=image.id,
-        layers=ctx.images.layer_dirs(image),
-        workload_dir=str(ctx.paths.workloads / workload_id),
-    )
-    driver.create(plan)
-    record = WorkloadRecord(
-        id=workload_id, name=plan.name, kind=Kind.VM, status=Status.CREATED, plan=plan, created_at=time.time()
-    )
+    record = workloads.create_from_plan(ctx, workloads.plan(ctx, spec))
     yield driver, record, ctx
     driver.delete(record)
 

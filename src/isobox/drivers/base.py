@@ -17,6 +17,7 @@ Contract, for both drivers:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,7 +27,7 @@ from isobox.model.record import Observation, Stats, WorkloadRecord
 
 @dataclass(frozen=True)
 class Attach:
-    stdin: int | None = 0   # fd, or None when not interactive
+    stdin: int | None = 0  # fd, or None when not interactive
     stdout: int = 1
     stderr: int = 2
 
@@ -68,3 +69,15 @@ class Driver(Protocol):
     def stats(self, record: WorkloadRecord) -> Stats: ...
 
     def delete(self, record: WorkloadRecord) -> None: ...
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to a caller's fd (attach, exec output); a reader that went away is not an
+    error: the workload's log still has everything."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BrokenPipeError:
+            return
+        view = view[written:]

@@ -164,17 +164,8 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
         spec = policy.apply(ctx, spec, image_id)
     else:
         spec = replace(spec, kind_by_policy=False)
-    workload_id = ids.new_id()
-    workload_dir = ctx.paths.workloads / workload_id
-    plan = resolve(
-        spec,
-        image_config,
-        id=workload_id,
-        name=name,
-        image_id=image_id,
-        layers=layers,
-        workload_dir=str(workload_dir),
-    )
+    plan = _new_plan(ctx, spec, name, image_id, layers, image_config)
+    workload_id = plan.id
     if spec.kind is Kind.VM and (spec.mounts or spec.security.userns):
         # Not silently ignored: a VM would run without the data the user asked to mount.
         what = "volumes and bind mounts" if spec.mounts else "--userns"
@@ -194,6 +185,31 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
         record = _create_record(ctx, driver, plan, undo)
         undo.pop_all()
     return record
+
+
+def _new_plan(
+    ctx: Context, spec: WorkloadSpec, name: str, image_id: str, layers: tuple[str, ...], image: ImageConfig
+) -> RunPlan:
+    workload_id = ids.new_id()
+    return resolve(
+        spec,
+        image,
+        id=workload_id,
+        name=name,
+        image_id=image_id,
+        layers=layers,
+        workload_dir=str(ctx.paths.workloads / workload_id),
+    )
+
+
+def plan(ctx: Context, spec: WorkloadSpec) -> RunPlan:
+    """The RunPlan `create` would make for ``spec`` (image resolved, built or pulled), creating nothing.
+
+    With `create_from_plan` this is how drivers' own tests and benchmarks make a workload without the
+    service's policy, volumes and networks."""
+    image_id, layers, image_config = _image(ctx, spec.image)
+    workload_name = ids.validate_name(spec.name) if spec.name else ids.random_name()
+    return _new_plan(ctx, spec, workload_name, image_id, layers, image_config)
 
 
 def _create_record(ctx: Context, driver: Driver, plan: RunPlan, undo: ExitStack) -> WorkloadRecord:

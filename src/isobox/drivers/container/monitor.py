@@ -21,6 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from isobox.drivers.base import write_all
 from isobox.errors import WorkloadError
 
 STDOUT_ID = 2
@@ -172,7 +173,7 @@ def pump(sock: socket.socket, stdin: int | None, stdout: int, stderr: int) -> No
             if not message:
                 return
             target = stderr if message[0] == STDERR_ID else stdout
-            _write_all(target, message[1:])
+            write_all(target, message[1:])
         if stdin is not None and stdin in ready:
             data = os.read(stdin, 8192)
             if not data:
@@ -181,16 +182,6 @@ def pump(sock: socket.socket, stdin: int | None, stdout: int, stderr: int) -> No
                 stdin = None
                 continue
             sock.sendall(data)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BrokenPipeError:
-            return
-        view = view[written:]
 
 
 def resize(bundle: Path, rows: int, columns: int) -> None:

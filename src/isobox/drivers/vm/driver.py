@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from isobox.config import Paths
-from isobox.drivers.base import Attach, ExecSpec
+from isobox.drivers.base import Attach, ExecSpec, write_all
 from isobox.drivers.vm import accel as vm_accel
 from isobox.drivers.vm import agent, anyos, guest_script, initramfs, launch, qemu_args, rootdisk, streams
 from isobox.drivers.vm import kernel as guest_kernel
@@ -79,11 +79,8 @@ class VMDriver:
                 for suffix in (".in", ".out"):
                     os.mkfifo(f"{files.pipe(name)}{suffix}", 0o600)
             undo.pop_all()
-        chosen = vm_accel.detect()
         return {
-            "accelerator": chosen.name,
-            "accelerator_reason": chosen.reason,
-            "machine": qemu_args.MACHINE,
+            **_accel_facts(),
             "kernel": kernel.version,
             "initramfs": str(boot),
             "root_disk_base": str(base),
@@ -99,11 +96,8 @@ class VMDriver:
             if user_data:
                 anyos.make_seed(Path(user_data), plan.id, plan.hostname, anyos.seed_path(files))
             undo.pop_all()
-        chosen = vm_accel.detect()
         return {
-            "accelerator": chosen.name,
-            "accelerator_reason": chosen.reason,
-            "machine": qemu_args.MACHINE,
+            **_accel_facts(),
             "firmware": "SeaBIOS",
             "disk": str(disk),
             "disk_format": fmt,
@@ -299,8 +293,8 @@ class VMDriver:
 
     def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int:
         result = self.exec_capture(record, spec)
-        streams.write_all(1, result.stdout)
-        streams.write_all(2, result.stderr)
+        write_all(1, result.stdout)
+        write_all(2, result.stderr)
         return result.exit_code
 
     def exec_capture(self, record: WorkloadRecord, spec: ExecSpec, timeout_s: float | None = None) -> agent.ExecResult:
@@ -416,3 +410,9 @@ def _undo_create(files: VMFiles, existed: bool) -> None:
 
 def _remove_tree(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
+
+
+def _accel_facts() -> dict[str, str]:
+    """What `inspect` shows of how a VM runs: the accelerator, why it was chosen, the machine type."""
+    chosen = vm_accel.detect()
+    return {"accelerator": chosen.name, "accelerator_reason": chosen.reason, "machine": qemu_args.MACHINE}

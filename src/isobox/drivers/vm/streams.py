@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from isobox.drivers.base import write_all
 from isobox.drivers.logfile import LogWriter
 from isobox.drivers.vm.qemu_args import VMFiles
 from isobox.state.locks import locked
@@ -94,16 +95,6 @@ def copy_new(files: VMFiles, positions: dict[str, int], fds: dict[str, int]) -> 
             positions[stream] += len(data)
             moved = True
     return moved
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BrokenPipeError:
-            return  # the reader went away; the log still has everything
-        view = view[written:]
 
 
 class StdinFeeder:
