@@ -60,3 +60,51 @@ def test_layerdiff_translates_overlay_whiteouts(tmp_path: Path) -> None:
     assert "opaque/.wh..wh..opq" in members
     assert members["hard"].islnk() or members["dir/file"].islnk()
     assert "etc/hosts" not in members and "etc" in members
+
+
+def test_layerdiff_compares_two_trees(tmp_path: Path) -> None:
+    from isobox.images.layerdiff import write_diff
+
+    base, new = tmp_path / "base", tmp_path / "new"
+    for root in (base, new):
+        (root / "same").mkdir(parents=True)
+        (root / "same" / "f").write_text("unchanged")
+        os.utime(root / "same" / "f", (1, 1))
+        (root / "link").symlink_to("same")
+    (base / "old").mkdir()
+    (base / "old" / "inside").write_text("x")
+    (base / "becomes-file").mkdir()
+    (base / "becomes-file" / "child").write_text("x")
+    (new / "becomes-file").write_text("now a file")
+    (new / "same" / "added").write_text("new")
+    (new / "link").unlink()
+    (new / "link").symlink_to("elsewhere")
+    buffer = io.BytesIO()
+    write_diff(base, new, buffer, skip=frozenset({"/skipped"}))
+    with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as tar:
+        names = sorted(m.name for m in tar.getmembers())
+    assert names == [".wh.old", "becomes-file", "link", "same/added"]
+
+
+@pytest.mark.vm
+@pytest.mark.timeout(300)
+def test_commit_a_stopped_vm_then_run_the_image_as_container_and_vm(cli: Cli) -> None:
+    script = "echo from-vm > /greeting; rm /etc/os-release; mkdir -p /opt/app; echo v1 > /opt/app/version"
+    cli("run", "--vm", "--network", "none", "--name", "vsrc", "busybox", "sh", "-c", script, check=True, timeout=120)
+    cli("commit", "-m", "vm changes", "vsrc", "localhost/from-vm:1", check=True, timeout=120)
+    check = "cat /greeting /opt/app/version; test -e /etc/os-release || echo deleted"
+    container = cli("run", "--rm", "--network", "none", "localhost/from-vm:1", "sh", "-c", check)
+    assert container.stdout == "from-vm\nv1\ndeleted\n", container.stderr
+    vm = cli("run", "--rm", "--vm", "--network", "none", "localhost/from-vm:1", "sh", "-c", check, timeout=120)
+    assert vm.stdout == "from-vm\nv1\ndeleted\n", vm.stderr
+    layers = json.loads(cli("image", "history", "--json", "localhost/from-vm:1").stdout)
+    assert any("vm changes" in json.dumps(h) for h in layers)
+
+
+@pytest.mark.vm
+@pytest.mark.timeout(300)
+def test_commit_of_a_running_vm_is_refused(cli: Cli) -> None:
+    cli("run", "-d", "--vm", "--network", "none", "--name", "vrun", "busybox", "sleep", "300", check=True, timeout=120)
+    done = cli("commit", "vrun", "localhost/never:1")
+    assert done.returncode == 125 and "stop the VM first" in done.stderr
+    assert cli("image", "inspect", "localhost/never:1").returncode != 0

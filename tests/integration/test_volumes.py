@@ -59,9 +59,3 @@ def test_anonymous_volume_removed_with_rm_v(cli: Cli) -> None:
     assert len(json.loads(cli("volume", "ls", "--json").stdout)) == 1
     cli("rm", "-v", "anon", check=True)
     assert json.loads(cli("volume", "ls", "--json").stdout) == []
-
-
-def test_vm_refuses_volumes_clearly(cli: Cli) -> None:
-    done = cli("run", "--rm", "--vm", "-v", "data:/data", "busybox", "true")
-    assert done.returncode == 125 and "not supported for VMs yet" in done.stderr
-    assert json.loads(cli("volume", "ls", "--json").stdout) == []

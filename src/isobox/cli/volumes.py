@@ -22,11 +22,27 @@ def register(app: typer.Typer) -> None:
         return open_context()
 
     @volume.command("create")
-    def create(name: str | None = typer.Argument(None, help="Name (random if omitted).")) -> None:
-        """Create a named volume."""
+    def create(
+        name: str | None = typer.Argument(None, help="Name (random if omitted)."),
+        opt: list[str] = typer.Option(
+            [], "-o", "--opt", help="type=dir (default: shared by containers and VMs) or type=disk; size=SIZE (disk)."
+        ),
+    ) -> None:
+        """Create a named volume: a directory, or with --opt type=disk an ext4 disk for VMs."""
         from isobox.service import volumes
 
-        output.out.print(volumes.create(_ctx(), name).name)
+        output.out.print(volumes.create(_ctx(), name, tuple(opt)).name)
+
+    @volume.command("resize")
+    def resize(
+        name: str = typer.Argument(..., help="A disk volume."),
+        size: str = typer.Argument(..., help="New size, e.g. 20g (grow only)."),
+    ) -> None:
+        """Grow a disk volume and its file system (no running workload may use it)."""
+        from isobox.service import volumes
+
+        record = volumes.resize(_ctx(), name, size)
+        output.out.print(f"{record.name} {record.size_bytes}")
 
     @volume.command("ls")
     def ls(
@@ -43,7 +59,8 @@ def register(app: typer.Typer) -> None:
             for r in records:
                 output.out.print(r.name)
         else:
-            output.print_table(["NAME", "ANONYMOUS", "PATH"], [(r.name, r.anonymous, r.path) for r in records])
+            rows = [(r.name, r.kind, r.size_bytes or "", r.anonymous, r.path) for r in records]
+            output.print_table(["NAME", "TYPE", "SIZE", "ANONYMOUS", "PATH"], rows)
 
     @volume.command("inspect")
     def inspect(names: list[str] = typer.Argument(...)) -> None:

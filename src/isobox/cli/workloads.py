@@ -222,7 +222,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("commit")
     def commit(
-        name: str = typer.Argument(..., help="Container to commit."),
+        name: str = typer.Argument(..., help="Container, or stopped VM, to commit."),
         image: str = typer.Argument(..., help="Name of the new image."),
         message: str = typer.Option("", "-m", "--message"),
         author: str = typer.Option("", "-a", "--author"),

@@ -122,3 +122,4 @@ class MountPlan:
     volume: str = ""  # the volume's name, for volumes
     anonymous: bool = False
     tmpfs_options: tuple[str, ...] = ()
+    disk: bool = False  # a disk volume: source is a raw ext4 image (VMs only), not a directory

@@ -1,20 +1,31 @@
-"""`isobox commit`: a container's changes become a new image layer on top of its image."""
+"""`isobox commit`: a workload's changes become a new image layer on top of its image.
+
+A container's changes are its overlay upper directory. A VM's are read from its root disk, which
+has no upper directory: the stopped VM's qcow2 overlay is flattened to a raw copy, the copy is
+checked and repaired by e2fsck in user space (the guest wrote that file system, so the host kernel
+only mounts it once it is known to be sound), mounted read-only (noload: no journal replay) next to
+the image's own base disk, and the two trees are compared (layerdiff.write_diff).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
 import json
+import subprocess
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
-from isobox.errors import InvalidArgumentError
+from isobox.errors import HostError, InvalidArgumentError, InvalidStateError
 from isobox.images import reference
 from isobox.images.content import sha256_digest
-from isobox.images.layerdiff import write_layer
+from isobox.images.layerdiff import write_diff, write_layer
 from isobox.images.store import OCI_CONFIG, OCI_MANIFEST, ImageRecord
+from isobox.linux.mount import umount
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind
+from isobox.model.status import Status
 from isobox.service import workloads
 from isobox.service.context import Context
 from isobox.state.locks import locked
@@ -32,26 +43,73 @@ RUNTIME_MOUNTS = frozenset({"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "
 
 def commit(ctx: Context, name_or_id: str, image: str, *, message: str = "", author: str = "") -> ImageRecord:
     record = workloads.get(ctx, name_or_id)
-    if record.kind is not Kind.CONTAINER:
-        raise InvalidArgumentError(
-            f"commit of {record.kind.value} workloads is not supported yet (containers only)",
-            op="commit",
-            id=record.name,
-        )
     target = str(reference.parse(image))
+    if record.kind is Kind.VM:
+        from isobox.drivers.vm import anyos
+
+        if anyos.is_disk_vm(record.plan):
+            raise InvalidArgumentError(
+                "a VM booted from a disk image has no OCI image to add a layer to", op="commit", id=record.name
+            )
+        if workloads.refresh(ctx, record).status in (Status.RUNNING, Status.PAUSED):
+            raise InvalidStateError(
+                "stop the VM first: its disk is only consistent once the guest has shut down",
+                op="commit",
+                id=record.name,
+            )
     parent = ctx.images.get(record.plan.image_id)
     # Blobs written here are unreferenced until ctx.images.commit records the image: hold gc off meanwhile.
     with locked(ctx.paths.locks, "gc", shared=True):
         return _commit_locked(ctx, record, parent, target, message, author)
 
 
+# The root disk's own file system directory (mkfs.ext4), not image content.
+VM_INIT_PATHS = frozenset({"/lost+found"})
+
+
+def _write_vm_diff(ctx: Context, record: WorkloadRecord, out: BinaryIO, skip: frozenset[str]) -> None:
+    from isobox.drivers.vm import qemu_args, rootdisk
+
+    disk = qemu_args.VMFiles.of(record.plan.workload_dir, record.id, ctx.paths.run).disk
+    base = rootdisk.ensure_base(ctx.paths.cache, ctx.paths.locks, record.plan.image_id, record.plan.layers)
+    ctx.paths.tmp.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ctx.paths.tmp, prefix="commit-") as scratch:
+        flat = Path(scratch) / "disk.raw"
+        _tool(["qemu-img", "convert", "-U", "-O", "raw", str(disk), str(flat)], flat, ok=(0,))
+        # -y on the private copy: repairs what an unclean stop left (exit 1: corrected), refuses worse.
+        _tool(["e2fsck", "-f", "-y", str(flat)], flat, ok=(0, 1))
+        mounts = [(flat, Path(scratch) / "new"), (base, Path(scratch) / "base")]
+        mounted: list[Path] = []
+        try:
+            for image, point in mounts:
+                point.mkdir()
+                options = "loop,ro,noload,nosuid,nodev,noexec"
+                _tool(["mount", "-t", "ext4", "-o", options, str(image), str(point)], image, ok=(0,))
+                mounted.append(point)
+            write_diff(Path(scratch) / "base", Path(scratch) / "new", out, skip=skip)
+        finally:
+            for point in reversed(mounted):
+                umount(str(point))
+
+
+def _tool(command: list[str], path: Path, ok: tuple[int, ...]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode not in ok:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise HostError(
+            f"{command[0]} failed ({result.returncode}): {' '.join(detail[-3:])}", op="commit VM disk", path=str(path)
+        )
+
+
 def _commit_locked(
     ctx: Context, record: WorkloadRecord, parent: ImageRecord, target: str, message: str, author: str
 ) -> ImageRecord:
-    upper = Path(record.plan.workload_dir) / "upper"
     skip = RUNTIME_MOUNTS | {m.target for m in record.plan.mounts}
     with tempfile.TemporaryFile(dir=ctx.paths.tmp) as tar:
-        write_layer(upper, tar, skip=skip)
+        if record.kind is Kind.VM:
+            _write_vm_diff(ctx, record, tar, skip | VM_INIT_PATHS)
+        else:
+            write_layer(Path(record.plan.workload_dir) / "upper", tar, skip=skip)
         tar.seek(0)
         raw = tar.read()
     diff_id = sha256_digest(raw)

@@ -103,6 +103,12 @@ def clone(ctx: Context, name_or_id: str, snapshot: str, new_name: str | None = N
         raise InvalidArgumentError("clone is for VM snapshots", op="snapshot clone", id=source.name)
     driver = _vm(ctx)
     vm_snapshots.find(driver, source, snapshot)  # type: ignore[arg-type]
+    if any(m.disk for m in source.plan.mounts):
+        raise InvalidArgumentError(
+            "a VM with disk volumes cannot be cloned: a disk volume is attached to one VM at a time",
+            op="snapshot clone",
+            id=source.name,
+        )
     clone_id = ids.new_id()
     # The clone's guest holds the source's addresses: its NICs stay off the bridge, and it takes no part
     # of the source's network plan (whose TAPs `rm` of the clone would otherwise delete).

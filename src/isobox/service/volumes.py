@@ -8,16 +8,39 @@ from pathlib import Path
 from isobox.errors import InvalidArgumentError
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountKind, MountPlan, MountSpec
+from isobox.model.spec import Kind, parse_size
 from isobox.service.context import Context
-from isobox.storage.volumes import VolumeRecord, VolumeStore
+from isobox.storage.volumes import DISK, VolumeRecord, VolumeStore
 
 
 def store(ctx: Context) -> VolumeStore:
     return VolumeStore(ctx.paths, ctx.db)
 
 
-def create(ctx: Context, name: str | None = None) -> VolumeRecord:
-    return store(ctx).create(name)[0]
+def create(ctx: Context, name: str | None = None, options: tuple[str, ...] = ()) -> VolumeRecord:
+    """``options``: --opt values, type=dir|disk and size=SIZE (disk volumes)."""
+    kind, size = None, None
+    for option in options:
+        key, sep, value = option.partition("=")
+        if key == "type" and sep:
+            kind = value
+        elif key == "size" and sep:
+            size = parse_size(value, what="volume size")
+        else:
+            raise InvalidArgumentError(
+                f"unknown volume option {option!r} (type=dir|disk, size=SIZE)", op="create volume"
+            )
+    return store(ctx).create(name, kind=kind, size_bytes=size)[0]
+
+
+def _running_users(ctx: Context, name: str) -> list[str]:
+    users = set(store(ctx).users(name))
+    rows = ctx.db.query("SELECT name FROM workloads WHERE status IN ('running', 'paused')")
+    return sorted(users & {r["name"] for r in rows})
+
+
+def resize(ctx: Context, name: str, size: str) -> VolumeRecord:
+    return store(ctx).resize(name, parse_size(size, what="volume size"), _running_users(ctx, name))
 
 
 def inspect(ctx: Context, name: str) -> VolumeRecord:
@@ -37,18 +60,22 @@ def prune(ctx: Context) -> list[str]:
 
 
 def resolve_mounts(
-    ctx: Context, mounts: tuple[MountSpec, ...], image: ImageConfig, undo: ExitStack
+    ctx: Context, mounts: tuple[MountSpec, ...], image: ImageConfig, undo: ExitStack, kind: Kind = Kind.CONTAINER
 ) -> tuple[MountPlan, ...]:
-    """Create the named and anonymous volumes (image VOLUMEs too) and check bind sources.
+    """Create the named and anonymous volumes (a container's image VOLUMEs too) and check bind sources.
 
-    Volumes created here are registered on ``undo``, so a failed create leaves none behind.
+    A VM's anonymous volumes are disk volumes (only that VM can use them); its image VOLUMEs stay
+    part of its root disk. A new named volume is a directory volume, which containers and VMs can
+    share. Volumes created here are registered on ``undo``, so a failed create leaves none behind.
     """
     volumes = store(ctx)
     plans: list[MountPlan] = []
     targets = {m.target for m in mounts}
     if len(targets) != len(mounts):
         raise InvalidArgumentError("two mounts have the same target", op="create")
-    wanted = list(mounts) + [MountSpec(MountKind.VOLUME, t) for t in image.volumes if t not in targets]
+    wanted = list(mounts)
+    if kind is Kind.CONTAINER:
+        wanted += [MountSpec(MountKind.VOLUME, t) for t in image.volumes if t not in targets]
     for item in wanted:
         if item.kind is MountKind.BIND:
             if not Path(item.source).exists():
@@ -59,11 +86,27 @@ def resolve_mounts(
         elif item.kind is MountKind.TMPFS:
             plans.append(MountPlan(MountKind.TMPFS, item.target, "", item.readonly, tmpfs_options=item.tmpfs_options))
         else:
-            record, created = volumes.create(item.source or None, anonymous=not item.source)
+            new_kind = DISK if kind is Kind.VM and not item.source else None
+            record, created = volumes.create(item.source or None, anonymous=not item.source, kind=new_kind)
             if created:
                 undo.callback(volumes.remove, record.name, force=True)
+            if record.is_disk and kind is not Kind.VM:
+                raise InvalidArgumentError(
+                    f"volume {record.name} is a disk volume, which only VMs can mount; "
+                    "a directory volume (the default) is shared by containers and VMs",
+                    op="create",
+                    id=record.name,
+                )
             plans.append(
-                MountPlan(MountKind.VOLUME, item.target, record.path, item.readonly, record.name, record.anonymous)
+                MountPlan(
+                    MountKind.VOLUME,
+                    item.target,
+                    record.path,
+                    item.readonly,
+                    record.name,
+                    record.anonymous,
+                    disk=record.is_disk,
+                )
             )
     return tuple(plans)
 

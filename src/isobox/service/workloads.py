@@ -166,19 +166,17 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
         spec = replace(spec, kind_by_policy=False)
     plan = _new_plan(ctx, spec, name, image_id, layers, image_config)
     workload_id = plan.id
-    if spec.kind is Kind.VM and (spec.mounts or spec.security.userns):
-        # Not silently ignored: a VM would run without the data the user asked to mount.
-        what = "volumes and bind mounts" if spec.mounts else "--userns"
-        raise InvalidArgumentError(f"{what} are not supported for VMs yet", op="create", id=name)
+    if spec.kind is Kind.VM and spec.security.userns:
+        # Not silently ignored: a VM has its own kernel, so there is no host user namespace to remap into.
+        raise InvalidArgumentError("--userns applies to containers only", op="create", id=name)
     if spec.security.userns == "auto":
         plan = replace(plan, userns_base=_allocate_userns(ctx))
     driver = driver_for(ctx, spec.kind)
     with _locked(ctx, workload_id), ExitStack() as undo:
-        # A VM's image VOLUMEs stay part of its own root disk.
-        if spec.kind is Kind.CONTAINER and (spec.mounts or image_config.volumes):
+        if spec.mounts or (spec.kind is Kind.CONTAINER and image_config.volumes):
             from isobox.service import volumes
 
-            plan = replace(plan, mounts=volumes.resolve_mounts(ctx, spec.mounts, image_config, undo))
+            plan = replace(plan, mounts=volumes.resolve_mounts(ctx, spec.mounts, image_config, undo, spec.kind))
         from isobox.service import networks
 
         plan = replace(plan, network=networks.attach(ctx, plan, spec, image_config.exposed_ports, undo))

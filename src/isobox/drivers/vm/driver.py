@@ -26,6 +26,7 @@ from isobox.drivers.base import Attach, ExecSpec, write_all
 from isobox.drivers.vm import accel as vm_accel
 from isobox.drivers.vm import agent, anyos, guest_script, initramfs, launch, qemu_args, rootdisk, streams
 from isobox.drivers.vm import kernel as guest_kernel
+from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.cgroup import VMCgroup, pids_in
 from isobox.drivers.vm.qemu_args import VMFiles
 from isobox.errors import InvalidArgumentError, InvalidStateError, WorkloadError
@@ -73,6 +74,7 @@ class VMDriver:
                     interactive=plan.process.interactive,
                     tty=plan.process.tty,
                     network=_guest_network(plan),
+                    mounts=vm_volumes.guest_lines(vm_volumes.of(plan.mounts)),
                 )
             )
             for name in qemu_args.PIPES:
@@ -131,6 +133,7 @@ class VMDriver:
             interfaces=plan.network.interfaces if plan.network is not None else (),
             isolated_macs=tuple(filter(None, (anyos.label(plan, qemu_args.ISOLATED_NICS_LABEL) or "").split(","))),
             tty=plan.process.tty,
+            mounts=vm_volumes.of(plan.mounts),
         )
 
     def start(self, record: WorkloadRecord, attach: Attach | None = None, *, loadvm: str | None = None) -> int:
@@ -147,6 +150,9 @@ class VMDriver:
         cgroup.create()
         files.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
+            vm_volumes.start_daemons(
+                vm_volumes.of(record.plan.mounts), files.sockets, files.root / "virtiofsd.log", cgroup, record.id
+            )
             pid = launch.start(argv, cgroup, files.pidfile, record.id)
         except BaseException:
             _kill_cgroup(cgroup)

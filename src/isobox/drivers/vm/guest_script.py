@@ -123,8 +123,10 @@ def run_script(
     interactive: bool = False,
     tty: bool = False,
     network: GuestNetwork | None = None,
+    mounts: list[str] | None = None,
 ) -> str:
-    """The fw_cfg file opt/isobox/run: variables for init, isobox_network and isobox_workload."""
+    """The fw_cfg file opt/isobox/run: variables for init, isobox_network, isobox_mounts (made by
+    drivers/vm/volumes.guest_lines) and isobox_workload."""
     lines = [
         "# isobox run script (generated; sourced by the guest init)",
         f"ISOBOX_HOSTNAME={shlex.quote(hostname)}",
@@ -132,6 +134,7 @@ def run_script(
         f"ISOBOX_STDIN={'/dev/port-isobox.stdin' if interactive else '/dev/null'}",
         f"ISOBOX_TTY={1 if tty else 0}",
         *network_lines(network or GuestNetwork()),
+        *(mounts or ["isobox_mounts() {", "    :", "}"]),
         "isobox_workload() {",
         f"    {command_line(argv, env, cwd, user, tty=tty)}",
         "}",

@@ -66,7 +66,7 @@ def _applets(busybox: Path) -> list[str]:
     return sorted({name for name in out.split() if name and "/" not in name and name != "busybox"})
 
 
-def build_archive(busybox: Path, modules: list[Path]) -> bytes:
+def build_archive(busybox: Path, modules: list[Path], optional: dict[str, list[Path]] | None = None) -> bytes:
     cpio = CpioWriter()
     for directory in _DIRS:
         cpio.directory(directory, 0o1777 if directory == "tmp" else 0o755)
@@ -76,8 +76,11 @@ def build_archive(busybox: Path, modules: list[Path]) -> bytes:
     cpio.file("init", guest_file("init.sh"), 0o755)
     cpio.file("etc/isobox/agent.sh", guest_file("agent.sh"))
     cpio.file("etc/isobox/modules", "".join(f"{m.name}\n" for m in modules).encode())
-    for module in modules:
-        cpio.file(f"lib/modules/{module.name}", module.read_bytes())
+    for group, extra in (optional or {}).items():
+        cpio.file(f"etc/isobox/modules-{group}", "".join(f"{m.name}\n" for m in extra).encode())
+    every = {m.name: m for m in modules} | {m.name: m for extra in (optional or {}).values() for m in extra}
+    for name, module in every.items():
+        cpio.file(f"lib/modules/{name}", module.read_bytes())
     return cpio.finish()
 
 
@@ -92,6 +95,7 @@ def _cache_key(busybox: Path, kernel: guest_kernel.Kernel) -> str:
         digest.update(guest_file(name))
     digest.update(kernel.version.encode())
     digest.update(",".join(guest_kernel.WANTED_MODULES).encode())
+    digest.update(repr(sorted(guest_kernel.OPTIONAL_MODULES.items())).encode())
     return digest.hexdigest()[:24]
 
 
@@ -106,9 +110,13 @@ def ensure(cache_dir: Path, lock_dir: Path, kernel: guest_kernel.Kernel) -> Path
         if target.is_file():
             return target
         modules = guest_kernel.load_order(kernel)
+        optional = {
+            group: guest_kernel.load_order(kernel, names, loaded=tuple(modules))
+            for group, names in guest_kernel.OPTIONAL_MODULES.items()
+        }
         temporary = target.with_suffix(f".tmp{os.getpid()}")
         try:
-            temporary.write_bytes(build_archive(busybox, modules))
+            temporary.write_bytes(build_archive(busybox, modules, optional))
             os.replace(temporary, target)
         except OSError as exc:
             raise HostError(f"cannot write the initramfs: {exc}", op="build initramfs", path=str(target)) from exc

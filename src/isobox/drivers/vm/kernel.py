@@ -19,6 +19,9 @@ from isobox.errors import HostError
 # network (virtio_net, for the TAPs of isobox networks), and the balloon, whose free page reporting
 # hands memory the guest no longer uses back to the host.
 WANTED_MODULES = ("virtio_pci", "virtio_blk", "virtio_console", "qemu_fw_cfg", "virtio_net", "virtio_balloon")
+# Loaded by the guest only when a VM needs them (each group is a file /etc/isobox/modules-GROUP):
+# most VMs share no directory, and every insmod costs boot time under TCG.
+OPTIONAL_MODULES = {"virtiofs": ("virtiofs",)}
 
 
 @dataclass(frozen=True)
@@ -81,12 +84,13 @@ def _module_index(modules_dir: Path) -> dict[str, Path]:
     return {p.name[:-3].replace("-", "_"): p for p in (modules_dir / "kernel").rglob("*.ko")}
 
 
-def load_order(kernel: Kernel, wanted: tuple[str, ...] = WANTED_MODULES) -> list[Path]:
-    """The module files to insmod, each after its dependencies; built-in modules are skipped."""
+def load_order(kernel: Kernel, wanted: tuple[str, ...] = WANTED_MODULES, loaded: tuple[Path, ...] = ()) -> list[Path]:
+    """The module files to insmod, each after its dependencies; built-in modules and those already
+    ``loaded`` are skipped."""
     index = _module_index(kernel.modules_dir)
     builtin = _builtin_names(kernel.modules_dir)
     order: list[Path] = []
-    seen: set[str] = set()
+    seen: set[str] = {p.name[:-3].replace("-", "_") for p in loaded}
 
     def visit(name: str, chain: tuple[str, ...]) -> None:
         if name in seen or name in builtin:

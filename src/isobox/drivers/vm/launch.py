@@ -21,13 +21,13 @@ from isobox.errors import HostError, WorkloadError
 
 # The launcher joins the cgroup(s) and then becomes QEMU: no fork from Python with preexec_fn
 # (DESIGN.md, habit 10), and QEMU and every thread it makes start inside the cgroup.
-_JOIN_AND_EXEC = 'for procs in $ISOBOX_CGROUP_PROCS; do echo $$ > "$procs" || exit 125; done; exec "$@"'
+JOIN_AND_EXEC = 'for procs in $ISOBOX_CGROUP_PROCS; do echo $$ > "$procs" || exit 125; done; exec "$@"'
 
 
 def start(argv: list[str], cgroup: VMCgroup, pidfile: Path, workload: str, timeout_s: float = 60.0) -> int:
     """Run QEMU daemonized in the cgroup; return the VM's pid."""
     env = dict(os.environ, ISOBOX_CGROUP_PROCS=" ".join(str(p) for p in cgroup.procs_files))
-    command = ["/bin/sh", "-c", _JOIN_AND_EXEC, "isobox-qemu", *argv]
+    command = ["/bin/sh", "-c", JOIN_AND_EXEC, "isobox-qemu", *argv]
     try:
         result = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL

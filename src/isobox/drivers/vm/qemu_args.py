@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.accel import Accel
 from isobox.model.network import InterfacePlan
 
@@ -203,9 +204,16 @@ def build(
     interfaces: tuple[InterfacePlan, ...] = (),
     isolated_macs: tuple[str, ...] = (),
     tty: bool = False,
+    mounts: vm_volumes.VMMounts | None = None,
 ) -> list[str]:
     """The full argv of an image VM (direct kernel boot of the isobox initramfs)."""
-    args = base(name=id, accel=accel, memory_bytes=memory_bytes, cpus=cpus, files=files)
+    mounts = mounts or vm_volumes.VMMounts()
+    machine = MACHINE
+    if mounts.needs_shared_memory:
+        machine = f"{MACHINE},memory-backend={vm_volumes.MEMORY_BACKEND_ID}"
+    args = base(name=id, accel=accel, memory_bytes=memory_bytes, cpus=cpus, files=files, machine=machine)
+    if mounts.needs_shared_memory:
+        args += vm_volumes.memory_backend(memory_mib(memory_bytes))
     args += [
         "-no-reboot",
         "-kernel",
@@ -238,6 +246,7 @@ def build(
     if tty:
         args += terminal(files)
     args += ["-fw_cfg", f"name=opt/isobox/run,file={files.run_script}"]
+    args += vm_volumes.qemu_args(mounts, files.sockets)
     args += network(interfaces, isolated_macs)
     if loadvm:
         args += ["-loadvm", loadvm]

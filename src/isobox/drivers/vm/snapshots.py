@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isobox.drivers.vm import launch, qmp
+from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.driver import VMDriver
 from isobox.errors import ConflictError, HostError, InvalidArgumentError, NotFoundError, WorkloadError
 from isobox.model.record import WorkloadRecord
@@ -60,6 +61,18 @@ def _hmp(driver: VMDriver, record: WorkloadRecord, command: str, op: str) -> Non
         raise WorkloadError(reply, op=op, id=record.id)
 
 
+def _refuse_volumes(record: WorkloadRecord, op: str) -> None:
+    """A memory snapshot must hold every disk the guest has mounted, or the guest's file system
+    cache would not match the disk on restore; volumes live outside the VM's snapshots."""
+    if vm_volumes.of(record.plan.mounts).blocks_memory_snapshots:
+        raise InvalidArgumentError(
+            "a running VM with volumes or bind mounts cannot be snapshotted with its memory "
+            "(volumes are not part of VM snapshots): stop it for a disk snapshot of its root disk",
+            op=op,
+            id=record.id,
+        )
+
+
 def list_snapshots(driver: VMDriver, record: WorkloadRecord) -> list[Snapshot]:
     disk = driver.files(record).disk
     if not disk.exists():
@@ -89,6 +102,7 @@ def create(driver: VMDriver, record: WorkloadRecord, name: str) -> Snapshot:
         raise ConflictError(f"snapshot {name!r} already exists", op="create snapshot", id=record.id)
     disk = driver.files(record).disk
     if _running(driver, record):
+        _refuse_volumes(record, "create snapshot")
         _hmp(driver, record, f"savevm {name}", "create snapshot")
     else:
         _qemu_img("snapshot", "-c", name, str(disk), op="create snapshot", path=disk)

@@ -67,6 +67,50 @@ mount -t devtmpfs devtmpfs "$ROOT/dev"
 mkdir -p "$ROOT/dev/pts" "$ROOT/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666 devpts "$ROOT/dev/pts"
 mount -t tmpfs -o mode=1777 shm "$ROOT/dev/shm"
+
+# Volumes, bind mounts and tmpfs (isobox_mounts, from drivers/vm/volumes.py). Each is mounted on a
+# staging directory first: a new, empty volume gets what the image has at its target, as Docker
+# copies image content into a new volume; then it is moved over the target.
+isobox_modules() {
+    [ -e "/run/isobox-modules-$1" ] && return 0
+    while read -r module; do
+        insmod "/lib/modules/$module" || return 1
+    done < "/etc/isobox/modules-$1"
+    : > "/run/isobox-modules-$1"
+}
+isobox_empty() {
+    [ -z "$(ls -A "$1" 2>/dev/null | grep -v '^lost+found$')" ]
+}
+isobox_place() {  # STAGING TARGET OPTIONS: copy image content into an empty volume, then move it
+    mkdir -p "$ROOT$2" || return 1
+    if [ "$3" != ro ] && isobox_empty "$1" && ! isobox_empty "$ROOT$2"; then
+        cp -a "$ROOT$2/." "$1/" || return 1
+    fi
+    mount --move "$1" "$ROOT$2"
+}
+isobox_virtiofs() {  # TAG TARGET ro|rw
+    isobox_modules virtiofs || return 1
+    mkdir -p "/run/mnt/$1" && mount -t virtiofs -o "$3" "$1" "/run/mnt/$1" && isobox_place "/run/mnt/$1" "$2" "$3"
+}
+isobox_disk() {  # SERIAL TARGET ro|rw
+    tries=0
+    while :; do
+        for block in /sys/block/vd*; do
+            [ "$(cat "$block/serial" 2>/dev/null)" = "$1" ] || continue
+            mkdir -p "/run/mnt/$1" || return 1
+            mount -t ext4 -o "$3,noinit_itable" "/dev/${block##*/}" "/run/mnt/$1" || return 1
+            isobox_place "/run/mnt/$1" "$2" "$3"
+            return
+        done
+        tries=$((tries + 1))
+        [ "$tries" -gt 500 ] && return 1
+        usleep 10000
+    done
+}
+isobox_tmpfs() {  # TARGET OPTIONS
+    mkdir -p "$ROOT$1" && mount -t tmpfs -o "$2" tmpfs "$ROOT$1"
+}
+isobox_mounts || fail "cannot mount the volumes"
 hostname "$ISOBOX_HOSTNAME"
 echo "$ISOBOX_HOSTNAME" > /proc/sys/kernel/hostname
 [ -n "$ISOBOX_CWD" ] && mkdir -p "$ROOT$ISOBOX_CWD"
@@ -128,6 +172,10 @@ echo "$status" > /dev/port-isobox.status
 # Flush the guest page cache to the disk before QEMU goes away, so a restart sees a clean file system.
 sync
 umount "$ROOT/dev/shm" "$ROOT/dev/pts" "$ROOT/dev" "$ROOT/sys" "$ROOT/proc" 2>/dev/null
+# Volumes, children first (/proc/mounts lists them in mount order).
+for target in $(awk -v root="$ROOT/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount "$target" 2>/dev/null
+done
 mount -o remount,ro "$ROOT" 2>/dev/null
 sync
 poweroff -f

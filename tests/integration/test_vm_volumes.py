@@ -1,0 +1,103 @@
+"""Volumes for VMs with real QEMU: a directory volume shared live between a container and a VM over
+virtiofs, disk volumes (virtio-blk ext4) that outlive the VM and grow, read-only, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from tests.integration.conftest import Cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(240)]
+
+VM = ("run", "--rm", "--vm", "--network", "none")
+
+
+def _volumes(cli: Cli) -> dict[str, dict[str, object]]:
+    return {v["name"]: v for v in json.loads(cli("volume", "ls", "--json").stdout)}
+
+
+def test_container_and_vm_share_one_volume_live(cli: Cli) -> None:
+    cli("volume", "create", "shared", check=True)
+    # The container writes, then waits (both running at once) for the VM's answer in the same volume.
+    waiter = "echo from-container > /v/c.txt; while [ ! -f /v/vm.txt ]; do sleep 0.1; done; cat /v/vm.txt"
+    cli("run", "-d", "--name", "c", "--network", "none", "-v", "shared:/v", "busybox", "sh", "-c", waiter, check=True)
+    deadline = time.monotonic() + 20
+    while cli("exec", "c", "cat", "/v/c.txt").stdout != "from-container\n":
+        assert time.monotonic() < deadline, "the container never wrote its file"
+        time.sleep(0.2)
+    done = cli(*VM, "-v", "shared:/v", "busybox", "sh", "-c", "cat /v/c.txt; echo from-vm > /v/vm.txt", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "from-container\n"
+    assert json.loads(cli("wait", "c").stdout or "0") == 0
+    assert cli("logs", "c").stdout == "from-vm\n"
+    assert _volumes(cli)["shared"]["kind"] == "dir"
+
+
+def test_bind_mount_and_read_only_in_a_vm(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("host data")
+    script = "cat /h/in.txt; echo; echo no > /h/out.txt || echo refused"
+    done = cli(*VM, "-v", f"{tmp_path}:/h:ro", "busybox", "sh", "-c", script, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "host data\nrefused\n"
+    assert "Read-only file system" in done.stderr
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_disk_volume_outlives_the_vm_and_grows(cli: Cli) -> None:
+    cli("volume", "create", "--opt", "type=disk", "--opt", "size=32m", "vdata", check=True)
+    assert _volumes(cli)["vdata"]["kind"] == "disk"
+    write = "echo kept > /data/f; df -k /data | tail -n1"
+    done = cli(*VM, "-v", "vdata:/data", "busybox", "sh", "-c", write, timeout=120)
+    assert done.returncode == 0, done.stderr
+    small = int(done.stdout.split()[1])
+    cli("volume", "resize", "vdata", "64m", check=True)
+    read = "cat /data/f; df -k /data | tail -n1; mount | grep ' /data '"
+    done = cli(*VM, "-v", "vdata:/data", "busybox", "sh", "-c", read, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "kept"
+    assert int(lines[1].split()[1]) > small * 1.8  # 32 → 64 MiB, less the journal and metadata
+    assert "type ext4" in lines[2]
+    # A container cannot mount a disk volume, and says why; a running user blocks resize and rm.
+    refused = cli("run", "--rm", "-v", "vdata:/data", "busybox", "true")
+    assert refused.returncode == 125 and "only VMs can mount" in refused.stderr
+    cli("run", "-d", "--vm", "--network", "none", "--name", "holder", "-v", "vdata:/data", "busybox", "sleep", "300",
+        check=True, timeout=120)  # fmt: skip
+    busy = cli("volume", "resize", "vdata", "128m")
+    assert busy.returncode == 125 and "in use by running holder" in busy.stderr
+    snapshot = cli("snapshot", "create", "holder", "s1")
+    assert snapshot.returncode == 125 and "volumes are not part of VM snapshots" in snapshot.stderr
+    cli("rm", "-f", "holder", check=True, timeout=120)
+    cli("volume", "rm", "vdata", check=True)
+
+
+def test_anonymous_vm_volume_is_a_disk_removed_with_rm_v(cli: Cli) -> None:
+    cli("run", "--vm", "--network", "none", "--name", "anon", "-v", "/scratch", "busybox", "sh", "-c",
+        "echo x > /scratch/f", check=True, timeout=120)  # fmt: skip
+    volumes = list(_volumes(cli).values())
+    assert len(volumes) == 1 and volumes[0]["kind"] == "disk" and volumes[0]["anonymous"]
+    cli("rm", "-v", "anon", check=True)
+    assert _volumes(cli) == {}
+
+
+def test_new_volume_gets_the_image_content_in_a_vm(cli: Cli) -> None:
+    # As for containers: an empty new volume mounted over /etc starts with the image's /etc.
+    done = cli(*VM, "-v", "etccopy:/etc", "busybox", "sh", "-c", "ls /etc", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "passwd" in done.stdout.split()
+    assert (Path(str(_volumes(cli)["etccopy"]["path"])) / "passwd").is_file()
+
+
+def test_virtiofsd_ends_with_the_vm(cli: Cli) -> None:
+    cli("run", "-d", "--vm", "--network", "none", "--name", "sh1", "-v", "s:/s", "busybox", "sleep", "300",
+        check=True, timeout=120)  # fmt: skip
+    pids = json.loads(cli("inspect", "sh1").stdout)[0]
+    top = cli("top", "sh1").stdout
+    assert "virtiofsd" in top, top
+    cli("rm", "-f", "sh1", check=True, timeout=120)
+    left = subprocess.run(["pgrep", "-f", f"{pids['id'][:32]}/isobox-fs0.sock"], capture_output=True, text=True)
+    assert left.stdout == ""
