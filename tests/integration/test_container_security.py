@@ -144,6 +144,23 @@ def test_userns_auto_maps_root_to_an_unprivileged_range(cli: Cli, isobox_root: P
     assert int(second[1]) != host_base  # ranges never overlap
 
 
+def test_exec_into_a_remapped_container_on_a_network(cli: Cli, isobox_root: Path) -> None:
+    # The container's network namespace belongs to its user namespace, so runc exec can enter both.
+    cli("network", "create", "unet", check=True)
+    cli("run", "-d", "--name", "rn", "--network", "unet", "--userns", "auto", "busybox", "sleep", "60", check=True)
+    record = json.loads(cli("inspect", "rn").stdout)[0]
+    gateway = record["plan"]["network"]["interfaces"][0]["gateway"]
+    done = cli("exec", "rn", "sh", "-c", f"cat /proc/self/uid_map; ping -c1 -W2 {gateway} >/dev/null && echo reached")
+    assert done.returncode == 0, done.stderr
+    uid_map, reached = done.stdout.splitlines()
+    assert uid_map.split()[:2] == ["0", str(record["plan"]["userns_base"])] and reached == "reached"
+    netns_file = Path(record["plan"]["network"]["netns_path"])
+    assert Path(f"{netns_file}.userns").exists()
+    cli("rm", "-f", "rn", check=True)
+    assert not netns_file.exists() and not Path(f"{netns_file}.userns").exists()
+    cli("network", "rm", "unet", check=True)
+
+
 def test_escape_probe_under_userns(cli: Cli) -> None:
     done = cli(
         "run", "--rm", "--userns", "auto", "-e", f"HOST_PID={os.getpid()}", "busybox", "sh", "-c", PROBE.read_text()

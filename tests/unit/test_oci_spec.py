@@ -109,3 +109,15 @@ def test_conmon_argv() -> None:
     assert argv[argv.index("-l") + 1] == "k8s-file:/b/output.log"
     assert argv[argv.index("--exit-command") + 1] == "/py"
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--exit-command-arg"] == ["-m", "isobox"]
+
+
+def test_userns_joins_the_user_namespace_pinned_with_its_network_namespace() -> None:
+    from dataclasses import replace
+
+    plan = replace(_plan(), userns_base=1_000_000)  # type: ignore[type-var]
+    linux = _build(plan, netns_path="/run/isobox/netns/c")["linux"]
+    spaces = {n["type"]: n.get("path") for n in linux["namespaces"]}  # type: ignore[index]
+    assert spaces["user"] == "/run/isobox/netns/c.userns" and spaces["network"] == "/run/isobox/netns/c"
+    assert linux["uidMappings"] == [{"containerID": 0, "hostID": 1_000_000, "size": 65536}]  # type: ignore[index]
+    alone = _build(plan)["linux"]  # --network none: runc makes both namespaces itself
+    assert {"type": "user"} in alone["namespaces"] and {"type": "network"} in alone["namespaces"]  # type: ignore[index]

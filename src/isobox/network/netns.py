@@ -6,33 +6,106 @@ process, and may restart), so it is pinned by bind-mounting /proc/PID/ns/net ont
 (unshare(1)), so no thread of isobox ever changes namespace (DESIGN.md, habit 10). Removing it is an
 unmount plus unlink; the kernel frees the namespace, and the veth end inside it, with its last reference
 (network_namespaces(7)).
+
+A container with its own user namespace (--userns) gets a network namespace *owned by* that user
+namespace, both made here in one unshare(2) and both pinned: runc joins the pinned user namespace
+instead of creating one. Otherwise `runc exec` (1.1) joins the container's user namespace first and
+is then refused entry (EPERM) into a network namespace that belongs to the host's.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 from isobox.errors import HostError
-from isobox.linux.mount import is_mountpoint, umount
+from isobox.linux.mount import MS_BIND, is_mountpoint, mount, umount
 from isobox.network.command import run
 
 
-def create(path: Path) -> Path:
+def userns_path(path: Path) -> Path:
+    """Where the user namespace that owns the network namespace ``path`` is pinned (--userns)."""
+    return path.with_name(path.name + ".userns")
+
+
+def create(path: Path, userns: tuple[int, int] | None = None) -> Path:
+    """Pin a new network namespace at ``path``; with ``userns`` (host id, count), inside a new user
+    namespace mapping 0… to it, pinned at userns_path(path)."""
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     if is_mountpoint(str(path)):
         return path
     path.touch(mode=0o444, exist_ok=True)
     try:
-        run(["unshare", f"--net={path}", "true"], op="create network namespace", id=str(path))
-    except HostError:
-        path.unlink(missing_ok=True)
+        if userns is None:
+            run(["unshare", f"--net={path}", "true"], op="create network namespace", id=str(path))
+        else:
+            _create_in_userns(path, userns)
+    except BaseException:
+        remove(path)
         raise
     return path
 
 
+def _create_in_userns(path: Path, userns: tuple[int, int], timeout_s: float = 10.0) -> None:
+    """unshare(1) makes both namespaces in one unshare(2) and its shell waits on stdin while isobox,
+    from outside, writes the id maps (only a process outside the namespace may, user_namespaces(7))
+    and pins both namespaces with bind mounts. (unshare's own --user=FILE pinning is refused here
+    with EPERM, and its --map-users needs newuidmap and /etc/subuid entries for root.)"""
+    user = userns_path(path)
+    user.touch(mode=0o444, exist_ok=True)
+    base, count = userns
+    own = os.stat("/proc/self/ns/user").st_ino
+    child = subprocess.Popen(
+        ["unshare", "--user", "--net", "sh", "-c", "read -r done"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while _ns_inode(child.pid, "user") in (own, None):
+            if child.poll() is not None or time.monotonic() > deadline:
+                detail = child.stderr.read().decode(errors="replace").strip() if child.stderr else ""
+                raise HostError(
+                    f"unshare did not create the namespaces: {detail or 'timed out'}",
+                    op="create network namespace",
+                    path=str(path),
+                )
+            time.sleep(0.001)
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{child.pid}/{name}", "w") as handle:
+                handle.write(f"0 {base} {count}\n")
+        mount(f"/proc/{child.pid}/ns/user", str(user), "", MS_BIND)
+        mount(f"/proc/{child.pid}/ns/net", str(path), "", MS_BIND)
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            child.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        if child.stderr is not None:
+            child.stderr.close()
+
+
+def _ns_inode(pid: int, kind: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+    except OSError:
+        return None
+
+
 def remove(path: Path) -> None:
-    """Unpin and delete; tolerant of a namespace already gone (host reboot, earlier partial removal)."""
+    """Unpin and delete (and the owning user namespace, if isobox made one); tolerant of a namespace
+    already gone (host reboot, earlier partial removal)."""
+    _unpin(path)
+    _unpin(userns_path(path))
+
+
+def _unpin(path: Path) -> None:
     if is_mountpoint(str(path)):
         try:
             umount(str(path))

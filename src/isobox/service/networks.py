@@ -24,7 +24,7 @@ from isobox.model.network import (
     PortPlan,
     PortSpec,
 )
-from isobox.model.plan import RunPlan
+from isobox.model.plan import USERNS_SIZE, RunPlan
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind, WorkloadSpec
 from isobox.network import attach as links
@@ -187,12 +187,17 @@ def _plumb(ctx: Context, plan: RunPlan, interfaces: list[InterfacePlan], undo: E
             undo.callback(links.delete_link, interface.host_ifname)
         return None
     path = netns_path(ctx, plan.id)
-    netns.create(path)
+    netns.create(path, _userns(plan))
     undo.callback(netns.remove, path)
     for index, interface in enumerate(interfaces):
         links.add_veth(interface, path, default_route=index == 0, workload=plan.name)
         undo.callback(links.delete_link, interface.host_ifname)
     return str(path)
+
+
+def _userns(plan: RunPlan) -> tuple[int, int] | None:
+    """A --userns container's network namespace belongs to its user namespace (see network/netns.py)."""
+    return None if plan.userns_base is None else (plan.userns_base, USERNS_SIZE)
 
 
 def netns_path(ctx: Context, workload_id: str) -> Path:
@@ -240,7 +245,7 @@ def ensure(ctx: Context, record: WorkloadRecord) -> None:
         if network.netns_path is not None:
             path = Path(network.netns_path)
             if missing_ns:
-                netns.create(path)
+                netns.create(path, _userns(record.plan))
                 undo.callback(netns.remove, path)
             for index, interface in enumerate(network.interfaces):
                 links.delete_link(interface.host_ifname)

@@ -8,10 +8,12 @@ pid, ipc, uts and network namespaces.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from isobox.model.plan import USERNS_SIZE, RunPlan
 from isobox.model.users import ResolvedUser
+from isobox.network.netns import userns_path
 
 OCI_VERSION = "1.0.2"
 CPU_PERIOD_US = 100_000
@@ -133,7 +135,9 @@ def _env_with_home(env: list[str], home: str) -> list[str]:
 def _namespaces(netns_path: str | None, host: HostFacts, *, userns: bool = False) -> list[dict[str, str]]:
     spaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
     if userns:
-        spaces.append({"type": "user"})
+        # With a network namespace of its own, the user namespace that owns it was pinned beside it
+        # (network/netns.py); runc joins it, and still gets the mappings, which it checks against it.
+        spaces.append({"type": "user", "path": str(userns_path(Path(netns_path)))} if netns_path else {"type": "user"})
     spaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
     if host.cgroup_v2:
         spaces.append({"type": "cgroup"})
