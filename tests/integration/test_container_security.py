@@ -161,6 +161,20 @@ def test_exec_into_a_remapped_container_on_a_network(cli: Cli, isobox_root: Path
     cli("network", "rm", "unet", check=True)
 
 
+def test_volume_is_idmapped_for_a_remapped_container(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "host-file").write_text("mine")
+    os.chown(tmp_path / "host-file", 1234, 1234)
+    script = "ls -n /h/host-file | awk '{print $3}'; echo x > /v/written; echo y > /h/written"
+    done = cli("run", "--rm", "--userns", "auto", "-v", "idv:/v", "-v", f"{tmp_path}:/h", "busybox", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1234\n"  # the host's owner, not nobody
+    volume = json.loads(cli("volume", "inspect", "idv").stdout)[0]["path"]
+    assert (Path(volume) / "written").stat().st_uid == 0  # root inside wrote it as root, not as 1000000+
+    assert (tmp_path / "written").stat().st_uid == 0
+    plain = cli("run", "--rm", "-v", "idv:/v", "busybox", "sh", "-c", "echo z >> /v/written && cat /v/written")
+    assert plain.stdout == "x\nz\n", plain.stderr
+
+
 def test_escape_probe_under_userns(cli: Cli) -> None:
     done = cli(
         "run", "--rm", "--userns", "auto", "-e", f"HOST_PID={os.getpid()}", "busybox", "sh", "-c", PROBE.read_text()

@@ -9,6 +9,7 @@ process (`unshare --user`), whose maps isobox writes as root (user_namespaces(7)
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import subprocess
 import time
@@ -46,30 +47,50 @@ def _check(result: int, call: str, path: str) -> int:
 
 
 @contextmanager
-def userns(base: int, size: int) -> Iterator[int]:
-    """An fd of a user namespace mapping 0..size-1 to base..base+size-1 (uids and gids)."""
-    helper = subprocess.Popen(["unshare", "--user", "sleep", "60"], stdin=subprocess.DEVNULL)
+def mapped_helper(base: int, size: int, *unshare_flags: str, timeout_s: float = 10.0) -> Iterator[int]:
+    """The pid of a helper process in a new user namespace mapping 0..size-1 to base..base+size-1
+    (uids and gids), and in the other new namespaces ``unshare_flags`` ask unshare(1) for (one
+    unshare(2): they belong to the new user namespace). Only a process outside may write the maps
+    (user_namespaces(7)); being root here, it needs neither newuidmap nor setgroups=deny."""
+    helper = subprocess.Popen(
+        ["unshare", "--user", *unshare_flags, "sleep", "60"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         ns_path = f"/proc/{helper.pid}/ns/user"
-        for _ in range(500):  # until the helper has entered its own namespace
-            if os.readlink(ns_path) != os.readlink("/proc/self/ns/user"):
-                break
-            time.sleep(0.002)
-        mapping = f"0 {base} {size}\n"
-        with open(f"/proc/{helper.pid}/uid_map", "w") as uid_map:
-            uid_map.write(mapping)
-        with open(f"/proc/{helper.pid}/setgroups", "w") as setgroups:
-            setgroups.write("deny")
-        with open(f"/proc/{helper.pid}/gid_map", "w") as gid_map:
-            gid_map.write(mapping)
-        fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+        own = os.readlink("/proc/self/ns/user")
+        deadline = time.monotonic() + timeout_s
+        while _readlink(ns_path) in (own, None):  # until the helper has entered its own namespace
+            if helper.poll() is not None or time.monotonic() > deadline:
+                detail = helper.stderr.read().decode(errors="replace").strip() if helper.stderr else ""
+                raise OSError(errno.ECHILD, f"unshare did not create a user namespace: {detail or 'timed out'}")
+            time.sleep(0.001)
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{helper.pid}/{name}", "w") as handle:
+                handle.write(f"0 {base} {size}\n")
+        yield helper.pid
+    finally:
+        helper.kill()
+        helper.wait()
+        if helper.stderr is not None:
+            helper.stderr.close()
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+@contextmanager
+def userns(base: int, size: int) -> Iterator[int]:
+    """An fd of a user namespace mapping 0..size-1 to base..base+size-1 (uids and gids)."""
+    with mapped_helper(base, size) as pid:
+        fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
         try:
             yield fd
         finally:
             os.close(fd)
-    finally:
-        helper.kill()
-        helper.wait()
 
 
 def idmapped_bind(source: str, target: str, userns_fd: int) -> None:

@@ -16,11 +16,10 @@ is then refused entry (EPERM) into a network namespace that belongs to the host'
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from pathlib import Path
 
 from isobox.errors import HostError
+from isobox.linux import idmap
 from isobox.linux.mount import MS_BIND, is_mountpoint, mount, umount
 from isobox.network.command import run
 
@@ -48,54 +47,19 @@ def create(path: Path, userns: tuple[int, int] | None = None) -> Path:
     return path
 
 
-def _create_in_userns(path: Path, userns: tuple[int, int], timeout_s: float = 10.0) -> None:
-    """unshare(1) makes both namespaces in one unshare(2) and its shell waits on stdin while isobox,
-    from outside, writes the id maps (only a process outside the namespace may, user_namespaces(7))
-    and pins both namespaces with bind mounts. (unshare's own --user=FILE pinning is refused here
-    with EPERM, and its --map-users needs newuidmap and /etc/subuid entries for root.)"""
+def _create_in_userns(path: Path, userns: tuple[int, int]) -> None:
+    """Both namespaces from one unshare(2), with the ids mapped, pinned by bind mounts from outside
+    (unshare's own --user=FILE pinning is refused here with EPERM)."""
     user = userns_path(path)
     user.touch(mode=0o444, exist_ok=True)
-    base, count = userns
-    own = os.stat("/proc/self/ns/user").st_ino
-    child = subprocess.Popen(
-        ["unshare", "--user", "--net", "sh", "-c", "read -r done"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     try:
-        deadline = time.monotonic() + timeout_s
-        while _ns_inode(child.pid, "user") in (own, None):
-            if child.poll() is not None or time.monotonic() > deadline:
-                detail = child.stderr.read().decode(errors="replace").strip() if child.stderr else ""
-                raise HostError(
-                    f"unshare did not create the namespaces: {detail or 'timed out'}",
-                    op="create network namespace",
-                    path=str(path),
-                )
-            time.sleep(0.001)
-        for name in ("uid_map", "gid_map"):
-            with open(f"/proc/{child.pid}/{name}", "w") as handle:
-                handle.write(f"0 {base} {count}\n")
-        mount(f"/proc/{child.pid}/ns/user", str(user), "", MS_BIND)
-        mount(f"/proc/{child.pid}/ns/net", str(path), "", MS_BIND)
-    finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        try:
-            child.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        if child.stderr is not None:
-            child.stderr.close()
-
-
-def _ns_inode(pid: int, kind: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-    except OSError:
-        return None
+        with idmap.mapped_helper(*userns, "--net") as pid:
+            mount(f"/proc/{pid}/ns/user", str(user), "", MS_BIND)
+            mount(f"/proc/{pid}/ns/net", str(path), "", MS_BIND)
+    except OSError as exc:
+        raise HostError(
+            f"cannot create the namespaces: {exc.strerror or exc}", op="create network namespace", path=str(path)
+        ) from exc
 
 
 def remove(path: Path) -> None:

@@ -9,6 +9,7 @@ import platform
 import resource
 import shutil
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +91,13 @@ def _idmapped_layers(plan: RunPlan) -> tuple[str, ...]:
 
 
 def _unmount_layers(plan: RunPlan) -> None:
-    base = Path(plan.workload_dir) / "lower"
-    if not base.is_dir():
-        return
-    for entry in base.iterdir():
-        if is_mountpoint(str(entry)):
-            umount(str(entry), detach=True)
+    """The idmapped layers and volumes of a --userns container."""
+    for base in (Path(plan.workload_dir) / "lower", Path(plan.workload_dir) / "volumes"):
+        if not base.is_dir():
+            continue
+        for entry in base.iterdir():
+            if is_mountpoint(str(entry)):
+                umount(str(entry), detach=True)
 
 
 def unmount_rootfs(plan: RunPlan) -> None:
@@ -140,7 +142,40 @@ def extra_mounts(plan: RunPlan, root: Path) -> tuple[oci_spec.FileMount, ...]:
         if item.kind is MountKind.VOLUME and not any(source.iterdir()) and any(image_dir.iterdir()):
             rootfs_access.copy_up(image_dir, source)
         mounts.append(oci_spec.FileMount(dest, item.source, item.readonly))
+    if plan.userns_base is not None:
+        mounts = _idmapped_sources(plan, mounts)
     return tuple(mounts)
+
+
+def _idmapped_sources(plan: RunPlan, mounts: list[oci_spec.FileMount]) -> list[oci_spec.FileMount]:
+    """For a --userns container, volumes and bind mounts are shown through idmapped mounts under
+    WORKLOAD/volumes/N, as the layers are: root in the container writes files that belong to root
+    on the host, and sees the host's own owners, so a volume is shared with other workloads
+    without a chown. A file system that cannot be idmapped keeps the plain bind mount (the
+    container then sees its files as nobody and writes them as its mapped uids)."""
+    assert plan.userns_base is not None
+    base = Path(plan.workload_dir) / "volumes"
+    shown: list[oci_spec.FileMount] = []
+    with idmap.userns(plan.userns_base, USERNS_SIZE) as userns_fd:
+        for index, item in enumerate(mounts):
+            if item.fstype != "bind":
+                shown.append(item)
+                continue
+            target = base / str(index)
+            base.mkdir(mode=0o700, exist_ok=True)
+            if Path(item.source).is_dir():
+                target.mkdir(exist_ok=True)
+            else:
+                target.touch(exist_ok=True)
+            try:
+                if not is_mountpoint(str(target)):
+                    idmap.idmapped_bind(item.source, str(target), userns_fd)
+            except OSError as exc:
+                log.info("volume %s is not idmapped for %s: %s", item.source, plan.id[:12], exc.strerror)
+                shown.append(item)
+                continue
+            shown.append(replace(item, source=str(target)))
+    return shown
 
 
 def write_etc_files(plan: RunPlan, directory: Path) -> dict[str, Path]:
