@@ -108,3 +108,21 @@ def test_commit_of_a_running_vm_is_refused(cli: Cli) -> None:
     done = cli("commit", "vrun", "localhost/never:1")
     assert done.returncode == 125 and "stop the VM first" in done.stderr
     assert cli("image", "inspect", "localhost/never:1").returncode != 0
+
+
+def test_commit_on_a_full_disk_fails_clearly_and_records_nothing(cli: Cli, isobox_root: Path) -> None:
+    import subprocess
+
+    cli("run", "--name", "big", "busybox", "dd", "if=/dev/urandom", "of=/big", "bs=1M", "count=12", check=True)
+    scratch = isobox_root / "lib" / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(scratch)], check=True)
+    try:
+        done = cli("commit", "big", "localhost/too-big:1")
+        assert done.returncode == 125, done.stderr
+        assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
+        assert list(scratch.iterdir()) == []  # the temporary layer is gone
+    finally:
+        subprocess.run(["umount", str(scratch)], check=True)
+    assert cli("image", "inspect", "localhost/too-big:1").returncode != 0
+    assert "too-big" not in cli("images").stdout

@@ -60,7 +60,17 @@ def commit(ctx: Context, name_or_id: str, image: str, *, message: str = "", auth
     parent = ctx.images.get(record.plan.image_id)
     # Blobs written here are unreferenced until ctx.images.commit records the image: hold gc off meanwhile.
     with locked(ctx.paths.locks, "gc", shared=True):
-        return _commit_locked(ctx, record, parent, target, message, author)
+        try:
+            return _commit_locked(ctx, record, parent, target, message, author)
+        except OSError as exc:
+            # A full disk, most likely. The temporary layer is gone with its file; blobs written before
+            # the failure are unreferenced and go with the next `image prune`/gc; no image was recorded.
+            raise HostError(
+                f"cannot write the new layer: {exc.strerror or exc}",
+                op="commit",
+                id=record.name,
+                path=exc.filename or "",
+            ) from exc
 
 
 # The root disk's own file system directory (mkfs.ext4), not image content.
