@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,12 @@ class DiskUsage:
 
 
 def du(path: Path) -> int:
-    """Allocated bytes under ``path`` (hard links counted once), without following symlinks."""
+    """Allocated bytes of ``path``, a file (a disk volume's image) or a tree (hard links counted once),
+    without following symlinks."""
+    with contextlib.suppress(OSError):
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode):
+            return info.st_blocks * 512
     seen: set[tuple[int, int]] = set()
     total = 0
     for current, dirs, files in os.walk(path, followlinks=False):
