@@ -60,6 +60,12 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     out.print(table)
 
 
+def warn(message: str) -> None:
+    from rich.text import Text
+
+    err.print(Text.assemble(("isobox: warning:", "yellow"), " ", message), highlight=False)
+
+
 def fail(message: str, code: int = EXIT_ISOBOX_ERROR) -> None:
     from rich.text import Text
 

@@ -110,11 +110,14 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
 def _register_snapshot(snapshot: typer.Typer) -> None:
     @snapshot.command("create")
     def snapshot_create(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
-        """Snapshot a workload: a VM's disk (plus memory and devices if it runs), a container's writable layer."""
+        """Snapshot a workload: a VM's disk (plus memory and devices if it runs), a container's writable
+        layer (plus its processes if it runs and CRIU works on this host)."""
         from isobox.service import snapshots as snapshot_service
 
         made = snapshot_service.create(_ctx(), workload, name)
         output.out.print(f"{made.name} ({made.content})")
+        if made.note:
+            output.warn(made.note)
 
     @snapshot.command("list")
     def snapshot_list(workload: str = typer.Argument(...), json_output: bool = typer.Option(False, "--json")) -> None:

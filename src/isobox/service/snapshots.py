@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING
 
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind
@@ -12,17 +14,29 @@ from isobox.model.status import Status
 from isobox.service import workloads
 from isobox.service.context import Context
 
+if TYPE_CHECKING:
+    from isobox.drivers.container.driver import ContainerDriver
+
 
 @dataclass(frozen=True)
 class SnapshotInfo:
     name: str
-    content: str  # "writable layer", "disk", "disk+memory"
+    content: str  # "writable layer", "writable layer+processes", "disk", "disk+memory"
     created_at: float
-    size_bytes: int = 0  # a VM's saved memory and device state, or a container's layer archive
+    size_bytes: int = 0  # a VM's saved memory and device state, or a container's layer archive (+ CRIU images)
+    note: str = ""  # why a running workload's memory was not saved with it
+
+
+def _container_content(processes: bool) -> str:
+    return "writable layer+processes" if processes else "writable layer"
 
 
 def _vm(ctx: Context) -> object:
     return workloads.driver_for(ctx, Kind.VM)
+
+
+def _container(ctx: Context) -> ContainerDriver:
+    return workloads.driver_for(ctx, Kind.CONTAINER)  # type: ignore[return-value]
 
 
 def create(ctx: Context, name_or_id: str, name: str) -> SnapshotInfo:
@@ -36,8 +50,17 @@ def create(ctx: Context, name_or_id: str, name: str) -> SnapshotInfo:
         )
     from isobox.drivers.container import snapshots as container_snapshots
 
-    saved = container_snapshots.create(record, name)
-    return SnapshotInfo(saved.name, "writable layer", saved.created_at, saved.size_bytes)
+    note = ""
+    checkpoint = None
+    if workloads.refresh(ctx, record).status is Status.RUNNING:
+        driver = _container(ctx)
+        criu = driver.criu()
+        if criu.usable:
+            checkpoint = partial(driver.checkpoint, record)
+        else:
+            note = f"process state not saved: {criu.reason}"
+    saved = container_snapshots.create(record, name, checkpoint=checkpoint)
+    return SnapshotInfo(saved.name, _container_content(saved.processes), saved.created_at, saved.size_bytes, note)
 
 
 def list_snapshots(ctx: Context, name_or_id: str) -> list[SnapshotInfo]:
@@ -52,14 +75,15 @@ def list_snapshots(ctx: Context, name_or_id: str) -> list[SnapshotInfo]:
     from isobox.drivers.container import snapshots as container_snapshots
 
     return [
-        SnapshotInfo(s.name, "writable layer", s.created_at, s.size_bytes)
+        SnapshotInfo(s.name, _container_content(s.processes), s.created_at, s.size_bytes)
         for s in container_snapshots.list_snapshots(record)
     ]
 
 
 def restore(ctx: Context, name_or_id: str, name: str) -> WorkloadRecord:
-    """Go back to a snapshot. A VM memory snapshot resumes where it was; a running container is
-    stopped, its writable layer swapped, and started again."""
+    """Go back to a snapshot. A VM memory snapshot, or a container snapshot with its processes,
+    resumes where it was; otherwise a running container is stopped, its writable layer swapped, and
+    started again."""
     record = workloads.get(ctx, name_or_id)
     if record.kind is Kind.VM:
         from isobox.drivers.vm import snapshots as vm_snapshots
@@ -70,11 +94,20 @@ def restore(ctx: Context, name_or_id: str, name: str) -> WorkloadRecord:
         return record
     from isobox.drivers.container import snapshots as container_snapshots
 
+    snapshot = container_snapshots.find(record, name)
+    record = workloads.refresh(ctx, record)
     was_running = record.status in (Status.RUNNING, Status.PAUSED)
     if was_running:
-        record = workloads.stop(ctx, record.id)
+        # The processes of a checkpoint replace the running ones: no grace period for those.
+        record = workloads.stop(ctx, record.id, timeout_s=0 if snapshot.processes else None)
     container_snapshots.restore(record, name)
-    if was_running:
+    if snapshot.processes:
+        pid = _container(ctx).restore_checkpoint(record, container_snapshots.images_dir(record, name))
+        record = replace(
+            record, status=Status.RUNNING, pid=pid, started_at=time.time(), exit_code=None, finished_at=None
+        )
+        workloads.save(ctx, record)
+    elif was_running:
         record = workloads.start(ctx, record.id).record
     return record
 

@@ -9,13 +9,14 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from isobox.config import Paths
 from isobox.drivers.base import Attach, ExecSpec
-from isobox.drivers.container import bundle, monitor
+from isobox.drivers.container import bundle, checkpoint, monitor
 from isobox.drivers.container.runtime import Runtime, probe
-from isobox.errors import HostError, InvalidStateError, NotFoundError, WorkloadError
+from isobox.errors import HostError, InvalidArgumentError, InvalidStateError, NotFoundError, WorkloadError
 from isobox.linux import cgroups
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, Stats, WorkloadRecord
@@ -58,25 +59,7 @@ class ContainerDriver:
     def start(self, record: WorkloadRecord, attach: Attach | None = None) -> int:
         plan = record.plan
         workdir = Path(plan.workload_dir)
-        if record.status is not Status.CREATED:  # a previous run's container is still known to the runtime
-            self.runtime.run("delete", "--force", plan.id, op="start", workload=plan.id, check=False)
-        bundle.mount_rootfs(plan)
-        self.exit_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (self.exit_dir / plan.id, workdir / "persist" / "exit", workdir / "persist" / "oom"):
-            stale.unlink(missing_ok=True)
-        conmon_plan = monitor.ConmonPlan(
-            conmon=self.conmon_path(),
-            runtime=self.runtime.path,
-            runtime_root=self.runtime.root,
-            id=plan.id,
-            name=plan.name,
-            bundle=str(workdir),
-            exit_dir=str(self.exit_dir),
-            log_path=plan.log_path,
-            terminal=plan.process.tty,
-            stdin=plan.process.interactive and attach is not None and attach.stdin is not None,
-            exit_command=self._exit_command(plan) if attach is None else (),
-        )
+        conmon_plan = self._prepare_start(record, attach)
         pid = monitor.spawn(conmon_plan)
         if attach is None:
             self.runtime.run("start", plan.id, op="start", workload=plan.id)
@@ -90,6 +73,62 @@ class ContainerDriver:
         finally:
             sock.close()
         return pid
+
+    def _prepare_start(self, record: WorkloadRecord, attach: Attach | None) -> monitor.ConmonPlan:
+        """Forget the previous run, mount the rootfs, clear old exit files: the conmon plan of a start."""
+        plan = record.plan
+        workdir = Path(plan.workload_dir)
+        if record.status is not Status.CREATED:  # a previous run's container is still known to the runtime
+            self.runtime.run("delete", "--force", plan.id, op="start", workload=plan.id, check=False)
+        bundle.mount_rootfs(plan)
+        self.exit_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (self.exit_dir / plan.id, workdir / "persist" / "exit", workdir / "persist" / "oom"):
+            stale.unlink(missing_ok=True)
+        return monitor.ConmonPlan(
+            conmon=self.conmon_path(),
+            runtime=self.runtime.path,
+            runtime_root=self.runtime.root,
+            id=plan.id,
+            name=plan.name,
+            bundle=str(workdir),
+            exit_dir=str(self.exit_dir),
+            log_path=plan.log_path,
+            terminal=plan.process.tty,
+            stdin=plan.process.interactive and attach is not None and attach.stdin is not None,
+            exit_command=self._exit_command(plan) if attach is None else (),
+        )
+
+    # ---- checkpoints (CRIU) --------------------------------------------------------------------
+
+    def criu(self) -> checkpoint.Criu:
+        return checkpoint.find(self.paths.run)
+
+    def checkpoint(self, record: WorkloadRecord, images: Path) -> None:
+        """Save the running container's processes into ``images``; it keeps running."""
+        checkpoint.dump(self.runtime.path, self.runtime.root, self.criu(), record.id, images)
+
+    def restore_checkpoint(self, record: WorkloadRecord, images: Path) -> int:
+        """Run the container again from a checkpoint (not running now); returns its pid."""
+        if record.plan.process.tty or record.plan.process.interactive:
+            raise InvalidArgumentError(
+                "containers with -t or -i cannot be restored from a checkpoint (their terminal or stdin is gone)",
+                op="restore container",
+                id=record.id,
+            )
+        runtime_args, restore_args = checkpoint.restore_options(self.criu(), images, record.id)
+        conmon_plan = replace(
+            self._prepare_start(record, None),
+            restore=str(images),
+            runtime_args=runtime_args,
+            restore_args=restore_args,
+        )
+        try:
+            return monitor.spawn(conmon_plan)
+        except WorkloadError as exc:
+            detail = checkpoint.restore_error(images)
+            if detail:
+                raise WorkloadError(f"restore failed: {detail}", op="restore container", id=record.id) from exc
+            raise
 
     def observe(self, record: WorkloadRecord) -> Observation:
         plan = record.plan

@@ -44,6 +44,9 @@ class ConmonPlan:
     terminal: bool = False
     stdin: bool = False
     exit_command: tuple[str, ...] = ()
+    restore: str = ""  # a checkpoint's image directory: conmon runs `runtime restore` instead of create
+    runtime_args: tuple[str, ...] = ()  # more global options of the runtime (e.g. --criu=PATH)
+    restore_args: tuple[str, ...] = ()  # options of `runtime restore`
 
 
 def build_argv(plan: ConmonPlan) -> list[str]:
@@ -63,6 +66,7 @@ def build_argv(plan: ConmonPlan) -> list[str]:
         plan.runtime,
         "--runtime-arg",
         f"--root={plan.runtime_root}",
+        *[word for arg in plan.runtime_args for word in ("--runtime-arg", arg)],
         "-b",
         plan.bundle,
         "-p",
@@ -87,6 +91,10 @@ def build_argv(plan: ConmonPlan) -> list[str]:
         argv.append("-t")
     if plan.stdin:
         argv.append("-i")
+    if plan.restore:
+        argv += ["--restore", plan.restore]
+        for arg in plan.restore_args:
+            argv += ["--runtime-opt", arg]
     if plan.exit_command:
         argv += ["--exit-command", plan.exit_command[0]]
         for arg in plan.exit_command[1:]:

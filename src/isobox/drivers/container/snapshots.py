@@ -1,9 +1,10 @@
-"""Container snapshots: the writable layer (overlay upper dir) saved as a layer tarball and restored.
+"""Container snapshots: the writable layer (overlay upper dir) saved as a layer tarball and restored,
+and, for a running container where CRIU works, its processes (checkpoint.py) in NAME.criu/.
 
 The tarball is written by layerdiff (whiteouts as .wh. entries) and read back by the same hardened
 unpacker as image layers: its content came from inside the container, so it is not trusted either.
-Process state is not saved (CRIU is not part of isobox yet); a running container is restored by
-stopping it, swapping its writable layer, and starting it again.
+The processes are dumped first and the layer right after, while they run on (as Podman's checkpoint
+with --leave-running does): what they write in between is in the layer and not in their memory.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import gzip
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,12 @@ class ContainerSnapshot:
     path: str
     size_bytes: int
     created_at: float
+    processes: bool = False  # the processes were checkpointed too
+
+
+def images_dir(record: WorkloadRecord, name: str) -> Path:
+    """Where the CRIU images of snapshot ``name`` are (absent for a files-only snapshot)."""
+    return _dir(record) / f"{validate_name(name)}.criu"
 
 
 def _dir(record: WorkloadRecord) -> Path:
@@ -39,30 +47,52 @@ def _path(record: WorkloadRecord, name: str) -> Path:
     return _dir(record) / f"{validate_name(name)}.tar.gz"
 
 
-def create(record: WorkloadRecord, name: str) -> ContainerSnapshot:
+def create(
+    record: WorkloadRecord, name: str, *, checkpoint: Callable[[Path], None] | None = None
+) -> ContainerSnapshot:
+    """Save the writable layer; with ``checkpoint`` (which dumps the processes into a directory) also
+    the processes. A failure leaves no part of the snapshot."""
     target = _path(record, name)
     if target.exists():
         raise ConflictError(f"snapshot {name} of {record.name} already exists", op="snapshot create", id=record.name)
     target.parent.mkdir(exist_ok=True)
+    images = images_dir(record, name)
+    shutil.rmtree(images, ignore_errors=True)  # a leftover of a crash between the two parts
     partial = target.with_suffix(".partial")
+    done = False
     try:
+        if checkpoint is not None:
+            checkpoint(images)
         with gzip.open(partial, "wb", compresslevel=1) as out:
             write_layer(Path(record.plan.workload_dir) / "upper", out)  # type: ignore[arg-type]
         os.replace(partial, target)
+        done = True
     finally:
         partial.unlink(missing_ok=True)
-    info = target.stat()
-    return ContainerSnapshot(name, str(target), info.st_size, info.st_mtime)
+        if not done:
+            shutil.rmtree(images, ignore_errors=True)
+    return _snapshot(target)
+
+
+def _snapshot(path: Path) -> ContainerSnapshot:
+    info = path.stat()
+    name = path.name.removesuffix(".tar.gz")
+    images = path.with_name(f"{name}.criu")
+    size = info.st_size + sum(p.stat().st_size for p in images.rglob("*") if p.is_file())
+    return ContainerSnapshot(name, str(path), size, info.st_mtime, images.is_dir())
 
 
 def list_snapshots(record: WorkloadRecord) -> list[ContainerSnapshot]:
     if not _dir(record).is_dir():
         return []
-    found = []
-    for path in sorted(_dir(record).glob("*.tar.gz")):
-        info = path.stat()
-        found.append(ContainerSnapshot(path.name.removesuffix(".tar.gz"), str(path), info.st_size, info.st_mtime))
-    return found
+    return [_snapshot(path) for path in sorted(_dir(record).glob("*.tar.gz"))]
+
+
+def find(record: WorkloadRecord, name: str) -> ContainerSnapshot:
+    path = _path(record, name)
+    if not path.exists():
+        raise NotFoundError(f"no snapshot {name} of {record.name}", op="snapshot restore", id=record.name)
+    return _snapshot(path)
 
 
 def restore(record: WorkloadRecord, name: str) -> None:
@@ -94,3 +124,4 @@ def remove(record: WorkloadRecord, name: str) -> None:
     if not path.exists():
         raise InvalidArgumentError(f"no snapshot {name} of {record.name}", op="snapshot rm", id=record.name)
     path.unlink()
+    shutil.rmtree(images_dir(record, name), ignore_errors=True)
