@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from tests.integration.conftest import Cli
 
+from isobox.service.context import Context
+
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(240)]
 
 VM = ("run", "--rm", "--vm", "--network", "none")
@@ -101,3 +103,29 @@ def test_virtiofsd_ends_with_the_vm(cli: Cli) -> None:
     cli("rm", "-f", "sh1", check=True, timeout=120)
     left = subprocess.run(["pgrep", "-f", f"{pids['id'][:32]}/isobox-fs0.sock"], capture_output=True, text=True)
     assert left.stdout == ""
+
+
+def _image_with_volume(ctx: Context, target: str) -> None:
+    """busybox with VOLUME ``target`` declared in its config, as localhost/withvol:1."""
+    from isobox.images import builtin
+    from isobox.images.store import OCI_CONFIG
+
+    parent = builtin.install(ctx.images)
+    config = ctx.images.config_document(parent)
+    config["config"]["Volumes"] = {target: {}}
+    blob = json.dumps(config).encode()
+    manifest = json.loads(ctx.images.blobs.read(parent.manifest_digest))
+    manifest["config"] = {"mediaType": OCI_CONFIG, "digest": ctx.images.blobs.put_bytes(blob), "size": len(blob)}
+    ctx.images.commit(json.dumps(manifest).encode(), ["localhost/withvol:1"])
+
+
+def test_image_volumes_of_a_vm_are_disk_volumes_with_the_image_content(cli: Cli, ctx: Context) -> None:
+    _image_with_volume(ctx, "/etc")
+    script = "test -f /etc/passwd && echo has-passwd; echo kept > /etc/mine; mount | grep -c ' /etc type ext4'"
+    cli("run", "--vm", "--network", "none", "--name", "iv", "localhost/withvol:1", "sh", "-c", script,
+        check=True, timeout=120)  # fmt: skip
+    assert cli("logs", "iv").stdout == "has-passwd\n1\n"
+    volumes = list(_volumes(cli).values())
+    assert len(volumes) == 1 and volumes[0]["kind"] == "disk" and volumes[0]["anonymous"]
+    cli("rm", "-v", "iv", check=True)
+    assert _volumes(cli) == {}

@@ -64,18 +64,16 @@ def resolve_mounts(
 ) -> tuple[MountPlan, ...]:
     """Create the named and anonymous volumes (a container's image VOLUMEs too) and check bind sources.
 
-    A VM's anonymous volumes are disk volumes (only that VM can use them); its image VOLUMEs stay
-    part of its root disk. A new named volume is a directory volume, which containers and VMs can
-    share. Volumes created here are registered on ``undo``, so a failed create leaves none behind.
+    A VM's anonymous volumes (its image VOLUMEs too) are disk volumes: only that VM can use them. A
+    new named volume is a directory volume, which containers and VMs can share. Volumes created here
+    are registered on ``undo``, so a failed create leaves none behind.
     """
     volumes = store(ctx)
     plans: list[MountPlan] = []
     targets = {m.target for m in mounts}
     if len(targets) != len(mounts):
         raise InvalidArgumentError("two mounts have the same target", op="create")
-    wanted = list(mounts)
-    if kind is Kind.CONTAINER:
-        wanted += [MountSpec(MountKind.VOLUME, t) for t in image.volumes if t not in targets]
+    wanted = list(mounts) + [MountSpec(MountKind.VOLUME, t) for t in image.volumes if t not in targets]
     for item in wanted:
         if item.kind is MountKind.BIND:
             if not Path(item.source).exists():

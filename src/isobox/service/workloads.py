@@ -173,7 +173,7 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
         plan = replace(plan, userns_base=_allocate_userns(ctx))
     driver = driver_for(ctx, spec.kind)
     with _locked(ctx, workload_id), ExitStack() as undo:
-        if spec.mounts or (spec.kind is Kind.CONTAINER and image_config.volumes):
+        if spec.mounts or image_config.volumes:
             from isobox.service import volumes
 
             plan = replace(plan, mounts=volumes.resolve_mounts(ctx, spec.mounts, image_config, undo, spec.kind))
