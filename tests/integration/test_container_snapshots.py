@@ -70,7 +70,9 @@ def test_checkpoint_restores_the_processes_where_they_were(ctx: Context) -> None
     them from that moment: a counter in shell memory continues from the saved value, not from 1."""
     _usable_criu(ctx)
     counter = "i=0; while true; do i=$((i+1)); echo $i; echo $i > /count; sleep 0.2; done"
-    workloads.run(ctx, WorkloadSpec("busybox", ("sh", "-c", counter), name="ck"), detach=True)
+    # --network none: the namespace is runc's own; its loopback must work after the restore too.
+    spec = WorkloadSpec("busybox", ("sh", "-c", counter), name="ck", networks=("none",))
+    workloads.run(ctx, spec, detach=True)
     try:
         deadline = time.monotonic() + 10
         while _count(ctx) < 5:
@@ -89,6 +91,7 @@ def test_checkpoint_restores_the_processes_where_they_were(ctx: Context) -> None
         values = [int(e.content) for e in logs.read(ctx, "ck") if e.content.strip()]
         drops = [value for previous, value in itertools.pairwise(values) if value < previous]
         assert len(drops) == 1 and 1 < drops[0] <= saved + 1, (saved, values)  # the log goes on after restore
+        assert _sh(ctx, "ck", "ping -c1 -W2 127.0.0.1 >/dev/null") == 0
         # The restored container is a normal one: it stops, and its exit is recorded.
         assert workloads.stop(ctx, "ck", timeout_s=1).status is Status.EXITED
     finally:

@@ -11,9 +11,9 @@ verdict cached per binary (its path, size, mtime and inode) under the run direct
 probe is. Debian 12's CRIU 3.17 fails that check on kernels from 6.13 on ("Unexpected rt vDSO area
 bounds": the vDSO data became two mappings); CRIU 4.1 and later work there.
 
-What does not come back: a loopback interface in a network namespace the runtime made itself
-(``--network none``: runc restores no network devices, so ``lo`` stays down); isobox's own bridge
-networks use namespaces isobox made, which survive.
+Network namespaces: isobox's bridge networks use namespaces isobox made, which outlive the
+checkpoint unchanged. In one the runtime made itself (``--network none``) runc restores no devices,
+so isobox brings its loopback up again after the restore, as runc did at create.
 """
 
 from __future__ import annotations
@@ -108,3 +108,13 @@ def _criu_error(log: Path) -> str:
         return ""
     errors = [line.split(": ", 1)[-1] if ": " in line else line for line in lines if line.startswith("Error")]
     return "; ".join(errors[:3])
+
+
+def loopback_up(pid: int, workload: str) -> None:
+    done = subprocess.run(
+        ["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "link", "set", "lo", "up"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise WorkloadError(
+            f"cannot bring loopback up after the restore: {done.stderr.strip()}", op="restore container", id=workload
+        )

@@ -18,6 +18,7 @@ from isobox.drivers.container import bundle, checkpoint, monitor
 from isobox.drivers.container.runtime import Runtime, probe
 from isobox.errors import HostError, InvalidArgumentError, InvalidStateError, NotFoundError, WorkloadError
 from isobox.linux import cgroups
+from isobox.model.network import NetworkMode
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, Stats, WorkloadRecord
 from isobox.model.spec import RestartPolicy
@@ -123,12 +124,18 @@ class ContainerDriver:
             restore_args=restore_args,
         )
         try:
-            return monitor.spawn(conmon_plan)
+            pid = monitor.spawn(conmon_plan)
         except WorkloadError as exc:
             detail = checkpoint.restore_error(images)
             if detail:
                 raise WorkloadError(f"restore failed: {detail}", op="restore container", id=record.id) from exc
             raise
+        network = record.plan.network
+        if network is None or (network.mode is NetworkMode.NONE and network.netns_path is None):
+            # runc made this network namespace anew and restores no devices in it: bring loopback up
+            # again, as runc did at create (isobox's own namespaces outlive the checkpoint unchanged).
+            checkpoint.loopback_up(pid, record.id)
+        return pid
 
     def observe(self, record: WorkloadRecord) -> Observation:
         plan = record.plan
