@@ -47,6 +47,8 @@ def test_bind_mount_and_read_only_in_a_vm(cli: Cli, tmp_path: Path) -> None:
     assert done.stdout == "host data\nrefused\n"
     assert "Read-only file system" in done.stderr
     assert not (tmp_path / "out.txt").exists()
+    refused = cli(*VM, "-v", f"{tmp_path / 'in.txt'}:/in.txt", "busybox", "true")
+    assert refused.returncode == 125 and "can bind-mount directories only" in refused.stderr
 
 
 def test_disk_volume_outlives_the_vm_and_grows(cli: Cli) -> None:

@@ -80,6 +80,14 @@ def resolve_mounts(
                 raise InvalidArgumentError(
                     f"bind mount source {item.source} does not exist", op="create", path=item.source
                 )
+            if kind is Kind.VM and not Path(item.source).is_dir():
+                # virtiofs shares directories; sharing the file's directory would show the guest its neighbours.
+                raise InvalidArgumentError(
+                    f"a VM can bind-mount directories only, and {item.source} is not one: mount the directory"
+                    " that holds it, or copy it into a volume",
+                    op="create",
+                    path=item.source,
+                )
             plans.append(MountPlan(MountKind.BIND, item.target, item.source, item.readonly))
         elif item.kind is MountKind.TMPFS:
             plans.append(MountPlan(MountKind.TMPFS, item.target, "", item.readonly, tmpfs_options=item.tmpfs_options))
