@@ -7,6 +7,7 @@ the typer application in cli/app.py.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from isobox.cli import output
@@ -28,7 +29,15 @@ def main() -> None:
         output.fail(str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(code)
+    # The fast path is done and its records are committed (SQLite WAL: in the OS's hands once COMMIT
+    # returns): skip the interpreter's teardown and the database's close-time checkpoint, which cost
+    # 6-13 ms of every `run`. Only the standard streams hold unwritten data.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe (`isobox run … | head`): nothing more to deliver
+            pass
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

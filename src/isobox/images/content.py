@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +22,8 @@ CHUNK = 1 << 20
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib  # hashlib loads OpenSSL (~3 ms): only code that hashes pays for it, not every `run`
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -76,6 +76,9 @@ class BlobStore:
             return expected
         final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        import hashlib
+        import tempfile
+
         hasher = hashlib.new(algorithm)
         size = 0
         fd, tmpname = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
@@ -196,6 +199,8 @@ def _continue(
     on_bytes: Callable[[int], None],
 ) -> tuple[_Hash, int]:
     """Append what the source sends to the partial file ``fd``, hashing all of it; stops past ``limit``."""
+    import hashlib
+
     hasher = hashlib.new(algorithm)
     offset = _hash_prefix(fd, hasher)
     if offset:

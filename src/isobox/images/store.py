@@ -11,26 +11,26 @@ from __future__ import annotations
 import builtins
 import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from isobox.config import Paths
 from isobox.errors import ConflictError, DigestMismatchError, ManifestError, NotFoundError
 from isobox.images import reference
-from isobox.images.content import BlobStore
-from isobox.images.unpack import UnpackPolicy, unpack_layer
+from isobox.images.content import BlobStore, sha256_digest
 from isobox.model.image_config import ImageConfig
 from isobox.state import codec
 from isobox.state.db import Database
 from isobox.state.locks import locked
+
+if TYPE_CHECKING:
+    from isobox.images.unpack import UnpackPolicy
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
         if not chains:
             chains.append(diff_id)
         else:
-            chains.append("sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest())
+            chains.append(sha256_digest(f"{chains[-1]} {diff_id}".encode()))
     return chains
 
 
@@ -107,7 +107,20 @@ class ImageStore:
         self.paths = paths
         self.db = db
         self.blobs = BlobStore(paths.blobs, paths.tmp)
-        self.policy = policy or UnpackPolicy()
+        self._policy = policy
+
+    @property
+    def policy(self) -> UnpackPolicy:
+        """The limits layers are unpacked with (built on first use: unpack is not on `run`'s path)."""
+        if self._policy is None:
+            from isobox.images.unpack import UnpackPolicy
+
+            self._policy = UnpackPolicy()
+        return self._policy
+
+    @policy.setter
+    def policy(self, value: UnpackPolicy) -> None:
+        self._policy = value
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -166,7 +179,7 @@ class ImageStore:
         Verifies the config against the manifest and each layer's diff_id, unpacks missing layers, then
         writes the record and its names in one transaction.
         """
-        manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+        manifest_digest = sha256_digest(manifest_bytes)
         manifest = parse_json(manifest_bytes, f"manifest {manifest_digest}")
         media_type = str(manifest.get("mediaType") or OCI_MANIFEST)
         if media_type not in MANIFEST_TYPES:
@@ -212,6 +225,10 @@ class ImageStore:
             self.paths.tmp.mkdir(parents=True, exist_ok=True)
             # The chain id in the name lets gc tell a crashed unpack (its layer lock is free) from a live one.
             prefix = f".unpack-{layer.chain_id.split(':', 1)[1]}-"
+            import tempfile
+
+            from isobox.images.unpack import unpack_layer  # pulls in tarfile and the codecs: not on `run`'s path
+
             work = Path(tempfile.mkdtemp(dir=self.paths.layers, prefix=prefix))
             try:
                 (work / "diff").mkdir()

@@ -6,7 +6,9 @@ isobox only ever reads or removes cgroups below its own `isobox` directory in ea
 from __future__ import annotations
 
 import enum
+import errno
 import os
+import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -77,6 +79,9 @@ def controllers_v1() -> list[str]:
     return sorted(p.name for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "unified")
 
 
+BUSY_RETRIES = 100
+
+
 def remove(cgroup: str) -> None:
     """Remove an (empty) cgroup isobox created, in every hierarchy; never anything outside /isobox/."""
     rel = cgroup.lstrip("/")
@@ -87,8 +92,15 @@ def remove(cgroup: str) -> None:
         bases.append(CGROUP_ROOT / "unified")
     for base in bases:
         target = base / rel
-        if target.is_dir():
+        # A cgroup stays busy for a moment after its last process exits (the kernel is still
+        # reaping it); retry EBUSY briefly, then leave it (the runtime's delete normally removes it).
+        for _ in range(BUSY_RETRIES):
             try:
                 os.rmdir(target)
-            except OSError:
-                pass  # busy or already gone; the runtime's delete normally removes it
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    break
+                time.sleep(0.01)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 
 from isobox.errors import InvalidArgumentError
 
@@ -13,8 +13,9 @@ _NOUNS = ("otter", "heron", "lynx", "finch", "badger", "marten", "ibis", "gecko"
 
 
 def new_id() -> str:
-    """A 64-hex-digit id, like Docker's."""
-    return secrets.token_hex(32)
+    """A 64-hex-digit id, like Docker's (os.urandom, which `secrets` wraps: importing secrets pulls
+    in hmac and hashlib, milliseconds on every start)."""
+    return os.urandom(32).hex()
 
 
 def short_id(full: str) -> str:
@@ -22,7 +23,8 @@ def short_id(full: str) -> str:
 
 
 def random_name() -> str:
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
+    pick = os.urandom(4)
+    return f"{_ADJECTIVES[pick[0] % len(_ADJECTIVES)]}_{_NOUNS[pick[1] % len(_NOUNS)]}_{pick[2:].hex()}"
 
 
 def validate_name(name: str) -> str:

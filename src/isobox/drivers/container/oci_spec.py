@@ -13,7 +13,6 @@ from typing import Any
 
 from isobox.model.plan import USERNS_SIZE, RunPlan
 from isobox.model.users import ResolvedUser
-from isobox.network.netns import userns_path
 
 OCI_VERSION = "1.0.2"
 CPU_PERIOD_US = 100_000
@@ -137,6 +136,8 @@ def _namespaces(netns_path: str | None, host: HostFacts, *, userns: bool = False
     if userns:
         # With a network namespace of its own, the user namespace that owns it was pinned beside it
         # (network/netns.py); runc joins it, and still gets the mappings, which it checks against it.
+        from isobox.network.netns import userns_path  # only then: the network code is not on every run's path
+
         spaces.append({"type": "user", "path": str(userns_path(Path(netns_path)))} if netns_path else {"type": "user"})
     spaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
     if host.cgroup_v2:

@@ -156,6 +156,12 @@ def _arch(arch: str) -> tuple[str, str]:
         ) from None
 
 
+def without_architecture(profile: dict[str, Any], scmp_arch: str) -> dict[str, Any]:
+    """The OCI profile without one architecture (e.g. an ABI the kernel does not have)."""
+    arches = [a for a in profile.get("architectures") or [] if a != scmp_arch]
+    return {**profile, "architectures": arches} if "architectures" in profile else dict(profile)
+
+
 def _cap_name(cap: str) -> str:
     # Profiles spell capabilities "CAP_SYS_ADMIN"; accept "sys_admin" from callers too.
     upper = cap.strip().upper()
