@@ -52,9 +52,15 @@ def spec(
     cap_add: Sequence[str] = (),
     cap_drop: Sequence[str] = (),
     restart: str = "no",
+    volumes: Sequence[str] = (),
     **more: Any,
 ) -> WorkloadSpec:
-    """A WorkloadSpec from keyword arguments named like the CLI flags (vm=None: the policy decides)."""
+    """A WorkloadSpec from keyword arguments named like the CLI flags (vm=None: the policy decides);
+    ``volumes`` are -v values ("data:/data", "/host/dir:/dir:ro", "/anonymous")."""
+    from isobox.model.mounts import parse_volume
+
+    if volumes:
+        more["mounts"] = (*more.get("mounts", ()), *(parse_volume(v) for v in volumes))
     return WorkloadSpec(
         image=image,
         command=tuple(command),
@@ -238,3 +244,66 @@ def scan(image: str, *, root: str | None = None) -> Any:
 
     ctx = _ctx(root)
     return policy.scan_image(ctx, policy.image_record(ctx, image), image)
+
+
+# ---- volumes, commit, snapshots --------------------------------------------------------------------
+
+
+def volume_create(name: str | None = None, *, options: Sequence[str] = (), root: str | None = None) -> Any:
+    """A named volume: a directory shared by containers and VMs, or with ``options=["type=disk",
+    "size=2g"]`` an ext4 disk volume for VMs."""
+    from isobox.service import volumes
+
+    return volumes.create(_ctx(root), name, tuple(options))
+
+
+def volumes(*, root: str | None = None) -> list[Any]:
+    from isobox.service import volumes as volume_service
+
+    return volume_service.list_volumes(_ctx(root))
+
+
+def volume_remove(name: str, *, force: bool = False, root: str | None = None) -> None:
+    from isobox.service import volumes as volume_service
+
+    volume_service.remove(_ctx(root), name, force=force)
+
+
+def volume_resize(name: str, size: str, *, root: str | None = None) -> Any:
+    """Grow a disk volume (no running workload may use it)."""
+    from isobox.service import volumes as volume_service
+
+    return volume_service.resize(_ctx(root), name, size)
+
+
+def commit(name: str, image: str, *, message: str = "", author: str = "", root: str | None = None) -> ImageRecord:
+    """A container's changes, or a stopped VM's disk changes, as a new image."""
+    from isobox.service import commit as commit_service
+
+    return commit_service.commit(_ctx(root), name, image, message=message, author=author)
+
+
+def snapshot_create(name: str, snapshot: str, *, root: str | None = None) -> Any:
+    """A VM's disk (and memory while it runs); a container's writable layer (and its processes while
+    it runs, where CRIU works)."""
+    from isobox.service import snapshots
+
+    return snapshots.create(_ctx(root), name, snapshot)
+
+
+def snapshots(name: str, *, root: str | None = None) -> list[Any]:
+    from isobox.service import snapshots as snapshot_service
+
+    return snapshot_service.list_snapshots(_ctx(root), name)
+
+
+def snapshot_restore(name: str, snapshot: str, *, root: str | None = None) -> WorkloadRecord:
+    from isobox.service import snapshots as snapshot_service
+
+    return snapshot_service.restore(_ctx(root), name, snapshot)
+
+
+def snapshot_remove(name: str, snapshot: str, *, root: str | None = None) -> None:
+    from isobox.service import snapshots as snapshot_service
+
+    snapshot_service.remove(_ctx(root), name, snapshot)

@@ -12,7 +12,9 @@ def test_all_names_resolve() -> None:
 
 def test_api_covers_the_workload_verbs() -> None:
     verbs = {"run", "create", "start", "stop", "kill", "restart", "remove", "list_workloads", "inspect", "wait",
-             "logs", "exec", "stats", "top", "pull", "images", "tag", "remove_image"}
+             "logs", "exec", "stats", "top", "pull", "images", "tag", "remove_image", "commit", "volume_create",
+             "volumes", "volume_remove", "volume_resize", "snapshot_create", "snapshots", "snapshot_restore",
+             "snapshot_remove"}
     assert verbs <= set(isobox.__all__)
 
 
