@@ -131,3 +131,22 @@ def test_image_volumes_of_a_vm_are_disk_volumes_with_the_image_content(cli: Cli,
     assert len(volumes) == 1 and volumes[0]["kind"] == "disk" and volumes[0]["anonymous"]
     cli("rm", "-v", "iv", check=True)
     assert _volumes(cli) == {}
+
+
+def test_share_survives_a_restart_and_a_vanished_source_fails_cleanly(cli: Cli, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    cli("create", "--vm", "--network", "none", "--name", "rs", "-v", f"{shared}:/s", "busybox", "sh", "-c",
+        "date +%s%N >> /s/boots", check=True, timeout=120)  # fmt: skip
+    for _ in range(2):
+        cli("start", "rs", check=True, timeout=120)
+        assert json.loads(cli("wait", "rs", timeout=120).stdout or "1") == 0
+    assert len((shared / "boots").read_text().splitlines()) == 2  # virtiofsd is started again on each start
+    (shared / "boots").unlink()
+    shared.rmdir()
+    done = cli("start", "rs", timeout=120)
+    assert done.returncode == 125 and f"volume source {shared} is not a directory" in done.stderr
+    record = json.loads(cli("inspect", "rs").stdout)[0]
+    assert record["status"] != "running"
+    left = subprocess.run(["pgrep", "-f", f"{record['id'][:32]}/isobox-fs"], capture_output=True, text=True)
+    assert left.stdout == ""
