@@ -94,3 +94,14 @@ def _state(proc: Path) -> str:
         return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_vm_host_memory_is_capped_by_its_cgroup(cli: Cli) -> None:
+    cli("run", "-d", "--vm", "--network", "none", "--memory", "128m", "--name", "capped", "busybox", "sleep", "300",
+        check=True, timeout=120)  # fmt: skip
+    stats = json.loads(cli("stats", "--json", "capped").stdout)
+    entry = stats[0] if isinstance(stats, list) else stats
+    # Guest RAM (128 MiB) plus QEMU's own overhead allowance (256 MiB): the host is protected.
+    assert entry["memory_limit_bytes"] == (128 + 256) * 1024 * 1024, entry
+    assert 0 < entry["memory_bytes"] < entry["memory_limit_bytes"]
+    cli("rm", "-f", "capped", check=True, timeout=120)

@@ -20,7 +20,7 @@ from isobox.errors import HostError
 from isobox.model.record import Stats
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("memory", "cpuacct", "pids")  # accounting only: no cpuset (needs cpus/mems first)
+V1_CONTROLLERS = ("memory", "cpuacct", "pids")  # no cpuset (needs cpus/mems first)
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,21 @@ class VMCgroup:
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise HostError(f"cannot create cgroup: {exc}", op="create VM cgroup", path=str(directory)) from exc
+
+    def limit_memory(self, limit_bytes: int) -> None:
+        """Cap what the VM's host processes may hold (QEMU with the guest's RAM, virtiofsd, and the host
+        page cache of its disks, which the kernel reclaims before it reaches for the OOM killer)."""
+        for directory in self.directories:
+            if self.unified:
+                name = "memory.max"
+            elif directory.parent.parent.name == "memory":
+                name = "memory.limit_in_bytes"
+            else:
+                continue
+            try:
+                (directory / name).write_text(str(limit_bytes))
+            except OSError as exc:
+                raise HostError(f"cannot set the VM's memory limit: {exc}", op="start VM", path=str(directory)) from exc
 
     @property
     def procs_files(self) -> tuple[Path, ...]:
