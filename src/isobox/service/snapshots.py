@@ -55,7 +55,9 @@ def create(ctx: Context, name_or_id: str, name: str) -> SnapshotInfo:
     if workloads.refresh(ctx, record).status is Status.RUNNING:
         driver = _container(ctx)
         criu = driver.criu()
-        if criu.usable:
+        if record.plan.process.tty or record.plan.process.interactive:
+            note = "process state not saved: a container with -t or -i could not be restored (its terminal is gone)"
+        elif criu.usable:
             checkpoint = partial(driver.checkpoint, record)
         else:
             note = f"process state not saved: {criu.reason}"
