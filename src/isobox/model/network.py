@@ -35,6 +35,20 @@ class NetworkMode(enum.StrEnum):
     HOST = "host"  # the host's network namespace
 
 
+def network_mode(names: tuple[str, ...], *, addressed: bool, vm: bool) -> NetworkMode:
+    """The mode --network NAMES asks for; ``addressed``: -p, -P, --ip or --network-alias was given."""
+    special = [n for n in names if n in (NONE, HOST)]
+    if not special:
+        return NetworkMode.BRIDGE
+    if len(names) > 1:
+        raise InvalidArgumentError(f"--network {special[0]} cannot be combined with other networks", op="create")
+    if addressed:
+        raise InvalidArgumentError(f"--network {special[0]} takes no -p, -P, --ip or --network-alias", op="create")
+    if special[0] == HOST and vm:
+        raise InvalidArgumentError("a VM cannot share the host's network namespace", op="create")
+    return NetworkMode(special[0])
+
+
 @dataclass(frozen=True)
 class PortSpec:
     container_port: int

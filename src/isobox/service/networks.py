@@ -23,6 +23,7 @@ from isobox.model.network import (
     NetworkRecord,
     PortPlan,
     PortSpec,
+    network_mode,
 )
 from isobox.model.plan import USERNS_SIZE, RunPlan
 from isobox.model.record import WorkloadRecord
@@ -147,16 +148,8 @@ def attach(ctx: Context, plan: RunPlan, spec: WorkloadSpec, exposed: tuple[str, 
 
 
 def _mode(names: tuple[str, ...], spec: WorkloadSpec) -> NetworkMode:
-    special = [n for n in names if n in (NONE, HOST)]
-    if not special:
-        return NetworkMode.BRIDGE
-    if len(names) > 1:
-        raise InvalidArgumentError(f"--network {special[0]} cannot be combined with other networks", op="create")
-    if spec.publish or spec.publish_all or spec.ip or spec.network_aliases:
-        raise InvalidArgumentError(f"--network {special[0]} takes no -p, -P, --ip or --network-alias", op="create")
-    if special[0] == HOST and spec.kind is Kind.VM:
-        raise InvalidArgumentError("a VM cannot share the host's network namespace", op="create")
-    return NetworkMode(special[0])
+    addressed = bool(spec.publish or spec.publish_all or spec.ip or spec.network_aliases)
+    return network_mode(names, addressed=addressed, vm=spec.kind is Kind.VM)
 
 
 def _interface(ctx: Context, plan: RunPlan, spec: WorkloadSpec, network: NetworkRecord, index: int) -> InterfacePlan:

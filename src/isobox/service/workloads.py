@@ -20,6 +20,7 @@ from isobox.drivers.base import Attach, Driver, ExecSpec
 from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
 from isobox.model import ids
 from isobox.model.image_config import ImageConfig
+from isobox.model.network import DEFAULT_NETWORK, NetworkMode, NetworkPlan, network_mode
 from isobox.model.plan import USERNS_SIZE, RunPlan, resolve
 from isobox.model.record import Stats, WorkloadRecord
 from isobox.model.spec import Kind, RestartPolicy, WorkloadSpec
@@ -177,12 +178,28 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
             from isobox.service import volumes
 
             plan = replace(plan, mounts=volumes.resolve_mounts(ctx, spec.mounts, image_config, undo, spec.kind))
-        from isobox.service import networks
-
-        plan = replace(plan, network=networks.attach(ctx, plan, spec, image_config.exposed_ports, undo))
+        plan = replace(plan, network=_attach(ctx, plan, spec, image_config.exposed_ports, undo))
         record = _create_record(ctx, driver, plan, undo)
         undo.pop_all()
     return record
+
+
+def _attach(
+    ctx: Context, plan: RunPlan, spec: WorkloadSpec, exposed: tuple[str, ...], undo: ExitStack
+) -> NetworkPlan:
+    """The workload's networks. --network none|host need none of the network code, which is then not
+    even imported (a few ms of every such start)."""
+    addressed = bool(spec.publish or spec.publish_all or spec.ip or spec.network_aliases)
+    mode = network_mode(spec.networks or (DEFAULT_NETWORK,), addressed=addressed, vm=spec.kind is Kind.VM)
+    if mode is not NetworkMode.BRIDGE:
+        return NetworkPlan(mode=mode)
+    from isobox.service import networks
+
+    return networks.attach(ctx, plan, spec, exposed, undo)
+
+
+def _bridged(plan: RunPlan) -> bool:
+    return plan.network is not None and plan.network.mode is NetworkMode.BRIDGE
 
 
 def _new_plan(
@@ -261,9 +278,10 @@ def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> Run
     with _locked(ctx, found.id):
         before = get(ctx, found.id)
         require(Op.START, before.status, workload=before.name)
-        from isobox.service import networks
+        if _bridged(before.plan):
+            from isobox.service import networks
 
-        networks.ensure(ctx, before)  # after a host reboot: bridge, namespace and links again
+            networks.ensure(ctx, before)  # after a host reboot: bridge, namespace and links again
         record = replace(
             before,
             status=Status.RUNNING,
@@ -350,9 +368,10 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool 
         record = replace(record, status=Status.REMOVING)
         _save(ctx, record)
         driver_for(ctx, record.kind).delete(record)
-        from isobox.service import networks
+        if _bridged(record.plan):
+            from isobox.service import networks
 
-        networks.detach(ctx, record)
+            networks.detach(ctx, record)
         with ctx.db.transaction() as tx:
             tx.execute("DELETE FROM workloads WHERE id = ?", (record.id,))
     shutil.rmtree(Path(record.plan.workload_dir), ignore_errors=True)
