@@ -40,6 +40,22 @@ class Cli:
         return done
 
 
+def processes_with(marker: str) -> list[Path]:
+    """/proc entries of the live (not zombie) processes whose command line contains ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            found.append(proc)
+    return found
+
+
 def _mounts_under(path: Path) -> list[str]:
     with open("/proc/self/mountinfo") as info:
         return [line.split()[4] for line in info if line.split()[4].startswith(str(path))]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import ISOBOX, Cli
+from tests.integration.conftest import ISOBOX, Cli, processes_with
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(240)]
 
@@ -73,20 +73,13 @@ def test_crash_of_the_isobox_process_leaves_nothing_after_rm(cli: Cli, isobox_ro
     os.kill(run.pid, signal.SIGKILL)  # isobox dies; the VM does not need it
     run.wait()
     workload_id = next((isobox_root / "lib/workloads").iterdir()).name
-    qemus = [p for p in Path("/proc").iterdir() if p.name.isdigit() and workload_id.encode() in _cmdline(p)]
+    qemus = processes_with(workload_id)
     assert qemus, "the VM should outlive the isobox process that started it"
     cli("rm", "-f", "crash", check=True)
     time.sleep(0.5)
     assert not [p for p in qemus if p.exists() and _state(p) != "Z"]
     assert not (isobox_root / "lib/workloads" / workload_id).exists()
     assert not (isobox_root / "run/vm" / workload_id[:32]).exists()
-
-
-def _cmdline(proc: Path) -> bytes:
-    try:
-        return (proc / "cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def _state(proc: Path) -> str:

@@ -4,12 +4,11 @@ virtiofs, disk volumes (virtio-blk ext4) that outlive the VM and grow, read-only
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, processes_with
 
 from isobox.service.context import Context
 
@@ -31,7 +30,9 @@ def test_container_and_vm_share_one_volume_live(cli: Cli) -> None:
     while cli("exec", "c", "cat", "/v/c.txt").stdout != "from-container\n":
         assert time.monotonic() < deadline, "the container never wrote its file"
         time.sleep(0.2)
-    done = cli(*VM, "-v", "shared:/v", "busybox", "sh", "-c", "cat /v/c.txt; echo from-vm > /v/vm.txt", timeout=120)
+    # Written aside, then renamed: the waiting container must not see the file before its content.
+    answer = "cat /v/c.txt; echo from-vm > /v/vm.tmp && mv /v/vm.tmp /v/vm.txt"
+    done = cli(*VM, "-v", "shared:/v", "busybox", "sh", "-c", answer, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "from-container\n"
     assert json.loads(cli("wait", "c").stdout or "0") == 0
@@ -102,9 +103,9 @@ def test_virtiofsd_ends_with_the_vm(cli: Cli) -> None:
     pids = json.loads(cli("inspect", "sh1").stdout)[0]
     top = cli("top", "sh1").stdout
     assert "virtiofsd" in top, top
+    assert processes_with(f"{pids['id'][:32]}/isobox-fs0.sock"), "the marker finds the running virtiofsd"
     cli("rm", "-f", "sh1", check=True, timeout=120)
-    left = subprocess.run(["pgrep", "-f", f"{pids['id'][:32]}/isobox-fs0.sock"], capture_output=True, text=True)
-    assert left.stdout == ""
+    assert processes_with(f"{pids['id'][:32]}/isobox-fs0.sock") == []
 
 
 def _image_with_volume(ctx: Context, target: str) -> None:
@@ -148,5 +149,4 @@ def test_share_survives_a_restart_and_a_vanished_source_fails_cleanly(cli: Cli, 
     assert done.returncode == 125 and f"volume source {shared} is not a directory" in done.stderr
     record = json.loads(cli("inspect", "rs").stdout)[0]
     assert record["status"] != "running"
-    left = subprocess.run(["pgrep", "-f", f"{record['id'][:32]}/isobox-fs"], capture_output=True, text=True)
-    assert left.stdout == ""
+    assert processes_with(f"{record['id'][:32]}/isobox-fs") == []

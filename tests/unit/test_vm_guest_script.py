@@ -56,20 +56,10 @@ def test_run_script_is_valid_shell_and_sets_variables() -> None:
 
 
 def test_network_lines_configure_each_nic_by_mac() -> None:
-    from isobox.drivers.vm.guest_script import GuestNetwork, network_lines
-    from isobox.model.network import InterfacePlan
+    from tests.unit.vm_fixtures import ETH0 as eth0
 
-    eth0 = InterfacePlan(
-        network="isobox",
-        network_id="n1",
-        bridge="ibr-1",
-        host_ifname="itap-abc",
-        ifname="eth0",
-        mac="02:42:0a:58:00:02",
-        ip="10.88.0.2",
-        prefix_len=24,
-        gateway="10.88.0.1",
-    )
+    from isobox.drivers.vm.guest_script import GuestNetwork, network_lines
+
     lines = network_lines(GuestNetwork((eth0,), hosts="127.0.0.1\tlocalhost\n", resolv_conf="nameserver 10.88.0.1\n"))
     assert lines[:3] == [
         "isobox_network() {",

@@ -106,20 +106,10 @@ def test_resources() -> None:
 
 
 def test_network_taps_and_isolated_nics() -> None:
-    from isobox.drivers.vm.qemu_args import network
-    from isobox.model.network import InterfacePlan
+    from tests.unit.vm_fixtures import ETH0 as eth0
 
-    eth0 = InterfacePlan(
-        network="isobox",
-        network_id="n1",
-        bridge="ibr-1",
-        host_ifname="itap-abc",
-        ifname="eth0",
-        mac="02:42:0a:58:00:02",
-        ip="10.88.0.2",
-        prefix_len=24,
-        gateway="10.88.0.1",
-    )
+    from isobox.drivers.vm.qemu_args import network
+
     assert network((eth0,)) == [
         "-netdev",
         "tap,id=net0,ifname=itap-abc,script=no,downscript=no",

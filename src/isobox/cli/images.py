@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from isobox.images.push import PushedBlob
 from isobox.images.reference import parse as parse_reference
 from isobox.service import images as service
 from isobox.service.context import Context, open_context
+from isobox.service.images import ImageSummary
 
 INSECURE_HELP = "Talk plain HTTP to the registry (no TLS)."
 CA_HELP = "Trust this CA bundle for the registry (default: ISOBOX_CA, LIB/certs.d/HOST/*.crt)."
@@ -165,18 +166,23 @@ def images(
     """List the images in the store."""
     with _context() as ctx:
         found = service.list_images(ctx)
-    if json_output:
-        output.print_json(found)
-        return
-    if quiet:
-        for summary in found:
-            output.out.print(summary.short_id)
-        return
+    output.print_listing(
+        found,
+        json_output=json_output,
+        quiet=quiet,
+        name=lambda summary: summary.short_id,
+        headers=("REPOSITORY", "TAG", "IMAGE ID", "SIZE"),
+        rows=_image_rows,
+    )
+
+
+def _image_rows(found: Sequence[ImageSummary]) -> list[tuple[str, str, str, str]]:
+    """A row per name of each image (an image without one shows as <none>)."""
     rows = []
     for summary in found:
         pairs = [_split_name(name) for name in summary.names] or [("<none>", "<none>")]
         rows += [(repository, tag, summary.short_id, human_size(summary.size)) for repository, tag in pairs]
-    output.print_table(("REPOSITORY", "TAG", "IMAGE ID", "SIZE"), rows)
+    return rows
 
 
 def rmi(

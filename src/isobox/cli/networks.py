@@ -41,15 +41,14 @@ def register(app: typer.Typer) -> None:
         """List networks."""
         from isobox.service import networks
 
-        records = networks.list_networks(_ctx())
-        if json_output:
-            output.print_json(records)
-        elif quiet:
-            for r in records:
-                output.out.print(r.name)
-        else:
-            rows = [(r.id[:12], r.name, r.subnet, r.gateway, r.bridge) for r in records]
-            output.print_table(["ID", "NAME", "SUBNET", "GATEWAY", "BRIDGE"], rows)
+        output.print_listing(
+            networks.list_networks(_ctx()),
+            json_output=json_output,
+            quiet=quiet,
+            name=lambda r: r.name,
+            headers=["ID", "NAME", "SUBNET", "GATEWAY", "BRIDGE"],
+            rows=lambda found: [(r.id[:12], r.name, r.subnet, r.gateway, r.bridge) for r in found],
+        )
 
     @network.command("inspect")
     def inspect(names: list[str] = typer.Argument(...)) -> None:

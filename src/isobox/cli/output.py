@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from isobox.state.codec import to_jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+T = TypeVar("T")
 
 
 class _LazyConsole:
@@ -58,6 +60,27 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     out.print(table)
+
+
+def print_listing(
+    records: Sequence[T],
+    *,
+    json_output: bool,
+    quiet: bool,
+    name: Callable[[T], str],
+    headers: Sequence[str],
+    rows: Callable[[Sequence[T]], Sequence[Sequence[Any]]],
+    as_json: Callable[[Sequence[T]], Any] | None = None,
+) -> None:
+    """What every `ls` prints: one name per line with -q (which wins, as in Docker), the records as
+    JSON with --json, else a table of ``rows(records)``."""
+    if quiet:
+        for record in records:
+            out.print(name(record))
+    elif json_output:
+        print_json(as_json(records) if as_json is not None else records)
+    else:
+        print_table(headers, rows(records))
 
 
 def warn(message: str) -> None:

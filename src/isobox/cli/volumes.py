@@ -52,15 +52,14 @@ def register(app: typer.Typer) -> None:
         """List volumes."""
         from isobox.service import volumes
 
-        records = volumes.list_volumes(_ctx())
-        if json_output:
-            output.print_json(records)
-        elif quiet:
-            for r in records:
-                output.out.print(r.name)
-        else:
-            rows = [(r.name, r.kind, r.size_bytes or "", r.anonymous, r.path) for r in records]
-            output.print_table(["NAME", "TYPE", "SIZE", "ANONYMOUS", "PATH"], rows)
+        output.print_listing(
+            volumes.list_volumes(_ctx()),
+            json_output=json_output,
+            quiet=quiet,
+            name=lambda r: r.name,
+            headers=["NAME", "TYPE", "SIZE", "ANONYMOUS", "PATH"],
+            rows=lambda found: [(r.name, r.kind, r.size_bytes or "", r.anonymous, r.path) for r in found],
+        )
 
     @volume.command("inspect")
     def inspect(names: list[str] = typer.Argument(...)) -> None:

@@ -130,27 +130,26 @@ def register(app: typer.Typer) -> None:
         """List workloads."""
         from isobox.service import workloads
 
-        records = workloads.list_workloads(_ctx(), all=all_)
-        if quiet:
-            for r in records:
-                output.out.print(r.short_id)
-            return
-        if json_output:
-            output.print_json([_summary(r) for r in records])
-            return
-        rows = [
-            (
-                r.short_id,
-                r.kind.value,
-                r.plan.image,
-                _truncate(" ".join(r.plan.process.argv), 32),
-                _ago(r.created_at),
-                _status_text(r),
-                r.name,
-            )
-            for r in records
-        ]
-        output.print_table(["ID", "KIND", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAME"], rows)
+        output.print_listing(
+            workloads.list_workloads(_ctx(), all=all_),
+            json_output=json_output,
+            quiet=quiet,
+            name=lambda r: r.short_id,
+            headers=["ID", "KIND", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAME"],
+            rows=lambda found: [
+                (
+                    r.short_id,
+                    r.kind.value,
+                    r.plan.image,
+                    _truncate(" ".join(r.plan.process.argv), 32),
+                    _ago(r.created_at),
+                    _status_text(r),
+                    r.name,
+                )
+                for r in found
+            ],
+            as_json=lambda found: [_summary(r) for r in found],
+        )
 
     @app.command("logs")
     def logs(

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from isobox.command import run
 from isobox.model.network import InterfacePlan
 from isobox.network import netns
 from isobox.network.bridge import exists
-from isobox.network.command import run
 
 
 def add_veth(interface: InterfacePlan, namespace: Path, *, default_route: bool, workload: str = "") -> None:

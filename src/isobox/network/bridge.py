@@ -16,7 +16,8 @@ import json
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from isobox.network.command import run, write_sysctl
+from isobox.command import run
+from isobox.network.command import write_sysctl
 
 SYS_NET = Path("/sys/class/net")
 

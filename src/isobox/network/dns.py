@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from isobox.command import run
 from isobox.errors import HostError
 from isobox.model.network import NetworkRecord
-from isobox.network.command import run
 
 log = logging.getLogger(__name__)
 DNS_ROOT = Path("/run/isobox-dns")

@@ -26,8 +26,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from isobox.command import run
 from isobox.model.network import PortPlan
-from isobox.network.command import run
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from isobox.command import run
 from isobox.errors import HostError
 from isobox.linux import idmap
 from isobox.linux.mount import MS_BIND, is_mountpoint, mount, umount
-from isobox.network.command import run
 
 
 def userns_path(path: Path) -> Path:

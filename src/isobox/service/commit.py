@@ -12,17 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from isobox.command import run
 from isobox.errors import HostError, InvalidArgumentError, InvalidStateError
 from isobox.images import reference
 from isobox.images.content import sha256_digest
 from isobox.images.layerdiff import write_diff, write_layer
 from isobox.images.store import OCI_CONFIG, OCI_MANIFEST, ImageRecord
-from isobox.linux.mount import umount
+from isobox.linux.mount import mount_image_readonly, umount
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind
 from isobox.model.status import Status
@@ -85,30 +85,25 @@ def _write_vm_diff(ctx: Context, record: WorkloadRecord, out: BinaryIO, skip: fr
     ctx.paths.tmp.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ctx.paths.tmp, prefix="commit-") as scratch:
         flat = Path(scratch) / "disk.raw"
-        _tool(["qemu-img", "convert", "-U", "-O", "raw", str(disk), str(flat)], flat, ok=(0,))
+        run(
+            ["qemu-img", "convert", "-U", "-O", "raw", str(disk), str(flat)],
+            op="commit VM disk",
+            path=str(disk),
+            timeout_s=3600,
+        )
         # -y on the private copy: repairs what an unclean stop left (exit 1: corrected), refuses worse.
-        _tool(["e2fsck", "-f", "-y", str(flat)], flat, ok=(0, 1))
+        run(["e2fsck", "-f", "-y", str(flat)], op="commit VM disk", path=str(disk), ok=(0, 1), timeout_s=3600)
         mounts = [(flat, Path(scratch) / "new"), (base, Path(scratch) / "base")]
         mounted: list[Path] = []
         try:
             for image, point in mounts:
                 point.mkdir()
-                options = "loop,ro,noload,nosuid,nodev,noexec"
-                _tool(["mount", "-t", "ext4", "-o", options, str(image), str(point)], image, ok=(0,))
+                mount_image_readonly(str(image), str(point))
                 mounted.append(point)
             write_diff(Path(scratch) / "base", Path(scratch) / "new", out, skip=skip)
         finally:
             for point in reversed(mounted):
                 umount(str(point))
-
-
-def _tool(command: list[str], path: Path, ok: tuple[int, ...]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode not in ok:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise HostError(
-            f"{command[0]} failed ({result.returncode}): {' '.join(detail[-3:])}", op="commit VM disk", path=str(path)
-        )
 
 
 def _commit_locked(

@@ -16,13 +16,13 @@ import contextlib
 import os
 import secrets
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from isobox.command import run
 from isobox.config import Paths
-from isobox.errors import ConflictError, HostError, InvalidArgumentError, NotFoundError
+from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
 from isobox.model.mounts import validate_volume_name
 from isobox.state.db import Database
 
@@ -56,19 +56,7 @@ def make_disk(image: Path, size_bytes: int) -> None:
         "mkfs.ext4", "-q", "-F", "-m", "0", "-L", "isobox-volume",
         "-E", "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", str(image),
     ]  # fmt: skip
-    try:
-        result = subprocess.run(command, capture_output=True, text=True)
-    except FileNotFoundError as exc:
-        raise HostError("mkfs.ext4 is not installed (e2fsprogs)", op="create volume", path=str(image)) from exc
-    if result.returncode != 0:
-        raise HostError(f"mkfs.ext4 failed: {result.stderr.strip()}", op="create volume", path=str(image))
-
-
-def _e2fs(command: list[str], image: Path, ok: tuple[int, ...]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode not in ok:
-        detail = (result.stderr or result.stdout).strip()
-        raise HostError(f"{command[0]} failed: {detail}", op="resize volume", path=str(image))
+    run(command, op="create volume", path=str(image))
 
 
 class VolumeStore:
@@ -148,10 +136,10 @@ class VolumeStore:
         image = Path(record.path)
         # resize2fs refuses to grow a file system that was not checked since it was last mounted;
         # e2fsck -p exits 1 when it fixed something harmless.
-        _e2fs(["e2fsck", "-f", "-p", str(image)], image, ok=(0, 1))
+        run(["e2fsck", "-f", "-p", str(image)], op="resize volume", path=str(image), ok=(0, 1))
         os.truncate(image, size_bytes)
         try:
-            _e2fs(["resize2fs", str(image)], image, ok=(0,))
+            run(["resize2fs", str(image)], op="resize volume", path=str(image))
         except BaseException:
             os.truncate(image, record.size_bytes)
             raise

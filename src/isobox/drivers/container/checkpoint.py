@@ -25,6 +25,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from isobox.command import run
 from isobox.errors import HostError, WorkloadError
 
 CRIU_ENV = "ISOBOX_CRIU"
@@ -111,10 +112,4 @@ def _criu_error(log: Path) -> str:
 
 
 def loopback_up(pid: int, workload: str) -> None:
-    done = subprocess.run(
-        ["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "link", "set", "lo", "up"], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise WorkloadError(
-            f"cannot bring loopback up after the restore: {done.stderr.strip()}", op="restore container", id=workload
-        )
+    run(["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "link", "set", "lo", "up"], op="restore container", id=workload)

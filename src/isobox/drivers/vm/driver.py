@@ -148,9 +148,9 @@ class VMDriver:
         argv = self.argv(record, loadvm)
         cgroup = VMCgroup.for_workload(record.id)
         cgroup.create()
-        cgroup.limit_memory(host_memory_limit(record.plan))
         files.sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
+        try:  # a failure at any step leaves neither the cgroup nor a process in it
+            cgroup.limit_memory(host_memory_limit(record.plan))
             vm_volumes.start_daemons(
                 vm_volumes.of(record.plan.mounts), files.sockets, files.root / "virtiofsd.log", cgroup, record.id
             )

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from isobox.command import run
 from isobox.drivers.vm import launch, qmp
 from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.driver import VMDriver
-from isobox.errors import ConflictError, HostError, InvalidArgumentError, NotFoundError, WorkloadError
+from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError, WorkloadError
 from isobox.model.record import WorkloadRecord
 
 HMP_TIMEOUT_S = 300.0
@@ -43,10 +43,7 @@ class Snapshot:
 
 
 def _qemu_img(*args: str, op: str, path: Path) -> str:
-    result = subprocess.run(["qemu-img", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise HostError(f"qemu-img {args[0]} failed: {result.stderr.strip()}", op=op, path=str(path))
-    return result.stdout
+    return run(["qemu-img", *args], op=op, path=str(path), timeout_s=HMP_TIMEOUT_S)
 
 
 def _running(driver: VMDriver, record: WorkloadRecord) -> bool:

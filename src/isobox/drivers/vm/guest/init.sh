@@ -71,6 +71,19 @@ mount -t tmpfs -o mode=1777 shm "$ROOT/dev/shm"
 # Volumes, bind mounts and tmpfs (isobox_mounts, from drivers/vm/volumes.py). Each is mounted on a
 # staging directory first: a new, empty volume gets what the image has at its target, as Docker
 # copies image content into a new volume; then it is moved over the target.
+# Devices appear some time after their driver loaded: the sysfs entry matching GLOB whose file ATTR
+# reads VALUE is printed once it exists, waiting up to 5 s.
+isobox_sysfs_find() {  # GLOB ATTR VALUE
+    tries=0
+    while [ "$tries" -le 500 ]; do
+        for entry in $1; do
+            [ "$(cat "$entry/$2" 2>/dev/null)" = "$3" ] && echo "$entry" && return 0
+        done
+        tries=$((tries + 1))
+        usleep 10000
+    done
+    return 1
+}
 isobox_modules() {
     [ -e "/run/isobox-modules-$1" ] && return 0
     while read -r module; do
@@ -93,19 +106,10 @@ isobox_virtiofs() {  # TAG TARGET ro|rw
     mkdir -p "/run/mnt/$1" && mount -t virtiofs -o "$3" "$1" "/run/mnt/$1" && isobox_place "/run/mnt/$1" "$2" "$3"
 }
 isobox_disk() {  # SERIAL TARGET ro|rw
-    tries=0
-    while :; do
-        for block in /sys/block/vd*; do
-            [ "$(cat "$block/serial" 2>/dev/null)" = "$1" ] || continue
-            mkdir -p "/run/mnt/$1" || return 1
-            mount -t ext4 -o "$3,noinit_itable" "/dev/${block##*/}" "/run/mnt/$1" || return 1
-            isobox_place "/run/mnt/$1" "$2" "$3"
-            return
-        done
-        tries=$((tries + 1))
-        [ "$tries" -gt 500 ] && return 1
-        usleep 10000
-    done
+    block=$(isobox_sysfs_find '/sys/block/vd*' serial "$1") || return 1
+    mkdir -p "/run/mnt/$1" || return 1
+    mount -t ext4 -o "$3,noinit_itable" "/dev/${block##*/}" "/run/mnt/$1" || return 1
+    isobox_place "/run/mnt/$1" "$2" "$3"
 }
 isobox_tmpfs() {  # TARGET OPTIONS
     mkdir -p "$ROOT$1" && mount -t tmpfs -o "$2" tmpfs "$ROOT$1"
@@ -118,19 +122,10 @@ echo "$ISOBOX_HOSTNAME" > /proc/sys/kernel/hostname
 # Network: each NIC is found by the MAC isobox gave it, renamed to its name in the plan (eth0 ...),
 # addressed, and the first one carries the default route. hosts and resolv.conf go into the image
 # root (a symlink there would point into the initramfs, so it is replaced by a file).
-isobox_link() {
-    tries=0
-    while :; do
-        for dev in /sys/class/net/*; do
-            [ "$(cat "$dev/address" 2>/dev/null)" = "$1" ] || continue
-            [ "${dev##*/}" = "$2" ] || ip link set "${dev##*/}" name "$2" || return 1
-            ip addr add "$3" dev "$2" && ip link set "$2" up
-            return
-        done
-        tries=$((tries + 1))
-        [ "$tries" -gt 500 ] && return 1
-        usleep 10000
-    done
+isobox_link() {  # MAC NAME ADDRESS/PREFIX
+    dev=$(isobox_sysfs_find '/sys/class/net/*' address "$1") || return 1
+    [ "${dev##*/}" = "$2" ] || ip link set "${dev##*/}" name "$2" || return 1
+    ip addr add "$3" dev "$2" && ip link set "$2" up
 }
 ip link set lo up
 isobox_network || fail "cannot configure the network"
