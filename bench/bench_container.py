@@ -3,6 +3,12 @@
 Peers, on the same rootfs (the built-in busybox image's layer) in one run:
 - podman (runc, cgroupfs, private storage), both with --network none and with their default network,
 - runc run on a prepared bundle (the floor: no image store, no monitor).
+
+The two tools keep a network's bridge differently: isobox's default network stays up after its last
+workload (as Docker's docker0), podman's goes with its last container (netavark). So the bridged cases
+are measured both ways for each tool: as each does by default, and with the other's habit (isobox's
+bridge pruned before each run, in a second root; podman's held up by an idle container on a network of
+its own). The ratios are to podman's default.
 Idle containers: start rate of N detached `sleep` containers, and the host memory each one costs
 (PSS of everything left running for it: conmon and the container's process), isobox vs podman.
 """
@@ -40,10 +46,11 @@ def _podman(root: Path) -> list[str]:
 
 
 PODMAN_RUN = ["run", "--rm", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=9000:9000"]
+WARM_NET = "isoboxbench"
 
 
-def _isobox(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, ISOBOX_ROOT=str(root / "isobox"))
+def _isobox(root: Path, *args: str, root_name: str = "isobox") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ISOBOX_ROOT=str(root / root_name))
     return subprocess.run([ISOBOX_BIN, *args], env=env, capture_output=True, text=True, check=True)
 
 
@@ -52,6 +59,7 @@ def _prepare(root: Path) -> Path:
     from isobox.images import builtin
     from isobox.service.context import open_context
 
+    record = builtin.install(open_context(root / "isobox-cold").images)
     ctx = open_context(root / "isobox")
     record = builtin.install(ctx.images)
     layer_blob = ctx.images.blobs.path(record.layers[0].digest)
@@ -67,12 +75,25 @@ def _prepare(root: Path) -> Path:
 
 def _latency(root: Path, bundle: Path, runs: int) -> None:
     env = {"ISOBOX_ROOT": str(root / "isobox")}
+    cold_env = {"ISOBOX_ROOT": str(root / "isobox-cold")}
     counter = iter(range(1_000_000))
+    isobox_run = [ISOBOX_BIN, "run", "--rm", "busybox", "true"]
+    podman_run = [*_podman(root), *PODMAN_RUN]
     cases = [
         Case("isobox --network none", [ISOBOX_BIN, "run", "--rm", "--network", "none", "busybox", "true"], env=env),
-        Case("podman --network none", [*_podman(root), *PODMAN_RUN, "--network", "none", PODMAN_IMAGE, "true"]),
-        Case("isobox (default network)", [ISOBOX_BIN, "run", "--rm", "busybox", "true"], env=env),
-        Case("podman (default network)", [*_podman(root), *PODMAN_RUN, PODMAN_IMAGE, "true"]),
+        Case("podman --network none", [*podman_run, "--network", "none", PODMAN_IMAGE, "true"]),
+        Case("isobox (default network)", isobox_run, env=env),
+        Case("podman (default network)", [*podman_run, PODMAN_IMAGE, "true"]),
+        Case(
+            "isobox (default network, bridge down before each run)",
+            isobox_run,
+            env=cold_env,
+            setup=lambda: _prune_networks(root, "isobox-cold"),
+        ),
+        Case(
+            "podman (bridge held up by an idle container)",
+            [*podman_run, "--network", WARM_NET, PODMAN_IMAGE, "true"],
+        ),
         Case(
             "runc",
             lambda: subprocess.run(
@@ -83,7 +104,19 @@ def _latency(root: Path, bundle: Path, runs: int) -> None:
             requires=("runc",),
         ),
     ]
-    run_cases("container_run_rm", cases, runs=runs, warmup=2, baseline="podman --network none")
+    podman = _podman(root)
+    subprocess.run([*podman, "network", "create", WARM_NET], check=True, capture_output=True)
+    holder = [*podman, "run", "-d", "--name", "holder", "--network", WARM_NET, *PODMAN_RUN[2:], PODMAN_IMAGE]
+    subprocess.run([*holder, "sleep", "3600"], check=True, capture_output=True)
+    try:
+        run_cases("container_run_rm", cases, runs=runs, warmup=2, baseline="podman (default network)")
+    finally:
+        subprocess.run([*podman, "rm", "-f", "-t", "0", "holder"], capture_output=True)
+        subprocess.run([*podman, "network", "rm", "-f", WARM_NET], capture_output=True)
+
+
+def _prune_networks(root: Path, root_name: str) -> None:
+    _isobox(root, "network", "prune", root_name=root_name)
 
 
 def _idle(root: Path, count: int) -> None:
@@ -153,6 +186,8 @@ def main(runs: int = 10, idle: int = 100) -> None:
         if shutil.which("podman"):
             _idle(root, idle if runs >= 10 else max(runs, 5))
     finally:
+        for name in ("isobox", "isobox-cold"):
+            _prune_networks(root, name)
         subprocess.run([*_podman(root), "rm", "-f", "-a", "-t", "0"], capture_output=True)
         subprocess.run([*_podman(root), "system", "reset", "-f"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)

@@ -28,7 +28,20 @@ def isobox_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="isobox-test-", dir="/var/tmp"))
     monkeypatch.setenv("ISOBOX_ROOT", str(base))
     yield base
+    _bring_networks_down(base)
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _bring_networks_down(root: Path) -> None:
+    """The root's default network stays up after its last workload (as docker0 does): prune it with the root."""
+    if ROOT and (root / "lib" / "state.db").exists():
+        from isobox.service import networks
+
+        context = open_context(root)
+        try:
+            networks.prune(context)
+        finally:
+            context.close()
 
 
 @pytest.fixture

@@ -111,6 +111,52 @@ def test_failed_create_leaves_nothing(net_cli: Cli) -> None:
     assert not any(n["up"] for n in fx.networks(net_cli))
 
 
+def test_default_network_stays_up_until_pruned(net_cli: Cli) -> None:
+    """Like docker0: the default bridge and its DNS outlive the last workload; `network prune` takes them."""
+    net_cli("create", "--name", "later", "busybox", "true", check=True)
+    # Created, not started: the address is allocated, the namespace and veth come with the first start.
+    assert not list((net_cli.root / "run" / "netns").glob("*"))
+    assert net_cli("start", "-a", "later", check=True).returncode == 0
+    host_end = f"iv{next(iter(net_cli.seen))[:10]}0"
+    net_cli("rm", "later", check=True)
+    default = fx.networks(net_cli)[0]
+    assert default["up"] and default["dns"] and default["endpoints"] == []
+    assert fx.table_of(net_cli) in fx.sh("nft", "list", "tables").stdout
+    # The veth went with its namespace (freed by the kernel asynchronously, moments after `rm`).
+    assert fx.links_gone([host_end])
+    assert "removed 0 workloads, 1 networks" in net_cli("system", "prune", check=True).stdout
+    assert fx.networks(net_cli) == []
+    assert str(default["bridge"]) not in fx.sh("ip", "-o", "link").stdout
+    assert fx.table_of(net_cli) not in fx.sh("nft", "list", "tables").stdout
+
+
+def test_interfaces_made_during_runtime_create_fail_cleanly(net_cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The veths are made while runc creates the container. If that fails, the created container is
+    deleted before its process ever ran, the start fails with the reason, and a later start works."""
+    from isobox.errors import HostError
+    from isobox.network import attach
+    from isobox.service import workloads
+    from isobox.service.context import open_context
+
+    net_cli("create", "--name", "clash", "busybox", "true", check=True)
+    workload = next(iter(net_cli.seen))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise HostError("no veth today", op="create veth")
+
+    monkeypatch.setattr(attach, "add_veth", refuse)
+    ctx = open_context(net_cli.root)
+    try:
+        with pytest.raises(HostError, match="no veth today"):
+            workloads.start(ctx, "clash")
+    finally:
+        ctx.close()
+    assert workload not in fx.sh("runc", "--root", str(net_cli.root / "run" / "oci"), "list", "-q").stdout
+    assert net_cli("inspect", "clash", check=True).stdout.count('"status": "created"') == 1
+    monkeypatch.undo()
+    assert net_cli("start", "-a", "clash").returncode == 0
+
+
 def test_restart_and_recovery_after_host_reboot(net_cli: Cli) -> None:
     """Stopped workloads keep their address; after a reboot (simulated: isobox's namespace, bridge and
     dnsmasq gone) `start` re-creates them, with the same address and name."""

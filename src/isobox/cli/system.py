@@ -36,13 +36,14 @@ def register(app: typer.Typer) -> None:
         all_images: bool = typer.Option(False, "-a", "--all", help="Also images that are tagged but unused."),
         include_volumes: bool = typer.Option(False, "--volumes", help="Also volumes no workload uses."),
     ) -> None:
-        """Remove exited workloads, unused images and volumes, and unreferenced layers and blobs."""
+        """Remove exited workloads, unused networks, images and volumes, and unreferenced layers and blobs."""
         from isobox.service import system as system_service
         from isobox.service.context import open_context
 
         report = system_service.prune(open_context(), all_images=all_images, include_volumes=include_volumes)
         output.out.print(
-            f"removed {len(report.workloads)} workloads, {len(report.images)} images, {len(report.volumes)} volumes, "
+            f"removed {len(report.workloads)} workloads, {len(report.networks)} networks, {len(report.images)} images, "
+            f"{len(report.volumes)} volumes, "
             f"{report.layers_removed} layers, {report.blobs_removed} blobs"
         )
 

@@ -18,6 +18,7 @@ Contract, for both drivers:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,8 +51,12 @@ class Driver(Protocol):
         """Prepare; returns driver facts to keep in the record (e.g. accelerator and why)."""
         ...
 
-    def start(self, record: WorkloadRecord, attach: Attach | None = None) -> int:
-        """Start; returns the pid of the workload's main process (attach: after it exited)."""
+    def start(
+        self, record: WorkloadRecord, attach: Attach | None = None, *, during_create: Callable[[], None] | None = None
+    ) -> int:
+        """Start; returns the pid of the workload's main process (attach: after it exited). ``during_create``
+        (network plumbing) runs before the workload's process does, overlapping the runtime's work where
+        the driver can."""
         ...
 
     def observe(self, record: WorkloadRecord) -> Observation: ...

@@ -4,8 +4,11 @@ Every change writes the database first; `sync` then brings each touched network'
 in line and re-renders isobox's whole nftables table, swapped atomically. Undo callbacks therefore only
 delete what they made and call `sync` again.
 
-The default network's bridge, dnsmasq and rules exist only while a workload is on it (`active`): after
-removing every workload and user network, nothing of isobox is left in `ip link` or `nft list ruleset`.
+The default network's bridge, dnsmasq and rules come up with the first workload on it and then stay up, as
+Docker's docker0 and Incus's default bridge do, so later workloads only add their own interface (this is
+most of the network's share of `run --rm` latency; bringing a bridge down costs the kernel ~50 ms). They go
+with `network prune` (or `network rm isobox`) once no workload is on it, and a failed create that brought
+them up takes them down again: after pruning, nothing of isobox is left in `ip link` or `nft list ruleset`.
 Its subnet is re-checked against the host's routes each time it comes up (`recheck_subnet`).
 
 All network changes of all isobox roots on the host serialize on one flock (/run/lock/isobox-network.lock):
@@ -146,7 +149,14 @@ def new_record(ctx: Context, name: str, subnet: str | None, gateway: str | None,
 
 
 def active(ctx: Context, network: NetworkRecord) -> bool:
-    return not network.default or bool(endpoints(ctx, network))
+    """User networks are up from create to rm; the default network from first use to prune."""
+    return not network.default or bridge.exists(network.bridge) or bool(endpoints(ctx, network))
+
+
+def settle(ctx: Context, network: NetworkRecord) -> None:
+    """Rollback of a failed create that brought the default network up: down again if nothing is on it."""
+    if network.default and not endpoints(ctx, network):
+        deactivate(network)
 
 
 def activate(ctx: Context, network: NetworkRecord) -> NetworkRecord:

@@ -2,12 +2,14 @@
 
 Records, locking and making the host match the database live in network_state.py. User networks' bridges
 exist from `network create` to `network rm`, as Docker's; the default network `isobox` is created on first
-use and is up only while a workload is on it.
+use and stays up until `network prune` (network_state.py says why).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from isobox.service.network_state import Endpoint, endpoints, get, table_name
 from isobox.state import codec
 
 __all__ = [
-    "attach", "create", "detach", "endpoints", "ensure", "get", "inspect", "list_networks", "prune", "remove",
+    "attach", "create", "detach", "endpoints", "get", "inspect", "list_networks", "prepare", "prune", "remove",
     "table_name",
 ]
 
@@ -135,6 +137,9 @@ def attach(ctx: Context, plan: RunPlan, spec: WorkloadSpec, exposed: tuple[str, 
     with state.host_lock():
         networks = [_default(ctx) if n == DEFAULT_NETWORK else get(ctx, n) for n in dict.fromkeys(names)]
         undo.callback(state.sync, ctx, networks)  # registered first, so it runs last: after the rows are gone
+        for network in networks:
+            if not bridge.exists(network.bridge):
+                undo.callback(state.settle, ctx, network)
         networks = [state.activate(ctx, n) for n in networks]
         interfaces = [_interface(ctx, plan, spec, n, i) for i, n in enumerate(networks)]
         published = _ports(ctx, spec, exposed, interfaces[0].ip)
@@ -173,19 +178,15 @@ def _interface(ctx: Context, plan: RunPlan, spec: WorkloadSpec, network: Network
 
 
 def _plumb(ctx: Context, plan: RunPlan, interfaces: list[InterfacePlan], undo: ExitStack) -> str | None:
-    """The kernel side: a namespace with a veth per network for a container, a TAP per network for a VM."""
+    """The kernel side a VM needs at create: a TAP per network. A container's namespace and veths are
+    made when it starts (`prepare`), as Docker makes its sandbox: only where the namespace will be is
+    decided here."""
     if plan.kind is Kind.VM:
         for interface in interfaces:
             links.add_tap(interface)
             undo.callback(links.delete_link, interface.host_ifname)
         return None
-    path = netns_path(ctx, plan.id)
-    netns.create(path, _userns(plan))
-    undo.callback(netns.remove, path)
-    for index, interface in enumerate(interfaces):
-        links.add_veth(interface, path, default_route=index == 0, workload=plan.name)
-        undo.callback(links.delete_link, interface.host_ifname)
-    return str(path)
+    return str(netns_path(ctx, plan.id))
 
 
 def _userns(plan: RunPlan) -> tuple[int, int] | None:
@@ -213,38 +214,55 @@ def detach(ctx: Context, record: WorkloadRecord) -> None:
         return
     state.schema(ctx)
     with state.host_lock():
-        for interface in network.interfaces:
-            links.delete_link(interface.host_ifname)
         if network.netns_path:
+            # The veths go with the namespace: once unpinned (its processes are gone), the kernel frees it
+            # and deletes every interface inside, and a veth's host end with its peer. That happens
+            # asynchronously (a few ms later), so `rm` does not wait out the RCU grace period that an
+            # explicit `ip link delete` of each veth costs (about 20 ms each).
             netns.remove(Path(network.netns_path))
+        else:
+            for interface in network.interfaces:
+                links.delete_link(interface.host_ifname)
         touched = [n for n in state.all_networks(ctx) if n.id in {i.network_id for i in network.interfaces}]
         state.delete_endpoints(ctx, record.id)
         state.sync(ctx, touched)
 
 
-def ensure(ctx: Context, record: WorkloadRecord) -> None:
-    """Before a start: re-create what a host reboot took (bridges, dnsmasq, the namespace and its links)."""
+def prepare(ctx: Context, record: WorkloadRecord) -> Callable[[], None] | None:
+    """Before a start: bring up what the workload's networks need first (bridges and dnsmasq after a host
+    reboot, a container's network namespace on its first start). A container's interfaces are returned as
+    a step for the driver to run while the OCI runtime creates the container (runc only needs the
+    namespace to exist; the process runs at `runc start`), which hides their cost in the runtime's.
+    None when there is nothing left to do (a VM's TAPs are made here)."""
     network = record.plan.network
     if network is None or network.mode is not NetworkMode.BRIDGE:
-        return
-    missing_ns = network.netns_path is not None and not netns.exists(Path(network.netns_path))
-    missing = [i for i in network.interfaces if not bridge.exists(i.host_ifname)]
-    if not missing_ns and not missing and all(bridge.exists(i.bridge) for i in network.interfaces):
-        return
+        return None
+    path = Path(network.netns_path) if network.netns_path is not None else None
+    missing_ns = path is not None and not netns.exists(path)
+    missing = [i for i in network.interfaces if missing_ns or not bridge.exists(i.host_ifname)]
+    if not missing and all(bridge.exists(i.bridge) for i in network.interfaces):
+        return None
     with state.host_lock(), ExitStack() as undo:
         touched = [n for n in state.all_networks(ctx) if n.id in {i.network_id for i in network.interfaces}]
         for item in touched:
             state.activate(ctx, item)
-        if network.netns_path is not None:
-            path = Path(network.netns_path)
-            if missing_ns:
-                netns.create(path, _userns(record.plan))
-                undo.callback(netns.remove, path)
-            for index, interface in enumerate(network.interfaces):
-                links.delete_link(interface.host_ifname)
-                links.add_veth(interface, path, default_route=index == 0, workload=record.name)
-        else:
+        if path is None:
             for interface in missing:
                 links.add_tap(interface)
+                undo.callback(links.delete_link, interface.host_ifname)
+        elif missing_ns:
+            netns.create(path, _userns(record.plan))
+            undo.callback(netns.remove, path)
         state.sync(ctx, touched)
         undo.pop_all()
+    if path is None or not missing:
+        return None
+    return partial(_add_veths, path, network.interfaces, missing, record.name)
+
+
+def _add_veths(path: Path, interfaces: tuple[InterfacePlan, ...], missing: list[InterfacePlan], workload: str) -> None:
+    """A container's veths. Without the network lock: the database is not touched, and no bridge they join
+    can go while this workload's endpoints hold it (remove, prune and `settle` check them under the lock)."""
+    for interface in missing:
+        links.delete_link(interface.host_ifname)  # a host end whose namespace end was lost
+        links.add_veth(interface, path, default_route=interface is interfaces[0], workload=workload)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
+from isobox.model.network import NetworkMode
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind
 from isobox.model.status import Status
@@ -104,6 +105,12 @@ def restore(ctx: Context, name_or_id: str, name: str) -> WorkloadRecord:
         record = workloads.stop(ctx, record.id, timeout_s=0 if snapshot.processes else None)
     container_snapshots.restore(record, name)
     if snapshot.processes:
+        if record.plan.network is not None and record.plan.network.mode is NetworkMode.BRIDGE:
+            from isobox.service import networks
+
+            plumb = networks.prepare(ctx, record)  # after a host reboot: the namespace and its veths again
+            if plumb is not None:
+                plumb()
         pid = _container(ctx).restore_checkpoint(record, container_snapshots.images_dir(record, name))
         record = replace(
             record, status=Status.RUNNING, pid=pid, started_at=time.time(), exit_code=None, finished_at=None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isobox.model.status import Status
-from isobox.service import volumes, workloads
+from isobox.service import networks, volumes, workloads
 from isobox.service.context import Context
 
 
@@ -60,6 +60,7 @@ def disk_usage(ctx: Context) -> list[DiskUsage]:
 @dataclass(frozen=True)
 class PruneReport:
     workloads: tuple[str, ...]
+    networks: tuple[str, ...]
     volumes: tuple[str, ...]
     images: tuple[str, ...]
     layers_removed: int
@@ -67,12 +68,14 @@ class PruneReport:
 
 
 def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = False) -> PruneReport:
-    """Remove exited workloads, images no workload uses (untagged ones, or all with all_images), then gc."""
+    """Remove exited workloads, networks no workload is on (as Docker's), images no workload uses (untagged
+    ones, or all with all_images), then gc."""
     removed_workloads = []
     for record in workloads.list_workloads(ctx, all=True):
         if record.status in (Status.EXITED, Status.CREATED):
             workloads.remove(ctx, record.id, force=True, volumes=True)
             removed_workloads.append(record.name)
+    removed_networks = [n.name for n in networks.prune(ctx)]
     removed_volumes = volumes.prune(ctx) if include_volumes else []
     used = {r["image_id"] for r in ctx.db.query("SELECT image_id FROM workloads")}
     removed_images = []
@@ -82,4 +85,6 @@ def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = Fal
         ctx.images.remove(image.id, force=True)
         removed_images.append(image.id)
     layers, blobs = ctx.images.gc()
-    return PruneReport(tuple(removed_workloads), tuple(removed_volumes), tuple(removed_images), layers, blobs)
+    return PruneReport(
+        tuple(removed_workloads), tuple(removed_networks), tuple(removed_volumes), tuple(removed_images), layers, blobs
+    )

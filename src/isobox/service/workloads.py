@@ -278,10 +278,11 @@ def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> Run
     with _locked(ctx, found.id):
         before = get(ctx, found.id)
         require(Op.START, before.status, workload=before.name)
+        plumb = None
         if _bridged(before.plan):
             from isobox.service import networks
 
-            networks.ensure(ctx, before)  # after a host reboot: bridge, namespace and links again
+            plumb = networks.prepare(ctx, before)  # interfaces: made while the runtime creates the container
         record = replace(
             before,
             status=Status.RUNNING,
@@ -293,12 +294,12 @@ def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> Run
             stopped_by_user=False,
         )
         if attach is None:
-            record = replace(record, pid=driver.start(before, None))
+            record = replace(record, pid=driver.start(before, None, during_create=plumb))
         _save(ctx, record)
     if attach is None:
         return RunResult(record, None)
     try:
-        driver.start(before, attach)
+        driver.start(before, attach, during_create=plumb)
     except BaseException:
         with _locked(ctx, record.id):
             _save(ctx, refresh(ctx, record) if _started(driver, record) else before)

@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,11 +59,13 @@ class ContainerDriver:
     def create(self, plan: RunPlan) -> dict[str, str]:
         return bundle.prepare(plan, self.runtime.name)
 
-    def start(self, record: WorkloadRecord, attach: Attach | None = None) -> int:
+    def start(
+        self, record: WorkloadRecord, attach: Attach | None = None, *, during_create: Callable[[], None] | None = None
+    ) -> int:
         plan = record.plan
         workdir = Path(plan.workload_dir)
         conmon_plan = self._prepare_start(record, attach)
-        pid = monitor.spawn(conmon_plan)
+        pid = self._create(conmon_plan, during_create)
         if attach is None:
             self.runtime.run("start", plan.id, op="start", workload=plan.id)
             return pid
@@ -74,6 +77,26 @@ class ContainerDriver:
             monitor.pump(sock, attach.stdin if plan.process.interactive else None, attach.stdout, attach.stderr)
         finally:
             sock.close()
+        return pid
+
+    def _create(self, conmon_plan: monitor.ConmonPlan, during: Callable[[], None] | None) -> int:
+        """conmon + `runtime create`, running ``during`` meanwhile; if that fails, the created container is
+        deleted (its process never ran) and the failure raised."""
+        if during is None:
+            return monitor.spawn(conmon_plan)
+        failure: BaseException | None = None
+
+        def guarded() -> None:
+            nonlocal failure
+            try:
+                during()
+            except BaseException as exc:  # re-raised below, once the runtime is done creating
+                failure = exc
+
+        pid = monitor.spawn(conmon_plan, guarded)
+        if failure is not None:
+            self.runtime.run("delete", "--force", conmon_plan.id, op="start", workload=conmon_plan.id, check=False)
+            raise failure
         return pid
 
     def _prepare_start(self, record: WorkloadRecord, attach: Attach | None) -> monitor.ConmonPlan:

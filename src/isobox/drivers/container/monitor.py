@@ -18,6 +18,7 @@ import os
 import select
 import socket
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,8 +103,10 @@ def build_argv(plan: ConmonPlan) -> list[str]:
     return argv
 
 
-def spawn(plan: ConmonPlan) -> int:
-    """Start conmon, which creates the container (not yet started). Returns the container's pid."""
+def spawn(plan: ConmonPlan, during: Callable[[], None] | None = None) -> int:
+    """Start conmon, which creates the container (not yet started). Returns the container's pid.
+
+    ``during`` runs while the runtime creates the container; it must not raise (see ContainerDriver)."""
     read_fd, write_fd = os.pipe()
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "_OCI_SYNCPIPE": str(write_fd)}
     try:
@@ -123,6 +126,8 @@ def spawn(plan: ConmonPlan) -> int:
         raise WorkloadError(f"cannot start conmon: {exc}", op="create container", id=plan.id) from exc
     os.close(write_fd)
     try:
+        if during is not None:
+            during()
         message = _read_sync(read_fd, plan.id)
     finally:
         os.close(read_fd)

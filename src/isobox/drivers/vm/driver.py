@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from isobox.config import Paths
@@ -136,7 +137,16 @@ class VMDriver:
             mounts=vm_volumes.of(plan.mounts),
         )
 
-    def start(self, record: WorkloadRecord, attach: Attach | None = None, *, loadvm: str | None = None) -> int:
+    def start(
+        self,
+        record: WorkloadRecord,
+        attach: Attach | None = None,
+        *,
+        loadvm: str | None = None,
+        during_create: Callable[[], None] | None = None,
+    ) -> int:
+        if during_create is not None:
+            during_create()
         files = self.files(record)
         if launch.alive(launch.read_pid(files.pidfile), files.pidfile):
             raise InvalidStateError("the VM is already running", op="start VM", id=record.id)
