@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import termios
-import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -21,6 +19,9 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
     if not enabled or not os.isatty(fd):
         yield
         return
+    import termios
+    import tty
+
     saved = termios.tcgetattr(fd)
     tty.setraw(fd)
     try:

@@ -17,7 +17,6 @@ subnets are chosen against the host's routes, which every root shares.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -112,7 +111,11 @@ def all_endpoints(ctx: Context) -> list[Endpoint]:
 
 def _root_key(ctx: Context) -> str | None:
     root = ctx.paths.root
-    return None if root is None else hashlib.sha256(str(root).encode()).hexdigest()
+    if root is None:
+        return None
+    import hashlib  # loads OpenSSL: a few ms that the system root never needs
+
+    return hashlib.sha256(str(root).encode()).hexdigest()
 
 
 def table_name(ctx: Context) -> str:

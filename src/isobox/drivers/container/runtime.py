@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +82,8 @@ def _identity(path: str) -> str:
 
 def _probe_one(path: str, busybox: Path) -> str | None:
     """Run `true` in a minimal container; None if it works, else the runtime's complaint."""
+    import tempfile  # only when the probe is not cached: it costs every start a few ms otherwise
+
     with tempfile.TemporaryDirectory(prefix="isobox-probe-") as tmp:
         bundle = Path(tmp)
         (bundle / "rootfs" / "proc").mkdir(parents=True)
