@@ -17,7 +17,7 @@ def run_workload(image: str, command: list[str], detach: bool, flags: RunFlags) 
     ctx = open_context()
     if detach:
         result = workloads.run(ctx, spec, detach=True)
-        output.out.print(result.record.id)
+        output.print_line(result.record.id)
         return 0
     attach = Attach(stdin=0 if spec.interactive else None)
     with raw_terminal(spec.tty and spec.interactive), signal_forwarding(ctx, spec):
@@ -30,5 +30,5 @@ def create_workload(image: str, command: list[str], flags: RunFlags) -> int:
     from isobox.service.context import open_context
 
     record = workloads.create(open_context(), build_spec(image, command, flags))
-    output.out.print(record.id)
+    output.print_line(record.id)
     return 0
