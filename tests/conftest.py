@@ -27,6 +27,10 @@ def isobox_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private ISOBOX_ROOT under /var/tmp (a real disk: overlayfs upper dirs cannot live on tmpfs-in-overlay)."""
     base = Path(tempfile.mkdtemp(prefix="isobox-test-", dir="/var/tmp"))
     monkeypatch.setenv("ISOBOX_ROOT", str(base))
+    # The user's own Podman and Docker credentials (and helpers) are not the tests' business.
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(base / "user-auth.json"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "user-config"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(base / "user-docker"))
     yield base
     _bring_networks_down(base)
     shutil.rmtree(base, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import stat
 from collections.abc import Iterator
@@ -119,6 +120,41 @@ def test_docker_config_json_is_read(
     monkeypatch.setenv("DOCKER_CONFIG", str(docker))
     assert service.pull(ctx, f"{basic_registry.host}/lib/busybox:1", insecure=True).layers
     assert not (ctx.paths.lib / "auth.json").exists(), "Docker's credentials are read, never copied"
+
+
+def test_docker_credential_helper_and_podman_auth_file(
+    ctx: Context, basic_registry: registries.Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Docker credential helper (a real executable, by the docker-credential-helpers protocol) named in
+    config.json's credHelpers supplies the password; so does Podman's auth.json through REGISTRY_AUTH_FILE."""
+    name = f"{basic_registry.host}/lib/busybox:1"
+    bin_dir, docker, asked = tmp_path / "bin", tmp_path / "docker", tmp_path / "asked"
+    bin_dir.mkdir()
+    docker.mkdir()
+    helper = bin_dir / "docker-credential-isoboxtest"
+    helper.write_text(f"""#!/bin/sh
+read -r server
+echo "$1 $server" >> {asked}
+[ "$server" = "{basic_registry.host}" ] || {{ echo "credentials not found in native keychain"; exit 1; }}
+printf '{{"ServerURL":"%s","Username":"{USER}","Secret":"{PASSWORD}"}}' "$server"
+""")
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "absent.json"))
+    (docker / "config.json").write_text(json.dumps({"credHelpers": {basic_registry.host: "isoboxtest"}}))
+    assert service.pull(ctx, name, insecure=True).layers
+    assert asked.read_text().splitlines() == [f"get {basic_registry.host}"]
+    # The default helper (credsStore) is not installed: a warning, and the registry refuses the pull.
+    (docker / "config.json").write_text(json.dumps({"credsStore": "isoboxtest"}))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    with pytest.raises(ImagePullError, match="access denied"):
+        service.pull(ctx, name, insecure=True)
+    podman = tmp_path / "auth.json"
+    podman.write_text(json.dumps({"auths": {basic_registry.host: {"auth": base64.b64encode(CREDS.encode()).decode()}}}))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(podman))
+    assert service.pull(ctx, name, insecure=True).layers
+    assert not (ctx.paths.lib / "auth.json").exists(), "credentials are read where they are, never copied"
 
 
 # ---- token auth --------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def test_normalize_registry() -> None:
 
 
 def test_save_get_remove_with_0600(tmp_path: Path) -> None:
-    store = CredentialStore(tmp_path / "lib/auth.json", docker_config=tmp_path / "absent.json")
+    store = CredentialStore(tmp_path / "lib/auth.json", fallbacks=[tmp_path / "absent.json"])
     store.save("https://Reg.example:5000", Credentials("me", "pa:ss"))
     assert stat.S_IMODE((tmp_path / "lib/auth.json").stat().st_mode) == 0o600
     assert store.get("reg.example:5000") == Credentials("me", "pa:ss")
@@ -44,12 +44,74 @@ def test_docker_config_is_a_read_only_fallback(tmp_path: Path) -> None:
     config = docker_config(tmp_path, {"https://index.docker.io/v1/": {"auth": encoded},
                                       "broken.example": {"auth": "%%%"}, "other.example": {"identitytoken": "x"}})
     before = config.read_bytes()
-    store = CredentialStore(tmp_path / "auth.json", docker_config=config)
+    store = CredentialStore(tmp_path / "auth.json", fallbacks=[config])
     assert store.get("docker.io") == Credentials("hub-user", "hub-pass")
     assert store.get("broken.example") is None and store.get("other.example") is None
     store.save("docker.io", Credentials("mine", "pw"))
     assert store.get("docker.io") == Credentials("mine", "pw"), "isobox's own credentials win"
     assert config.read_bytes() == before
+
+
+def test_helpers_then_auths_in_each_file_and_the_first_file_that_knows_wins(tmp_path: Path) -> None:
+    asked: list[tuple[str, str]] = []
+    answers = {("pass", "ghcr.io"): Credentials("gh", "token1"), ("desktop", "docker.io"): Credentials("hub", "pw")}
+
+    def helper(name: str, host: str) -> Credentials | None:
+        asked.append((name, host))
+        return answers.get((name, host))
+
+    podman = tmp_path / "containers-auth.json"
+    podman.write_text(json.dumps({
+        "credHelpers": {"ghcr.io": "pass"},
+        "auths": {"quay.io": {"auth": base64.b64encode(b"podman:pw").decode()}},
+    }))
+    docker = tmp_path / "config.json"
+    docker.write_text(json.dumps({
+        "credsStore": "desktop",
+        "credHelpers": {"https://GHCR.io": "never-asked"},
+        "auths": {"quay.io": {"auth": base64.b64encode(b"docker:pw").decode()},
+                  "reg.example": {"auth": base64.b64encode(b"plain:pw").decode()}},
+    }))
+    store = CredentialStore(tmp_path / "own.json", fallbacks=[podman, tmp_path / "absent.json", docker], helper=helper)
+    assert store.get("ghcr.io") == Credentials("gh", "token1")  # Podman's credHelpers, the first file
+    assert store.get("quay.io") == Credentials("podman", "pw")  # Podman's auths before Docker's
+    assert store.get("docker.io") == Credentials("hub", "pw")  # Docker's credsStore
+    assert store.get("reg.example") == Credentials("plain", "pw")  # the store has nothing: auths
+    assert ("never-asked", "ghcr.io") not in asked and ("desktop", "reg.example") in asked
+    assert store.get("unknown.example") is None
+
+
+def test_run_helper_speaks_the_docker_credential_protocol(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from isobox.images.auth import run_helper
+
+    log = tmp_path / "asked"
+    script = tmp_path / "docker-credential-test"
+    script.write_text(f"""#!/bin/sh
+read -r server
+echo "$1 $server" >> {log}
+case "$server" in
+  https://index.docker.io/v1/) echo '{{"ServerURL":"x","Username":"hub","Secret":"s3cret"}}' ;;
+  token.example) echo '{{"Username":"<token>","Secret":"refresh"}}' ;;
+  broken.example) echo 'not json' ;;
+  failing.example) echo 'keychain locked' >&2; exit 1 ;;
+  *) echo 'credentials not found in native keychain'; exit 1 ;;
+esac
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    assert run_helper("test", "docker.io") == Credentials("hub", "s3cret")
+    assert run_helper("test", "elsewhere.example") is None
+    assert not caplog.records, "a helper with nothing for a registry is not a problem"
+    assert run_helper("test", "token.example") is None  # identity tokens are not used
+    assert run_helper("test", "broken.example") is None
+    assert run_helper("test", "failing.example") is None
+    assert run_helper("absent", "docker.io") is None
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("identity token" in w for w in warnings) and any("keychain locked" in w for w in warnings)
+    assert any("docker-credential-absent is not installed" in w for w in warnings)
+    assert log.read_text().splitlines()[0] == "get https://index.docker.io/v1/"
 
 
 @pytest.mark.parametrize(

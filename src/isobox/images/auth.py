@@ -1,8 +1,16 @@
 """Registry credentials and the two authentication schemes registries use.
 
-Credentials come from isobox's own store (``isobox login``: LIB/auth.json, mode 0600) and, read-only,
-from Docker's ~/.docker/config.json (``auths.<registry>.auth`` = base64 "user:password"); isobox's own
-store wins. Docker credential helpers (``credsStore``) are not consulted.
+Credentials come from isobox's own store (``isobox login``: LIB/auth.json, mode 0600) and then, read-only,
+from the files Podman and Docker users already have, in the order containers-auth.json(5) searches them:
+``$REGISTRY_AUTH_FILE`` or ``${XDG_RUNTIME_DIR}/containers/auth.json`` (``/run/containers/<uid>/auth.json``
+without XDG_RUNTIME_DIR), ``${XDG_CONFIG_HOME:-~/.config}/containers/auth.json``, and Docker's
+``$DOCKER_CONFIG/config.json`` (default ~/.docker). The first that knows the registry wins. In each file a
+credential helper named for the registry (``credHelpers``), else the default one (``credsStore``, Docker's),
+is asked first, by the protocol of docker-credential-helpers: ``docker-credential-<name> get`` with the
+server address on stdin, ``{"Username", "Secret"}`` on stdout. ``auths.<registry>.auth`` (base64
+"user:password") is the fallback. A helper that is missing or fails is a warning, not an error: a public
+image still pulls, and a private one is refused as "access denied". Identity tokens (a helper's
+``<token>`` user) and per-repository keys (``quay.io/team``) are not supported.
 
 `RegistryAuth` is an httpx.Auth that answers a 401 challenge (RFC 7235 WWW-Authenticate):
 
@@ -19,8 +27,9 @@ import json
 import logging
 import os
 import re
+import subprocess
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +76,7 @@ def _decode_auth(entry: object) -> Credentials | None:
     return Credentials(user, password) if sep else None
 
 
-def _read_auths(path: Path) -> dict[str, Credentials]:
+def _read_document(path: Path) -> dict[str, object]:
     try:
         document = json.loads(path.read_text())
     except FileNotFoundError:
@@ -75,30 +84,112 @@ def _read_auths(path: Path) -> dict[str, Credentials]:
     except (OSError, ValueError) as exc:
         log.warning("ignoring unreadable credentials file %s: %s", path, exc)
         return {}
-    auths = document.get("auths") if isinstance(document, dict) else None
+    return document if isinstance(document, dict) else {}
+
+
+def _read_auths(document: dict[str, object]) -> dict[str, Credentials]:
+    auths = document.get("auths")
     found: dict[str, Credentials] = {}
-    for key, entry in (auths or {}).items():
+    for key, entry in (auths.items() if isinstance(auths, dict) else ()):
         creds = _decode_auth(entry)
         if creds is not None:
             found[normalize_registry(key)] = creds
     return found
 
 
+def _helper_for(document: dict[str, object], host: str) -> str | None:
+    helpers = document.get("credHelpers")
+    if isinstance(helpers, dict):
+        for key, name in helpers.items():
+            if normalize_registry(key) == host and isinstance(name, str) and name:
+                return name
+    store = document.get("credsStore")
+    return store if isinstance(store, str) and store else None
+
+
+HELPER_TIMEOUT_S = 30.0
+
+
+def helper_server_address(host: str) -> str:
+    """What Docker hands a credential helper for a registry (Docker Hub keeps its historical address)."""
+    return "https://index.docker.io/v1/" if host == DOCKER_HUB else host
+
+
+def run_helper(name: str, host: str) -> Credentials | None:
+    """`docker-credential-<name> get` for ``host``; None (and a warning, unless it simply has nothing) on failure."""
+    program = f"docker-credential-{name}"
+    try:
+        done = subprocess.run(
+            [program, "get"], input=helper_server_address(host), capture_output=True, text=True,
+            timeout=HELPER_TIMEOUT_S, check=False,
+        )
+    except FileNotFoundError:
+        log.warning("credential helper %s is not installed: no credentials from it for %s", program, host)
+        return None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("credential helper %s failed for %s: %s", program, host, exc)
+        return None
+    if done.returncode != 0:
+        message = (done.stdout.strip() or done.stderr.strip() or f"exit status {done.returncode}")[:300]
+        if "credentials not found" not in message.lower():
+            log.warning("credential helper %s failed for %s: %s", program, host, message)
+        return None
+    try:
+        answer = json.loads(done.stdout)
+        user, secret = str(answer["Username"]), str(answer["Secret"])
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("credential helper %s answered %s with something other than its JSON: %s", program, host, exc)
+        return None
+    if user == "<token>":
+        log.warning("credential helper %s holds an identity token for %s, which isobox does not use", program, host)
+        return None
+    return Credentials(user, secret) if user and secret else None
+
+
 def docker_config_path() -> Path:
     return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
 
 
-class CredentialStore:
-    """isobox's own credentials file, with Docker's config.json as a read-only fallback."""
+def user_credential_files() -> list[Path]:
+    """Podman's and Docker's credentials files, in the order containers-auth.json(5) reads them."""
+    override = os.environ.get("REGISTRY_AUTH_FILE")
+    if override:
+        primary = Path(override)
+    elif os.environ.get("XDG_RUNTIME_DIR"):
+        primary = Path(os.environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"
+    else:
+        primary = Path(f"/run/containers/{os.geteuid()}/auth.json")
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return [primary, config_home / "containers" / "auth.json", docker_config_path()]
 
-    def __init__(self, path: Path, docker_config: Path | None = None) -> None:
+
+class CredentialStore:
+    """isobox's own credentials file, then (read-only) the user's Podman and Docker files and their helpers."""
+
+    def __init__(
+        self,
+        path: Path,
+        fallbacks: list[Path] | None = None,
+        helper: Callable[[str, str], Credentials | None] = run_helper,
+    ) -> None:
         self.path = path
-        self.docker_config = docker_config if docker_config is not None else docker_config_path()
+        self.fallbacks = fallbacks if fallbacks is not None else user_credential_files()
+        self._helper = helper
 
     def get(self, registry: str) -> Credentials | None:
         host = normalize_registry(registry)
-        own = _read_auths(self.path).get(host)
-        return own if own is not None else _read_auths(self.docker_config).get(host)
+        own = _read_auths(_read_document(self.path)).get(host)
+        if own is not None:
+            return own
+        for path in self.fallbacks:
+            document = _read_document(path)
+            helper = _helper_for(document, host)
+            creds = self._helper(helper, host) if helper else None
+            if creds is None:
+                creds = _read_auths(document).get(host)
+            if creds is not None:
+                return creds
+        return None
 
     def save(self, registry: str, creds: Credentials) -> None:
         if ":" in creds.username:
