@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from isobox.drivers.vm.accel import Accel
 from isobox.drivers.vm.qemu_args import BootFiles, VMFiles, build, memory_mib, vcpus
 
@@ -131,3 +133,16 @@ def test_terminal_is_a_virtio_console_logged_as_stdout() -> None:
         "socket,id=tty,path=/run/isobox/vm/abc/tty.sock,server=on,wait=off,logfile=/w/abc/stdout.raw,logappend=on",
         "-device",
     ]
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_exec_console_follows_the_workload_terminal(tty: bool) -> None:
+    """The guest counts virtio consoles in this order: the exec console is hvc1 with -t, hvc0 without."""
+    args = build(id="abc", accel=Accel("tcg", "test"), memory_bytes=None, cpus=None, files=FILES, boot=BOOT, tty=tty,
+                 exec_tty=True)
+    consoles = [a for a in args if a.startswith("virtconsole,")]
+    names = [c.rsplit("name=", 1)[1] for c in consoles]
+    assert names == (["isobox.tty", "isobox.exectty"] if tty else ["isobox.exectty"])
+    assert "socket,id=exectty,path=/run/isobox/vm/abc/exec-tty.sock,server=on,wait=off" in args
+    plain = build(id="abc", accel=Accel("tcg", "test"), memory_bytes=None, cpus=None, files=FILES, boot=BOOT, tty=tty)
+    assert not any("exectty" in a for a in plain), "VMs made before the exec console keep their devices"

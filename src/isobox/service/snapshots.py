@@ -136,6 +136,7 @@ def remove(ctx: Context, name_or_id: str, name: str) -> None:
 def clone(ctx: Context, name_or_id: str, snapshot: str, new_name: str | None = None) -> WorkloadRecord:
     """A new, running VM from a snapshot of another (the fast start path)."""
     from isobox.drivers.vm import snapshots as vm_snapshots
+    from isobox.drivers.vm.driver import EXEC_TTY
     from isobox.drivers.vm.qemu_args import ISOLATED_NICS_LABEL
     from isobox.errors import InvalidArgumentError
     from isobox.model import ids
@@ -164,6 +165,12 @@ def clone(ctx: Context, name_or_id: str, snapshot: str, new_name: str | None = N
         workload_dir=str(ctx.paths.workloads / clone_id),
     )
     record = workloads.create_from_plan(ctx, plan)
+    if record.driver_info.get(EXEC_TTY) != source.driver_info.get(EXEC_TTY):
+        # The memory snapshot holds the source's devices: a source made before the exec console existed
+        # has none, and neither may its clone.
+        info = {k: v for k, v in record.driver_info.items() if k != EXEC_TTY}
+        record = replace(record, driver_info=info)
+        workloads.save(ctx, record)
     try:
         vm_snapshots.clone(driver, source, snapshot, record)  # type: ignore[arg-type]
     except BaseException:

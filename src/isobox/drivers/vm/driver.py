@@ -25,7 +25,7 @@ from pathlib import Path
 from isobox.config import Paths
 from isobox.drivers.base import Attach, ExecSpec, write_all
 from isobox.drivers.vm import accel as vm_accel
-from isobox.drivers.vm import agent, anyos, guest_script, initramfs, launch, qemu_args, rootdisk, streams
+from isobox.drivers.vm import agent, anyos, exec_tty, guest_script, initramfs, launch, qemu_args, rootdisk, streams
 from isobox.drivers.vm import kernel as guest_kernel
 from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.cgroup import VMCgroup, pids_in
@@ -42,6 +42,7 @@ EXIT_KILLED = 137
 EXIT_INIT_FAILED = 125
 EXIT_UNKNOWN = 255
 AGENT_TIMEOUT_S = 10.0
+EXEC_TTY = "exec_console"  # driver_info key: the VM has the exec console (exec -t)
 
 
 class VMDriver:
@@ -87,6 +88,7 @@ class VMDriver:
             "kernel": kernel.version,
             "initramfs": str(boot),
             "root_disk_base": str(base),
+            EXEC_TTY: "yes",
         }
 
     def _create_disk_vm(self, plan: RunPlan, files: VMFiles, existed: bool) -> dict[str, str]:
@@ -135,6 +137,7 @@ class VMDriver:
             isolated_macs=tuple(filter(None, (anyos.label(plan, qemu_args.ISOLATED_NICS_LABEL) or "").split(","))),
             tty=plan.process.tty,
             mounts=vm_volumes.of(plan.mounts),
+            exec_tty=record.driver_info.get(EXEC_TTY) == "yes",
         )
 
     def start(
@@ -309,6 +312,8 @@ class VMDriver:
         )
 
     def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int:
+        if spec.tty and not spec.detach and not anyos.is_disk_vm(record.plan):
+            return self.exec_terminal(record, spec, 0 if spec.interactive else None, 1)
         result = self.exec_capture(record, spec)
         write_all(1, result.stdout)
         write_all(2, result.stderr)
@@ -321,18 +326,51 @@ class VMDriver:
             raise InvalidStateError(
                 "exec needs the isobox guest agent, which a disk-image VM does not have", op="exec in VM", id=record.id
             )
-        if spec.tty or spec.interactive:
-            # The busybox agent captures output to files and has no pty: see guest/agent.sh.
-            raise InvalidArgumentError("exec -i/-t is not supported in VMs yet", op="exec in VM", id=record.id)
+        if spec.interactive and not spec.tty:
+            # Output is captured to files and stdin is /dev/null (guest/agent.sh); a stream of input
+            # needs the exec console, whose terminal would alter the bytes: not offered.
+            raise InvalidArgumentError(
+                "exec -i without -t is not supported in VMs (use -it for an interactive terminal)",
+                op="exec in VM",
+                id=record.id,
+            )
         if not launch.alive(launch.read_pid(files.pidfile), files.pidfile):
             raise InvalidStateError("the VM is not running", op="exec in VM", id=record.id)
-        env = dict(plan.process.env)
-        env.update(spec.env)
-        user = self._user(plan, spec.user if spec.user is not None else plan.process.user)
-        command = guest_script.command_line(spec.argv, tuple(env.items()), spec.cwd or plan.process.cwd, user)
+        command = self._exec_command(record, spec)
         if spec.detach:
             command = f"( {command} ) </dev/null >/dev/null 2>&1 &"
         return agent.run_script(self._channel(record, "agent"), command, timeout_s)
+
+    def _exec_command(self, record: WorkloadRecord, spec: ExecSpec) -> str:
+        plan = record.plan
+        env = dict(plan.process.env)
+        env.update(spec.env)
+        user = self._user(plan, spec.user if spec.user is not None else plan.process.user)
+        return guest_script.command_line(spec.argv, tuple(env.items()), spec.cwd or plan.process.cwd, user)
+
+    def exec_terminal(self, record: WorkloadRecord, spec: ExecSpec, stdin: int | None, stdout: int) -> int:
+        """exec -t: the command on the VM's exec console, streamed both ways; returns its exit status."""
+        files = self.files(record)
+        if record.driver_info.get(EXEC_TTY) != "yes":
+            raise InvalidStateError(
+                "this VM was created without the exec console that exec -t needs (create it again)",
+                op="exec in VM",
+                id=record.id,
+            )
+        pid = launch.read_pid(files.pidfile)
+        if not launch.alive(pid, files.pidfile):
+            raise InvalidStateError("the VM is not running", op="exec in VM", id=record.id)
+        return exec_tty.run(
+            self._channel(record, "ctl"),
+            files.exec_tty,
+            self._exec_command(record, spec),
+            stdin=stdin,
+            stdout=stdout,
+            size=exec_tty.terminal_size(stdout),
+            alive=lambda: launch.alive(pid, files.pidfile),
+            lock_dir=self.paths.locks,
+            workload=record.id,
+        )
 
     def stats(self, record: WorkloadRecord) -> Stats:
         return VMCgroup.for_workload(record.id).stats()

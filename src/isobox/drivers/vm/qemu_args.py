@@ -83,6 +83,10 @@ class VMFiles:
         return self.sockets / "tty.sock"
 
     @property
+    def exec_tty(self) -> Path:
+        return self.sockets / "exec-tty.sock"
+
+    @property
     def pidfile(self) -> Path:
         return self.root / "qemu.pid"
 
@@ -128,6 +132,13 @@ def terminal(files: VMFiles) -> list[str]:
     (docs/system/invocation, -chardev socket,logfile=)."""
     chardev = f"socket,id=tty,path={files.tty},server=on,wait=off,logfile={files.port('stdout')},logappend=on"
     return ["-chardev", chardev, "-device", "virtconsole,bus=ports.0,chardev=tty,name=isobox.tty"]
+
+
+def exec_terminal(files: VMFiles) -> list[str]:
+    """The exec console: another virtio console, for `exec -t` sessions (drivers/vm/exec_tty.py). Added
+    after the workload's terminal, so the guest knows it as hvc1 with -t and hvc0 without."""
+    chardev = f"socket,id=exectty,path={files.exec_tty},server=on,wait=off"
+    return ["-chardev", chardev, "-device", "virtconsole,bus=ports.0,chardev=exectty,name=isobox.exectty"]
 
 
 def network(interfaces: tuple[InterfacePlan, ...], isolated_macs: tuple[str, ...] = ()) -> list[str]:
@@ -205,8 +216,10 @@ def build(
     isolated_macs: tuple[str, ...] = (),
     tty: bool = False,
     mounts: vm_volumes.VMMounts | None = None,
+    exec_tty: bool = False,
 ) -> list[str]:
-    """The full argv of an image VM (direct kernel boot of the isobox initramfs)."""
+    """The full argv of an image VM (direct kernel boot of the isobox initramfs). ``exec_tty``: VMs
+    created before the exec console existed keep their device list, so their memory snapshots load."""
     mounts = mounts or vm_volumes.VMMounts()
     machine = MACHINE
     if mounts.needs_shared_memory:
@@ -245,6 +258,8 @@ def build(
     args += ["-device", f"virtserialport,bus=ports.0,chardev=port{len(PORTS) + len(PIPES)},name=isobox.stdin"]
     if tty:
         args += terminal(files)
+    if exec_tty:
+        args += exec_terminal(files)
     args += ["-fw_cfg", f"name=opt/isobox/run,file={files.run_script}"]
     args += vm_volumes.qemu_args(mounts, files.sockets)
     args += network(interfaces, isolated_macs)

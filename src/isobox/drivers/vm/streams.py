@@ -108,7 +108,7 @@ class StdinFeeder:
 
     def __init__(self, source_fd: int, socket_path: Path, connect_timeout_s: float = 10.0) -> None:
         self._source: int | None = source_fd
-        self._sock = _connect(socket_path, connect_timeout_s)
+        self._sock = connect(socket_path, connect_timeout_s)
 
     def pump(self, timeout_s: float) -> bool:
         """Move what the caller typed (waiting at most timeout_s); True if anything moved."""
@@ -138,7 +138,7 @@ class StdinFeeder:
 def bridge_terminal(socket_path: Path, stdin: int | None, stdout: int, *, alive: Callable[[], bool]) -> None:
     """-t: copy the guest terminal's output to stdout and (with -i) stdin to it, until the VM ends.
     The log needs nothing from here: the chardev's logfile records the terminal's output."""
-    with _connect(socket_path) as conn:
+    with connect(socket_path) as conn:
         sources: list[int] = [conn.fileno()] + ([stdin] if stdin is not None else [])
         while alive():
             if not sources:  # QEMU closed the terminal: only the power-off is left to wait for
@@ -159,7 +159,7 @@ def bridge_terminal(socket_path: Path, stdin: int | None, stdout: int, *, alive:
                 write_all(stdout, data)
 
 
-def _connect(socket_path: Path, timeout_s: float = 10.0) -> socket.socket:
+def connect(socket_path: Path, timeout_s: float = 10.0) -> socket.socket:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     deadline = time.monotonic() + timeout_s
     while True:

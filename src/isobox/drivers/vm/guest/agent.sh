@@ -9,8 +9,11 @@
 # Protocol (one line per message, fields separated by one space; host side: drivers/vm/agent.py):
 #   exec port  host -> guest  "ID SCRIPT_BASE64"    run the script with sh, output captured to files
 #              guest -> host  "ID out B64" "ID err B64" "ID rc N"   (B64 unwrapped, possibly empty)
-#   ctl port   host -> guest  "ID signal N" | "ID ping"
-#              guest -> host  "ID rc N"     | "ID pong"
+#   ctl port   host -> guest  "ID signal N" | "ID ping" | "ID tty SESSION ROWS COLS SCRIPT_BASE64"
+#              guest -> host  "ID rc N"     | "ID pong" | "ID rc N" (0: the exec -t session started)
+# exec -t runs on the exec console (ISOBOX_EXEC_TTY, a virtconsole: a real terminal) and ends with
+# "ESC ] isobox;SESSION;STATUS BEL" written on that terminal, after "ESC ] isobox;SESSION;ready BEL"
+# once the terminal is set up (host side: drivers/vm/exec_tty.py).
 # A virtio console port can be opened by one process at a time (drivers/char/virtio_console.c,
 # port_fops_open), so each loop opens its port once, read-write, on fd 3.
 
@@ -38,7 +41,34 @@ agent_ctl_loop() {
         case "$verb" in
             signal) kill -"$arg" "$(cat /run/workload.pid)" 2>/dev/null; echo "$id rc $?" >&3 ;;
             ping) echo "$id pong" >&3 ;;
+            tty) agent_tty_start $arg; echo "$id rc $?" >&3 ;;
             *) echo "$id rc 127" >&3 ;;
         esac
     done
+}
+
+# exec -t: the command runs in a session of its own whose controlling terminal is the exec console,
+# so ^C, job control and echo work as over ssh. It is started by start-stop-daemon -b (like the
+# loops above: a job started with & would ignore SIGINT) and the ctl loop answers at once.
+agent_tty_start() {  # SESSION ROWS COLS SCRIPT_BASE64
+    [ -c "$ISOBOX_EXEC_TTY" ] || return 2
+    # The host runs one session at a time: one still here lost its host side (isobox was killed).
+    for old in /tmp/exec.*/leader; do
+        [ -f "$old" ] && kill -HUP -"$(cat "$old")" 2>/dev/null
+    done
+    dir=/tmp/exec.$1
+    mkdir -p "$dir" && echo "$4" | base64 -d > "$dir/script" || return 1
+    start-stop-daemon -S -b -m -p "$dir/pid" -x /bin/sh -- \
+        -c '. /etc/isobox/agent.sh && agent_tty_session "$@"' isobox-exec "$1" "$2" "$3"
+}
+
+agent_tty_session() {  # SESSION ROWS COLS
+    dir=/tmp/exec.$1
+    # setsid makes the command a session leader (this shell is not a group leader, so setsid does not
+    # fork) and -c gives it the console as controlling terminal; the end marker follows its output.
+    # The size is set from inside: a terminal nobody holds open forgets it.
+    setsid -c sh -c 'echo $$ > "$3"; stty sane rows "$4" cols "$5" 2>/dev/null
+                     printf "\033]isobox;%s;ready\007" "$2"; sh "$1"; printf "\033]isobox;%s;%s\007" "$2" "$?"' \
+        isobox-exec "$dir/script" "$1" "$dir/leader" "$2" "$3" < "$ISOBOX_EXEC_TTY" > "$ISOBOX_EXEC_TTY" 2>&1
+    rm -rf "$dir"
 }

@@ -141,6 +141,10 @@ write_etc resolv.conf "$ISOBOX_RESOLV"
 # The agent loops are daemonized by start-stop-daemon -b, not started with &: what they run (exec)
 # must not inherit the ignored SIGINT/SIGQUIT of a background job (see the workload below). The
 # pid files only make -S start them (it starts nothing when a matching process exists).
+# exec -t sessions use the exec console: the second virtio console with -t (the first is the workload's
+# terminal), else the only one (qemu_args.build adds them in that order).
+if [ "$ISOBOX_TTY" = 1 ]; then ISOBOX_EXEC_TTY=/dev/hvc1; else ISOBOX_EXEC_TTY=/dev/hvc0; fi
+export ISOBOX_EXEC_TTY
 for loop in exec ctl; do
     start-stop-daemon -S -b -m -p "/run/isobox-agent-$loop.pid" -x /bin/sh -- \
         -c ". /etc/isobox/agent.sh && agent_${loop}_loop"

@@ -1,0 +1,95 @@
+"""`exec -t` / `exec -it` in a VM: a real terminal in the guest (its exec console), driven here through a
+pseudo-terminal as a user's shell would drive it: echo, window size, ^C, exit status."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import termios
+import time
+
+import pytest
+from tests.integration.conftest import ISOBOX, Cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(240)]
+
+
+class Terminal:
+    """`isobox ARGS` on the slave side of a pseudo-terminal of ROWS x COLS."""
+
+    def __init__(self, cli: Cli, *args: str, rows: int = 30, cols: int = 100) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: its terminal gets the size before isobox starts
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            os.execve(ISOBOX[0], [*ISOBOX, *args], dict(os.environ, ISOBOX_ROOT=str(cli.root)))
+        self.seen = b""
+
+    def send(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def expect(self, needle: str, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while needle.encode() not in self.seen:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"no {needle!r} in {self.seen[-400:]!r}")
+            try:
+                self.seen += os.read(self.fd, 4096)
+            except OSError:  # the child ended: the slave side is gone
+                raise AssertionError(f"ended without {needle!r}: {self.seen[-400:]!r}") from None
+
+    def exit_code(self, timeout_s: float = 30) -> int:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with_output = select.select([self.fd], [], [], 0.1)[0]
+            if with_output:
+                try:
+                    self.seen += os.read(self.fd, 4096)
+                except OSError:
+                    pass
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+        raise AssertionError(f"isobox did not exit: {self.seen[-400:]!r}")
+
+
+def test_exec_t_streams_a_terminal_and_returns_the_status(cli: Cli) -> None:
+    cli("run", "-d", "--vm", "--network", "none", "--name", "v", "busybox", "sleep", "600", check=True)
+    done = cli("exec", "-t", "v", "sh", "-c", "tty; stty size; echo out-$((6*7)); exit 3", timeout=120)
+    assert done.returncode == 3, done.stderr
+    # Not a terminal on this side: 24x80, and the terminal's CR LF line ends.
+    assert done.stdout.splitlines()[:3] == ["/dev/hvc0", "24 80", "out-42"]
+    assert "\x1b]isobox" not in done.stdout, "the end marker is never shown"
+    assert cli("exec", "v", "echo", "plain").stdout == "plain\n", "the agent's own exec still works"
+
+
+def test_exec_it_is_an_interactive_shell_with_job_control_signals(cli: Cli) -> None:
+    # -t on the workload too: its terminal is the first console, exec's the second.
+    cli("run", "-d", "-t", "--vm", "--network", "none", "--name", "v", "busybox", "sleep", "600", check=True)
+    shell = Terminal(cli, "exec", "-it", "v", "sh")
+    shell.expect("# ")  # the prompt
+    shell.send("tty; stty size\r")
+    shell.expect("/dev/hvc1")
+    shell.expect("30 100")
+    busy = cli("exec", "-t", "v", "true")
+    assert busy.returncode != 0 and "one at a time" in busy.stderr
+    shell.send("sleep 100; echo not-interrupted\r")
+    time.sleep(1.0)
+    shell.send("\x03")  # ^C in the user's terminal: SIGINT in the guest's foreground job
+    shell.send("echo back-$((6*7))\r")
+    shell.expect("back-42", timeout_s=15)
+    assert shell.seen.count(b"not-interrupted") == 1, "only the echo of the line typed, never its output"
+    shell.send("exit 7\r")
+    assert shell.exit_code() == 7
+    # The next session starts at once (the last one ended cleanly).
+    assert cli("exec", "-t", "v", "sh", "-c", "exit 4", timeout=60).returncode == 4
+
+
+def test_exec_i_without_t_is_refused_with_the_reason(cli: Cli) -> None:
+    cli("run", "-d", "--vm", "--network", "none", "--name", "v", "busybox", "sleep", "600", check=True)
+    refused = cli("exec", "-i", "v", "cat")
+    assert refused.returncode == 125 and "use -it" in refused.stderr
