@@ -4,12 +4,15 @@ pseudo-terminal as a user's shell would drive it: echo, window size, ^C, exit st
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import pty
 import select
 import struct
+import subprocess
 import termios
 import time
+from pathlib import Path
 
 import pytest
 from tests.integration.conftest import ISOBOX, Cli
@@ -89,7 +92,20 @@ def test_exec_it_is_an_interactive_shell_with_job_control_signals(cli: Cli) -> N
     assert cli("exec", "-t", "v", "sh", "-c", "exit 4", timeout=60).returncode == 4
 
 
-def test_exec_i_without_t_is_refused_with_the_reason(cli: Cli) -> None:
+def test_exec_i_streams_stdin_to_the_guest_command(cli: Cli, tmp_path: Path) -> None:
+    """exec -i without -t: the caller's input, byte for byte, then end-of-file; stdout and stderr apart."""
     cli("run", "-d", "--vm", "--network", "none", "--name", "v", "busybox", "sleep", "600", check=True)
-    refused = cli("exec", "-i", "v", "cat")
-    assert refused.returncode == 125 and "use -it" in refused.stderr
+    blob = os.urandom(300_000)
+    (tmp_path / "blob").write_bytes(blob)
+    with open(tmp_path / "blob", "rb") as source:
+        done = subprocess.run(
+            [*ISOBOX, "exec", "-i", "v", "sh", "-c", "sha256sum; echo to-stderr >&2; exit 5"],
+            stdin=source, capture_output=True, env=dict(os.environ, ISOBOX_ROOT=str(cli.root)), timeout=120,
+        )
+    assert done.returncode == 5, done.stderr
+    assert done.stdout.split()[0].decode() == hashlib.sha256(blob).hexdigest()
+    assert done.stderr == b"to-stderr\n"
+    # A command that reads only the start: the next one gets its own input, not the rest of this one's.
+    assert cli("exec", "-i", "v", "head", "-c", "4", input=b"abcdefgh" * 1000).stdout == "abcd"
+    assert cli("exec", "-i", "v", "cat", input=b"fresh\n").stdout == "fresh\n"
+    assert cli("exec", "-i", "v", "wc", "-c", input=b"").stdout.strip() == "0"

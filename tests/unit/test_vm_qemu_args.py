@@ -144,5 +144,6 @@ def test_exec_console_follows_the_workload_terminal(tty: bool) -> None:
     names = [c.rsplit("name=", 1)[1] for c in consoles]
     assert names == (["isobox.tty", "isobox.exectty"] if tty else ["isobox.exectty"])
     assert "socket,id=exectty,path=/run/isobox/vm/abc/exec-tty.sock,server=on,wait=off" in args
+    assert "virtserialport,bus=ports.0,chardev=execinput,name=isobox.input" in args
     plain = build(id="abc", accel=Accel("tcg", "test"), memory_bytes=None, cpus=None, files=FILES, boot=BOOT, tty=tty)
     assert not any("exectty" in a for a in plain), "VMs made before the exec console keep their devices"

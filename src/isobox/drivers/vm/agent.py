@@ -90,9 +90,13 @@ class AgentChannel:
         return WorkloadError(message, op=f"guest agent {self._port}", id=self._workload, path=str(self._in))
 
 
-def run_script(channel: AgentChannel, script: str, timeout_s: float | None = None) -> ExecResult:
+def run_script(
+    channel: AgentChannel, script: str, timeout_s: float | None = None, input_session: str | None = None
+) -> ExecResult:
+    """Run ``script`` in the guest; with ``input_session``, its stdin is that session's stream on the
+    input port (drivers/vm/exec_input.py), else /dev/null."""
     encoded = base64.b64encode(script.encode()).decode()
-    replies = channel.request(encoded, timeout_s)
+    replies = channel.request(f"{encoded} {input_session}" if input_session else encoded, timeout_s)
     return ExecResult(
         stdout=base64.b64decode(replies.get("out", "")),
         stderr=base64.b64decode(replies.get("err", "")),

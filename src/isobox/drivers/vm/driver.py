@@ -25,12 +25,23 @@ from pathlib import Path
 from isobox.config import Paths
 from isobox.drivers.base import Attach, ExecSpec, write_all
 from isobox.drivers.vm import accel as vm_accel
-from isobox.drivers.vm import agent, anyos, exec_tty, guest_script, initramfs, launch, qemu_args, rootdisk, streams
+from isobox.drivers.vm import (
+    agent,
+    anyos,
+    exec_input,
+    exec_tty,
+    guest_script,
+    initramfs,
+    launch,
+    qemu_args,
+    rootdisk,
+    streams,
+)
 from isobox.drivers.vm import kernel as guest_kernel
 from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.cgroup import VMCgroup, pids_in
 from isobox.drivers.vm.qemu_args import VMFiles
-from isobox.errors import InvalidArgumentError, InvalidStateError, WorkloadError
+from isobox.errors import InvalidStateError, WorkloadError
 from isobox.model.network import hosts_file, resolv_conf
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, Stats, WorkloadRecord
@@ -42,7 +53,7 @@ EXIT_KILLED = 137
 EXIT_INIT_FAILED = 125
 EXIT_UNKNOWN = 255
 AGENT_TIMEOUT_S = 10.0
-EXEC_TTY = "exec_console"  # driver_info key: the VM has the exec console (exec -t)
+EXEC_TTY = "exec_devices"  # driver_info key: the VM has the exec console and input port (exec -t, -i)
 
 
 class VMDriver:
@@ -314,32 +325,46 @@ class VMDriver:
     def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int:
         if spec.tty and not spec.detach and not anyos.is_disk_vm(record.plan):
             return self.exec_terminal(record, spec, 0 if spec.interactive else None, 1)
-        result = self.exec_capture(record, spec)
+        result = self.exec_capture(record, spec, stdin=0)
         write_all(1, result.stdout)
         write_all(2, result.stderr)
         return result.exit_code
 
-    def exec_capture(self, record: WorkloadRecord, spec: ExecSpec, timeout_s: float | None = None) -> agent.ExecResult:
-        """Run a process in the running VM through the agent; its output is returned when it ends."""
+    def exec_capture(
+        self, record: WorkloadRecord, spec: ExecSpec, timeout_s: float | None = None, stdin: int | None = None
+    ) -> agent.ExecResult:
+        """Run a process in the running VM through the agent; its output is returned when it ends. With
+        spec.interactive and ``stdin``, that fd is streamed to it (exec -i)."""
         plan, files = record.plan, self.files(record)
         if anyos.is_disk_vm(plan):
             raise InvalidStateError(
                 "exec needs the isobox guest agent, which a disk-image VM does not have", op="exec in VM", id=record.id
-            )
-        if spec.interactive and not spec.tty:
-            # Output is captured to files and stdin is /dev/null (guest/agent.sh); a stream of input
-            # needs the exec console, whose terminal would alter the bytes: not offered.
-            raise InvalidArgumentError(
-                "exec -i without -t is not supported in VMs (use -it for an interactive terminal)",
-                op="exec in VM",
-                id=record.id,
             )
         if not launch.alive(launch.read_pid(files.pidfile), files.pidfile):
             raise InvalidStateError("the VM is not running", op="exec in VM", id=record.id)
         command = self._exec_command(record, spec)
         if spec.detach:
             command = f"( {command} ) </dev/null >/dev/null 2>&1 &"
+        elif spec.interactive and stdin is not None:
+            self._require_exec_devices(record, "-i")
+            return exec_input.run(
+                self._channel(record, "agent"),
+                files.exec_input,
+                command,
+                stdin,
+                lock_dir=self.paths.locks,
+                workload=record.id,
+                timeout_s=timeout_s,
+            )
         return agent.run_script(self._channel(record, "agent"), command, timeout_s)
+
+    def _require_exec_devices(self, record: WorkloadRecord, flag: str) -> None:
+        if record.driver_info.get(EXEC_TTY) != "yes":
+            raise InvalidStateError(
+                f"this VM was created without the exec devices that exec {flag} needs (create it again)",
+                op="exec in VM",
+                id=record.id,
+            )
 
     def _exec_command(self, record: WorkloadRecord, spec: ExecSpec) -> str:
         plan = record.plan
@@ -351,12 +376,7 @@ class VMDriver:
     def exec_terminal(self, record: WorkloadRecord, spec: ExecSpec, stdin: int | None, stdout: int) -> int:
         """exec -t: the command on the VM's exec console, streamed both ways; returns its exit status."""
         files = self.files(record)
-        if record.driver_info.get(EXEC_TTY) != "yes":
-            raise InvalidStateError(
-                "this VM was created without the exec console that exec -t needs (create it again)",
-                op="exec in VM",
-                id=record.id,
-            )
+        self._require_exec_devices(record, "-t")
         pid = launch.read_pid(files.pidfile)
         if not launch.alive(pid, files.pidfile):
             raise InvalidStateError("the VM is not running", op="exec in VM", id=record.id)

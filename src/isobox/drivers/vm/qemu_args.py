@@ -87,6 +87,10 @@ class VMFiles:
         return self.sockets / "exec-tty.sock"
 
     @property
+    def exec_input(self) -> Path:
+        return self.sockets / "exec-input.sock"
+
+    @property
     def pidfile(self) -> Path:
         return self.root / "qemu.pid"
 
@@ -134,11 +138,17 @@ def terminal(files: VMFiles) -> list[str]:
     return ["-chardev", chardev, "-device", "virtconsole,bus=ports.0,chardev=tty,name=isobox.tty"]
 
 
-def exec_terminal(files: VMFiles) -> list[str]:
-    """The exec console: another virtio console, for `exec -t` sessions (drivers/vm/exec_tty.py). Added
-    after the workload's terminal, so the guest knows it as hvc1 with -t and hvc0 without."""
-    chardev = f"socket,id=exectty,path={files.exec_tty},server=on,wait=off"
-    return ["-chardev", chardev, "-device", "virtconsole,bus=ports.0,chardev=exectty,name=isobox.exectty"]
+def exec_devices(files: VMFiles) -> list[str]:
+    """For exec with a stream: the exec console, another virtio console for `exec -t` sessions
+    (drivers/vm/exec_tty.py), added after the workload's terminal, so the guest knows it as hvc1 with -t
+    and hvc0 without; and the exec input port for `exec -i` (a socket chardev, so the end of the host's
+    input reaches the guest as end-of-file, as the workload's stdin does)."""
+    return [
+        "-chardev", f"socket,id=exectty,path={files.exec_tty},server=on,wait=off",
+        "-device", "virtconsole,bus=ports.0,chardev=exectty,name=isobox.exectty",
+        "-chardev", f"socket,id=execinput,path={files.exec_input},server=on,wait=off",
+        "-device", "virtserialport,bus=ports.0,chardev=execinput,name=isobox.input",
+    ]  # fmt: skip
 
 
 def network(interfaces: tuple[InterfacePlan, ...], isolated_macs: tuple[str, ...] = ()) -> list[str]:
@@ -219,7 +229,7 @@ def build(
     exec_tty: bool = False,
 ) -> list[str]:
     """The full argv of an image VM (direct kernel boot of the isobox initramfs). ``exec_tty``: VMs
-    created before the exec console existed keep their device list, so their memory snapshots load."""
+    created before the exec devices existed keep their device list, so their memory snapshots load."""
     mounts = mounts or vm_volumes.VMMounts()
     machine = MACHINE
     if mounts.needs_shared_memory:
@@ -259,7 +269,7 @@ def build(
     if tty:
         args += terminal(files)
     if exec_tty:
-        args += exec_terminal(files)
+        args += exec_devices(files)
     args += ["-fw_cfg", f"name=opt/isobox/run,file={files.run_script}"]
     args += vm_volumes.qemu_args(mounts, files.sockets)
     args += network(interfaces, isolated_macs)

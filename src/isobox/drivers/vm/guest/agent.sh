@@ -7,7 +7,9 @@
 # works for images without a shell.
 #
 # Protocol (one line per message, fields separated by one space; host side: drivers/vm/agent.py):
-#   exec port  host -> guest  "ID SCRIPT_BASE64"    run the script with sh, output captured to files
+#   exec port  host -> guest  "ID SCRIPT_BASE64 [SESSION]"  run the script with sh, output captured to
+#                                                   files; stdin: /dev/null, or with SESSION the input
+#                                                   port's stream after its line "isobox-input SESSION"
 #              guest -> host  "ID out B64" "ID err B64" "ID rc N"   (B64 unwrapped, possibly empty)
 #   ctl port   host -> guest  "ID signal N" | "ID ping" | "ID tty SESSION ROWS COLS SCRIPT_BASE64"
 #              guest -> host  "ID rc N"     | "ID pong" | "ID rc N" (0: the exec -t session started)
@@ -19,12 +21,16 @@
 
 agent_exec_loop() {
     exec 3<>/dev/port-isobox.agent
-    while IFS=' ' read -r id script <&3; do
+    while IFS=' ' read -r id script input <&3; do
         [ -n "$id" ] || continue
         dir=/tmp/exec.$id
         mkdir -p "$dir"
         echo "$script" | base64 -d > "$dir/script" 2>/dev/null
-        sh "$dir/script" < /dev/null > "$dir/out" 2> "$dir/err"
+        if [ -n "$input" ]; then
+            agent_with_input "$input" sh "$dir/script" > "$dir/out" 2> "$dir/err"
+        else
+            sh "$dir/script" < /dev/null > "$dir/out" 2> "$dir/err"
+        fi
         rc=$?
         {
             printf '%s out ' "$id"; base64 -w 0 "$dir/out"
@@ -72,3 +78,24 @@ agent_tty_session() {  # SESSION ROWS COLS
         isobox-exec "$dir/script" "$1" "$dir/leader" "$2" "$3" < "$ISOBOX_EXEC_TTY" > "$ISOBOX_EXEC_TTY" 2>&1
     rm -rf "$dir"
 }
+
+# exec -i: COMMAND reads the host's stream on the input port. The host connects, writes the line
+# "isobox-input SESSION", its input, then disconnects: the guest reads that as end-of-file. Whatever
+# precedes the line (input an earlier session's command left unread) is skipped; a read that ends at
+# once means the host's connection has not reached the port yet, so it is tried again (bounded).
+agent_with_input() (  # SESSION COMMAND...
+    want="isobox-input $1"
+    shift
+    exec 5< /dev/port-isobox.input || exit 126
+    waited=0
+    while :; do
+        if read -r line <&5; then
+            [ "$line" = "$want" ] && break
+        else
+            waited=$((waited + 1))
+            [ "$waited" -gt 500 ] && exit 126
+            usleep 10000
+        fi
+    done
+    exec "$@" <&5 5<&-
+)
