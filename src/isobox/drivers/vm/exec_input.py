@@ -19,8 +19,6 @@ import threading
 from pathlib import Path
 
 from isobox.drivers.vm import agent, streams
-from isobox.errors import ConflictError
-from isobox.state.locks import locked
 
 
 def run(
@@ -33,14 +31,7 @@ def run(
     workload: str,
     timeout_s: float | None = None,
 ) -> agent.ExecResult:
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(locked(lock_dir, f"vm-exec-input-{workload}", wait=False))
-        except BlockingIOError:
-            raise ConflictError(
-                "another exec -i is reading input in this VM (one at a time)", op="exec in VM", id=workload
-            ) from None
-        conn = stack.enter_context(streams.connect(socket_path))
+    with streams.one_session(lock_dir, "-i", workload), streams.connect(socket_path) as conn:
         session = secrets.token_hex(6)
         conn.sendall(f"isobox-input {session}\n".encode())
         copier = threading.Thread(target=_copy, args=(stdin, conn), name="exec-input", daemon=True)

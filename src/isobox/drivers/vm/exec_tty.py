@@ -16,7 +16,6 @@ once rather than queued behind an interactive shell.
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import re
 import secrets
@@ -27,8 +26,7 @@ from pathlib import Path
 from isobox.drivers.base import write_all
 from isobox.drivers.vm import streams
 from isobox.drivers.vm.agent import AgentChannel
-from isobox.errors import ConflictError, WorkloadError
-from isobox.state.locks import locked
+from isobox.errors import WorkloadError
 
 START_TIMEOUT_S = 10.0
 END_OF_INPUT = b"\x04"  # ^D: end of input for a program reading the terminal in canonical mode
@@ -58,14 +56,7 @@ def run(
     workload: str,
 ) -> int:
     """Run ``command`` (a guest shell script) on the exec console; returns its exit status."""
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(locked(lock_dir, f"vm-exec-tty-{workload}", wait=False))
-        except BlockingIOError:
-            raise ConflictError(
-                "another exec -t session is running in this VM (one at a time)", op="exec in VM", id=workload
-            ) from None
-        conn = stack.enter_context(streams.connect(socket_path))
+    with streams.one_session(lock_dir, "-t", workload), streams.connect(socket_path) as conn:
         session = secrets.token_hex(6)
         script = base64.b64encode(command.encode()).decode()
         rows, columns = size

@@ -19,12 +19,13 @@ import os
 import select
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from isobox.drivers.base import write_all
 from isobox.drivers.logfile import LogWriter
 from isobox.drivers.vm.qemu_args import VMFiles
+from isobox.errors import ConflictError
 from isobox.state.locks import locked
 
 STREAMS = ("stdout", "stderr")
@@ -157,6 +158,21 @@ def bridge_terminal(socket_path: Path, stdin: int | None, stdout: int, *, alive:
         with contextlib.suppress(OSError):
             while data := conn.recv(65536):
                 write_all(stdout, data)
+
+
+@contextlib.contextmanager
+def one_session(lock_dir: Path, flag: str, workload: str) -> Iterator[None]:
+    """One `exec FLAG` stream per VM at a time (its port has one host connection): a second is refused
+    at once rather than queued behind, say, an interactive shell."""
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(locked(lock_dir, f"vm-exec{flag}-{workload}", wait=False))
+    except BlockingIOError:
+        raise ConflictError(
+            f"another exec {flag} is running in this VM (one at a time)", op="exec in VM", id=workload
+        ) from None
+    with stack:
+        yield
 
 
 def connect(socket_path: Path, timeout_s: float = 10.0) -> socket.socket:
