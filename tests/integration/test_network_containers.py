@@ -85,10 +85,18 @@ def test_networks_are_isolated_and_multi_homed(net_cli: Cli) -> None:
     blocked = net_cli("run", "--rm", "--network", "blue", "busybox", "sh", "-c",
                       "timeout 2 wget -q -O- http://10.250.1.50/index.html; exit $?")  # not exec'd: pid 1 ignores TERM
     assert blocked.returncode != 0
-    # Names resolve through the first network's DNS: red first, so redweb is known.
+    net_cli("run", "-d", "--name", "blueweb", "--network", "blue", "busybox", "sh", "-c", fx.WEB, check=True)
+    # A workload on both networks resolves the names of each (its first network's dnsmasq forwards the
+    # other's domain), as in Docker; one on red only does not see blue's names.
     both = net_cli("run", "--rm", "--network", "red", "--network", "blue", "busybox", "sh", "-c",
-                   "ip -o -4 addr show; timeout 5 wget -q -O- http://redweb/index.html", check=True)
-    assert "10.250.2." in both.stdout and "10.250.1." in both.stdout and "hello-from-" in both.stdout
+                   "ip -o -4 addr show; timeout 5 wget -q -O- http://redweb/index.html; "
+                   "timeout 5 wget -q -O- http://blueweb/index.html; cat /etc/resolv.conf", check=True)
+    assert "10.250.2." in both.stdout and "10.250.1." in both.stdout
+    assert "hello-from-" in both.stdout and both.stdout.count("hello-from-") == 2, both.stdout
+    assert "search red.isobox.internal blue.isobox.internal" in both.stdout
+    red_only = net_cli("run", "--rm", "--network", "red", "busybox", "nslookup", "blueweb")
+    assert red_only.returncode != 0
+    assert net_cli("run", "--rm", "--network", "red", "busybox", "nslookup", "redweb", check=True).returncode == 0
     busy = net_cli("network", "rm", "red")
     assert busy.returncode != 0 and "in use" in busy.stderr
 

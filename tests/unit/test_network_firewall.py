@@ -83,6 +83,10 @@ def test_dnsmasq_argv_golden() -> None:
         "--bind-interfaces",
         "--no-hosts",
         "--addn-hosts=/run/isobox-dns/abab/hosts",
+        "--domain=isobox.isobox.internal",
+        "--expand-hosts",
+        "--local=/isobox.internal/",
+        "--servers-file=/run/isobox-dns/abab/servers",
         "--domain-needed",
         "--bogus-priv",
         "--local-ttl=0",
@@ -104,6 +108,10 @@ def test_hosts_and_dhcp_files() -> None:
     ]
     assert dns.hosts_text(entries) == "10.88.0.9\tvm1 fedcba987654\n10.88.0.10\tdb database 0123456789ab\n"
     assert dns.dhcp_hosts_text(entries) == "02:1b:0a:58:00:09,10.88.0.9,vm1\n"
+    forwards = [("red.isobox.internal", "10.250.1.1"), ("blue.isobox.internal", "10.250.2.1")]
+    assert dns.servers_text(forwards) == (
+        "server=/blue.isobox.internal/10.250.2.1\nserver=/red.isobox.internal/10.250.1.1\n"
+    )
 
 
 def test_container_interface_commands() -> None:

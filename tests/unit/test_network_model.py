@@ -13,8 +13,10 @@ from isobox.model.network import (
     PortSpec,
     Protocol,
     hosts_file,
+    network_domain,
     resolv_conf,
 )
+from isobox.service.context import Context
 
 ETH0 = InterfacePlan("isobox", "n1", "isobox0", "iv0", "eth0", "02:1b:0a:58:00:02", "10.88.0.2", 24, "10.88.0.1",
                      ("10.88.0.1",))
@@ -57,7 +59,10 @@ def test_hosts_file() -> None:
 
 def test_resolv_conf() -> None:
     bridged = resolv_conf(NetworkPlan(interfaces=(ETH0, ETH1)), HOST_RESOLV)
-    assert bridged == "nameserver 10.88.0.1\nnameserver 10.89.0.1\nsearch corp.example\noptions edns0\n"
+    # One server, the first network's (it forwards the others' domains); every network's domain searched.
+    assert bridged == (
+        "nameserver 10.88.0.1\nsearch isobox.isobox.internal back.isobox.internal corp.example\noptions edns0\n"
+    )
     alone = resolv_conf(NetworkPlan(mode=NetworkMode.NONE), HOST_RESOLV)
     assert alone == "nameserver 192.0.2.53\nsearch corp.example\noptions edns0\n"
     hosted = resolv_conf(NetworkPlan(mode=NetworkMode.HOST), HOST_RESOLV)
@@ -65,6 +70,41 @@ def test_resolv_conf() -> None:
     assert resolv_conf(None, "") == ""
 
 
+def test_network_domain() -> None:
+    assert network_domain("backend-2", "ab" * 32) == "backend-2.isobox.internal"
+    # Not a DNS label (upper case, '_', '.', too long): the id stands in.
+    for name in ("Backend", "my_net", "a.b", "x" * 64, "-x"):
+        assert network_domain(name, "ab" * 32) == "nabababababab.isobox.internal"
+
+
 def test_kernel_ip_argument() -> None:
     assert ETH0.kernel_ip_arg("web") == "ip=10.88.0.2::10.88.0.1:255.255.255.0:web:eth0:off:10.88.0.1"
     assert ETH1.kernel_ip_arg("web", default_route=False) == "ip=10.89.0.5:::255.255.255.0:web:eth1:off:10.89.0.1"
+
+
+def test_forwards_follow_the_workloads_whose_first_network_it_is(ctx: Context) -> None:
+    """A network's dnsmasq forwards the domains of the other networks of the workloads that ask it."""
+    from dataclasses import replace
+
+    from isobox.model.network import NetworkRecord
+    from isobox.service import network_state as state
+
+    red = NetworkRecord("r" * 64, "red", "10.250.1.0/24", "10.250.1.1", "ibr-r")
+    blue = NetworkRecord("b" * 64, "blue", "10.250.2.0/24", "10.250.2.1", "ibr-b")
+    state.schema(ctx)
+    for network in (red, blue):
+        state.save(ctx, network)
+
+    def on(network: NetworkRecord, ifname: str, ip: str) -> InterfacePlan:
+        return replace(ETH0, network=network.name, network_id=network.id, ifname=ifname, ip=ip,
+                       gateway=network.gateway, dns=(network.gateway,))
+
+    state.insert_endpoint(ctx, state.Endpoint("w", "both", on(red, "eth0", "10.250.1.5")))
+    state.insert_endpoint(ctx, state.Endpoint("w", "both", on(blue, "eth1", "10.250.2.5")))
+    state.insert_endpoint(ctx, state.Endpoint("x", "blue-only", on(blue, "eth0", "10.250.2.6")))
+    assert state.forwards(ctx, red) == [("blue.isobox.internal", "10.250.2.1")]
+    assert state.forwards(ctx, blue) == [], "blue's own workloads ask blue, which has nothing to forward"
+    state.delete_endpoints(ctx, "w")
+    assert state.forwards(ctx, red) == []
+    state.delete_endpoints(ctx, "x")
+    ctx.db.query("DELETE FROM networks")  # records only: no bridge or dnsmasq of theirs exists to take down

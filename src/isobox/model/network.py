@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from isobox.errors import InvalidArgumentError
@@ -118,6 +119,18 @@ class PortPlan:
         return f"{self.host_ip or '0.0.0.0'}:{self.host_port}->{self.container_port}/{self.protocol.value}"
 
 
+# Every network's workloads are also NAME.<network domain>; ".internal" is reserved for private use (ICANN, 2024),
+# so these names never clash with public ones and never leave the host (each dnsmasq answers them itself).
+DNS_SUFFIX = "isobox.internal"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def network_domain(name: str, network_id: str) -> str:
+    """NAME.isobox.internal, or n<id prefix>.isobox.internal for a network name that is no DNS label."""
+    label = name if _DNS_LABEL.match(name) else "n" + network_id[:12]
+    return f"{label}.{DNS_SUFFIX}"
+
+
 @dataclass(frozen=True)
 class InterfacePlan:
     network: str  # network name
@@ -131,6 +144,10 @@ class InterfacePlan:
     gateway: str
     dns: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+
+    @property
+    def domain(self) -> str:
+        return network_domain(self.network, self.network_id)
 
     @property
     def netmask(self) -> str:
@@ -158,6 +175,10 @@ class NetworkPlan:
             seen += [server for server in interface.dns if server not in seen]
         return tuple(seen)
 
+    @property
+    def search_domains(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(i.domain for i in self.interfaces))
+
 
 def hosts_file(network: NetworkPlan | None, hostname: str, host_text: str = "") -> str:
     """/etc/hosts of a workload: localhost, and its own name on each of its addresses.
@@ -174,15 +195,20 @@ def hosts_file(network: NetworkPlan | None, hostname: str, host_text: str = "") 
 
 
 def resolv_conf(network: NetworkPlan | None, host_text: str) -> str:
-    """/etc/resolv.conf: the networks' DNS servers (dnsmasq on each gateway) with the host's search and
-    options lines; without an isobox network, the host's servers minus loopback ones (unreachable from a
-    private namespace; with the host network they are kept)."""
+    """/etc/resolv.conf. On isobox networks: one server, the first network's dnsmasq, which answers for
+    all of the workload's networks (it forwards the others' domains to their dnsmasq), and their domains
+    first in the search list, so a plain name is looked up on each network in turn; then the host's
+    search and options lines. Without an isobox network, the host's servers minus loopback ones
+    (unreachable from a private namespace; with the host network they are kept)."""
     lines = host_text.splitlines()
     kept = [ln for ln in lines if ln.startswith(("search", "options"))]
     if network is not None and network.mode is NetworkMode.HOST:
         servers = [ln for ln in lines if ln.startswith("nameserver")]
     elif network is not None and network.dns_servers:
-        servers = [f"nameserver {server}" for server in network.dns_servers]
+        servers = [f"nameserver {network.dns_servers[0]}"]
+        host_search = [word for ln in lines if ln.startswith("search") for word in ln.split()[1:]]
+        search = list(dict.fromkeys([*network.search_domains, *host_search]))
+        kept = [f"search {' '.join(search)}"] + [ln for ln in lines if ln.startswith("options")]
     else:
         servers = [
             ln for ln in lines if ln.startswith("nameserver") and not ln.split()[-1].startswith(("127.", "::1"))

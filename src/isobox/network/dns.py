@@ -4,6 +4,12 @@ Names: a hosts file (`--addn-hosts`) of every workload on the network, `IP name 
 re-reads it on SIGHUP (dnsmasq(8), SIGNALS), so names appear and vanish with the workloads. Queries for
 other names are forwarded to the host's resolvers, except single-label names (`--domain-needed`) and
 private reverse lookups (`--bogus-priv`), which never leave the host.
+Every workload is also NAME.<network domain> (model/network.py, network_domain; `--domain`
+with `--expand-hosts`), and all of isobox.internal is answered locally, never forwarded (`--local`). A
+workload on several networks asks its first network's dnsmasq only, with all its networks' domains in
+its search list: that dnsmasq forwards the other networks' domains to their own dnsmasq
+(`--servers-file`, re-read on SIGHUP), so the workload resolves the names of every network it is on, as
+in Docker, while a workload on one network only still sees that network's names.
 Addresses for VMs booted from arbitrary images: DHCP in `static` mode, where only the MAC→IP pairs of
 `--dhcp-hostsfile` (written from the same allocation as the containers') get a lease, as libvirt does.
 
@@ -25,7 +31,7 @@ from pathlib import Path
 
 from isobox.command import run
 from isobox.errors import HostError
-from isobox.model.network import NetworkRecord
+from isobox.model.network import DNS_SUFFIX, NetworkRecord, network_domain
 
 log = logging.getLogger(__name__)
 DNS_ROOT = Path("/run/isobox-dns")
@@ -46,6 +52,11 @@ def hosts_text(entries: Iterable[HostEntry]) -> str:
     return "".join(f"{e.ip}\t{' '.join(e.names)}\n" for e in sorted(entries, key=lambda e: ipaddress.ip_address(e.ip)))
 
 
+def servers_text(forwards: Iterable[tuple[str, str]]) -> str:
+    """--servers-file lines: (domain, dnsmasq address) of the other networks this network's workloads are on."""
+    return "".join(f"server=/{domain}/{address}\n" for domain, address in sorted(forwards))
+
+
 def dhcp_hosts_text(entries: Iterable[HostEntry]) -> str:
     return "".join(f"{e.mac},{e.ip},{e.names[0]}\n" for e in entries if e.mac)
 
@@ -64,6 +75,10 @@ def dnsmasq_argv(network: NetworkRecord, directory: Path) -> list[str]:
         "--bind-interfaces",  # bind the gateway address only: port 53 of the host stays free
         "--no-hosts",
         f"--addn-hosts={directory / 'hosts'}",
+        f"--domain={network_domain(network.name, network.id)}",
+        "--expand-hosts",
+        f"--local=/{DNS_SUFFIX}/",
+        f"--servers-file={directory / 'servers'}",
         "--domain-needed",
         "--bogus-priv",
         "--local-ttl=0",
@@ -77,19 +92,20 @@ def dnsmasq_argv(network: NetworkRecord, directory: Path) -> list[str]:
     ]
 
 
-def write(network: NetworkRecord, entries: list[HostEntry]) -> None:
+def write(network: NetworkRecord, entries: list[HostEntry], forwards: list[tuple[str, str]]) -> None:
     directory = state_dir(network)
     directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    for name, text in (("hosts", hosts_text(entries)), ("dhcp-hosts", dhcp_hosts_text(entries))):
+    files = {"hosts": hosts_text(entries), "dhcp-hosts": dhcp_hosts_text(entries), "servers": servers_text(forwards)}
+    for name, text in files.items():
         tmp = directory / f".{name}.tmp"
         tmp.write_text(text)
         tmp.chmod(0o644)
         os.replace(tmp, directory / name)
 
 
-def start(network: NetworkRecord, entries: list[HostEntry]) -> None:
+def start(network: NetworkRecord, entries: list[HostEntry], forwards: list[tuple[str, str]]) -> None:
     """Start the network's dnsmasq if it is not running; reload its files if it is."""
-    write(network, entries)
+    write(network, entries, forwards)
     if _pid(network) is not None:
         reload(network)
         return

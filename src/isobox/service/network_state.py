@@ -173,7 +173,7 @@ def activate(ctx: Context, network: NetworkRecord) -> NetworkRecord:
         _applied(ctx).unlink(missing_ok=True)
     dns.check_installed()
     bridge.create(network.bridge, network.gateway, network.prefix_len)
-    dns.start(network, host_entries(ctx, network))
+    dns.start(network, host_entries(ctx, network), forwards(ctx, network))
     if not bridge.ip_forward_enabled():
         log.info("net.ipv4.ip_forward is 0: workloads reach the host and each other, not beyond the host")
     return network
@@ -212,6 +212,18 @@ def host_entries(ctx: Context, network: NetworkRecord) -> list[dns.HostEntry]:
     ]
 
 
+def forwards(ctx: Context, network: NetworkRecord) -> list[tuple[str, str]]:
+    """(domain, dnsmasq address) of the other networks of the workloads that ask this network's dnsmasq
+    (those whose first network it is: eth0), for its --servers-file."""
+    askers = {e.workload_id for e in endpoints(ctx, network) if e.interface.ifname == "eth0"}
+    found = {
+        (e.interface.domain, e.interface.gateway)
+        for e in all_endpoints(ctx)
+        if e.workload_id in askers and e.interface.network_id != network.id
+    }
+    return sorted(found)
+
+
 def sync(ctx: Context, touched: list[NetworkRecord]) -> None:
     """Make DNS and the firewall match the database for the touched networks (and every port)."""
     for stale in touched:
@@ -222,7 +234,7 @@ def sync(ctx: Context, touched: list[NetworkRecord]) -> None:
         if not active(ctx, network):
             deactivate(network)
         elif bridge.exists(network.bridge):
-            dns.start(network, host_entries(ctx, network))
+            dns.start(network, host_entries(ctx, network), forwards(ctx, network))
     apply_firewall(ctx)
 
 

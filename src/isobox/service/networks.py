@@ -25,6 +25,7 @@ from isobox.model.network import (
     NetworkRecord,
     PortPlan,
     PortSpec,
+    network_domain,
     network_mode,
 )
 from isobox.model.plan import USERNS_SIZE, RunPlan
@@ -95,6 +96,7 @@ def inspect(ctx: Context, name_or_id: str) -> dict[str, object]:
     members = endpoints(ctx, network)
     return {
         **codec.to_jsonable(network),
+        "domain": network_domain(network.name, network.id),
         "up": bridge.exists(network.bridge),
         "dns": dns.running(network),
         "endpoints": [
