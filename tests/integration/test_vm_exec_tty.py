@@ -30,6 +30,10 @@ class Terminal:
             os.execve(ISOBOX[0], [*ISOBOX, *args], dict(os.environ, ISOBOX_ROOT=str(cli.root)))
         self.seen = b""
 
+    def resize(self, rows: int, cols: int) -> None:
+        """As a terminal window does: the new size, and SIGWINCH to its foreground processes (isobox)."""
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
     def send(self, text: str) -> None:
         os.write(self.fd, text.encode())
 
@@ -86,6 +90,10 @@ def test_exec_it_is_an_interactive_shell_with_job_control_signals(cli: Cli) -> N
     shell.send("echo back-$((6*7))\r")
     shell.expect("back-42", timeout_s=15)
     assert shell.seen.count(b"not-interrupted") == 1, "only the echo of the line typed, never its output"
+    shell.resize(40, 120)
+    time.sleep(1.0)  # SIGWINCH reaches isobox, which passes the size on to the guest's terminal
+    shell.send("stty size\r")
+    shell.expect("40 120")
     shell.send("exit 7\r")
     assert shell.exit_code() == 7
     # The next session starts at once (the last one ended cleanly).
@@ -109,3 +117,18 @@ def test_exec_i_streams_stdin_to_the_guest_command(cli: Cli, tmp_path: Path) -> 
     assert cli("exec", "-i", "v", "head", "-c", "4", input=b"abcdefgh" * 1000).stdout == "abcd"
     assert cli("exec", "-i", "v", "cat", input=b"fresh\n").stdout == "fresh\n"
     assert cli("exec", "-i", "v", "wc", "-c", input=b"").stdout.strip() == "0"
+
+
+def test_run_it_terminal_follows_the_window_size(cli: Cli) -> None:
+    """run -it, a VM and a container alike: the terminal starts at the caller's size and follows it."""
+    for kind in (["--vm", "--network", "none"], ["--network", "none"]):
+        shell = Terminal(cli, "run", "-it", "--rm", *kind, "busybox", "sh", rows=33, cols=91)
+        shell.expect("# ", timeout_s=60)
+        shell.send("stty size\r")
+        shell.expect("33 91")
+        shell.resize(44, 111)
+        time.sleep(1.0)
+        shell.send("stty size\r")
+        shell.expect("44 111")
+        shell.send("exit 2\r")
+        assert shell.exit_code(timeout_s=60) == 2, kind

@@ -86,3 +86,44 @@ def write_all(fd: int, data: bytes) -> None:
         except BrokenPipeError:
             return
         view = view[written:]
+
+
+class TerminalSize:
+    """The caller's terminal size, and whether it changed since last asked: SIGWINCH sets a flag, and the
+    attach loops ask between reads (never inside the handler: passing a size on may take a lock).
+    Inactive (never reports) when ``fd`` is no terminal or this is not the main thread."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending = False
+        self._previous: object = None
+        self._active = False
+
+    def __enter__(self) -> TerminalSize:
+        import signal
+        import threading
+
+        if os.isatty(self._fd) and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGWINCH, self._changed)
+            self._active = self._pending = True  # the first ask reports the size as it is
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._active:
+            signal.signal(signal.SIGWINCH, self._previous)  # type: ignore[arg-type]
+
+    def _changed(self, signum: int, frame: object) -> None:
+        self._pending = True
+
+    def changed(self) -> tuple[int, int] | None:
+        """(rows, columns) if the size changed since the last call (or this is the first), else None."""
+        if not self._pending:
+            return None
+        self._pending = False
+        try:
+            size = os.get_terminal_size(self._fd)
+        except OSError:
+            return None
+        return size.lines, size.columns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from isobox.config import Paths
-from isobox.drivers.base import Attach, ExecSpec
+from isobox.drivers.base import Attach, ExecSpec, TerminalSize
 from isobox.drivers.container import bundle, checkpoint, monitor
 from isobox.drivers.container.runtime import Runtime, probe
 from isobox.errors import HostError, InvalidArgumentError, InvalidStateError, NotFoundError, WorkloadError
@@ -70,13 +71,17 @@ class ContainerDriver:
             self.runtime.run("start", plan.id, op="start", workload=plan.id)
             return pid
         sock = monitor.connect_attach(workdir)
-        try:
-            if plan.process.tty:
-                _send_size(workdir, attach.stdout)
+        with contextlib.closing(sock), TerminalSize(attach.stdout if plan.process.tty else -1) as size:
+
+            def resize() -> None:
+                changed = size.changed()
+                if changed is not None:
+                    monitor.resize(workdir, *changed)
+
+            resize()  # before the process runs: it starts with the caller's size
             self.runtime.run("start", plan.id, op="start", workload=plan.id)
-            monitor.pump(sock, attach.stdin if plan.process.interactive else None, attach.stdout, attach.stderr)
-        finally:
-            sock.close()
+            stdin = attach.stdin if plan.process.interactive else None
+            monitor.pump(sock, stdin, attach.stdout, attach.stderr, resize if plan.process.tty else None)
         return pid
 
     def _create(self, conmon_plan: monitor.ConmonPlan, during: Callable[[], None] | None) -> int:
@@ -330,14 +335,6 @@ def _wait_for_exit(pid: int | None, timeout_s: float) -> None:
         select.select([fd], [], [], timeout_s)
     finally:
         os.close(fd)
-
-
-def _send_size(workdir: Path, fd: int) -> None:
-    try:
-        size = os.get_terminal_size(fd)
-    except OSError:
-        return
-    monitor.resize(workdir, size.lines, size.columns)
 
 
 def _run_foreground(argv: list[str], interactive: bool) -> int:

@@ -176,11 +176,16 @@ def connect_attach(bundle: Path) -> socket.socket:
     return sock
 
 
-def pump(sock: socket.socket, stdin: int | None, stdout: int, stderr: int) -> None:
-    """Copy the attach stream to stdout/stderr, and stdin to the container, until the container's output ends."""
+def pump(
+    sock: socket.socket, stdin: int | None, stdout: int, stderr: int, tick: Callable[[], None] | None = None
+) -> None:
+    """Copy the attach stream to stdout/stderr, and stdin to the container, until the container's output
+    ends; ``tick`` runs at least every 0.2 s (passing a terminal resize on)."""
     sources: list[int] = [sock.fileno()] + ([stdin] if stdin is not None else [])
     while True:
-        ready, _, _ = select.select(sources, [], [])
+        if tick is not None:
+            tick()
+        ready, _, _ = select.select(sources, [], [], None if tick is None else 0.2)
         if sock.fileno() in ready:
             message = sock.recv(ATTACH_BUFFER)
             if not message:

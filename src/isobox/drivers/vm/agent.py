@@ -12,6 +12,7 @@ import base64
 import os
 import secrets
 import select
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,6 +103,41 @@ def run_script(
         stderr=base64.b64decode(replies.get("err", "")),
         exit_code=int(replies.get("rc", "255")),
     )
+
+
+def resize_terminal(channel: AgentChannel, which: str, rows: int, columns: int, timeout_s: float = 5.0) -> None:
+    """Pass a new terminal size on ("tty": the workload's, "exec": an exec -t session's); best effort."""
+    try:
+        channel.request(f"resize {which} {int(rows)} {int(columns)}", timeout_s)
+    except WorkloadError:
+        pass  # the VM went away, or an agent from before resize existed: the size just stays
+
+
+class Resizer:
+    """Passes sizes of the workload's terminal on from a thread of its own, the latest one first: the
+    first comes while the VM still boots, when the agent answers only seconds later, and the attached
+    terminal must not wait for it."""
+
+    def __init__(self, channel: AgentChannel, timeout_s: float = 60.0) -> None:
+        self._channel = channel
+        self._timeout_s = timeout_s
+        self._latest: tuple[int, int] | None = None
+        self._wanted = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def offer(self, rows: int, columns: int) -> None:
+        self._latest = (rows, columns)
+        self._wanted.set()
+        if self._thread is None:  # started on the first size: none come when the caller has no terminal
+            self._thread = threading.Thread(target=self._run, name="vm-resize", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._latest is not None:
+                resize_terminal(self._channel, "tty", *self._latest, timeout_s=self._timeout_s)
 
 
 def signal_workload(channel: AgentChannel, signal: int, timeout_s: float) -> bool:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from isobox.config import Paths
-from isobox.drivers.base import Attach, ExecSpec, write_all
+from isobox.drivers.base import Attach, ExecSpec, TerminalSize, write_all
 from isobox.drivers.vm import accel as vm_accel
 from isobox.drivers.vm import (
     agent,
@@ -209,12 +209,21 @@ class VMDriver:
     ) -> None:
         interactive = attach.stdin is not None and record.plan.process.interactive
         if record.plan.process.tty and not anyos.is_disk_vm(record.plan):
-            streams.bridge_terminal(
-                files.tty,
-                attach.stdin if interactive else None,
-                attach.stdout,
-                alive=lambda: launch.alive(pid, files.pidfile),
-            )
+            resizer = agent.Resizer(self._channel(record, "ctl"))
+            with TerminalSize(attach.stdout) as terminal:
+
+                def resize() -> None:
+                    changed = terminal.changed()
+                    if changed is not None:
+                        resizer.offer(*changed)
+
+                streams.bridge_terminal(
+                    files.tty,
+                    attach.stdin if interactive else None,
+                    attach.stdout,
+                    alive=lambda: launch.alive(pid, files.pidfile),
+                    tick=resize,
+                )
             self._sync_log(record, final=True)
             return
         fds = {"stdout": attach.stdout, "stderr": attach.stderr}
@@ -380,17 +389,18 @@ class VMDriver:
         pid = launch.read_pid(files.pidfile)
         if not launch.alive(pid, files.pidfile):
             raise InvalidStateError("the VM is not running", op="exec in VM", id=record.id)
-        return exec_tty.run(
-            self._channel(record, "ctl"),
-            files.exec_tty,
-            self._exec_command(record, spec),
-            stdin=stdin,
-            stdout=stdout,
-            size=exec_tty.terminal_size(stdout),
-            alive=lambda: launch.alive(pid, files.pidfile),
-            lock_dir=self.paths.locks,
-            workload=record.id,
-        )
+        with TerminalSize(stdout) as terminal:
+            return exec_tty.run(
+                self._channel(record, "ctl"),
+                files.exec_tty,
+                self._exec_command(record, spec),
+                stdin=stdin,
+                stdout=stdout,
+                terminal=terminal,
+                alive=lambda: launch.alive(pid, files.pidfile),
+                lock_dir=self.paths.locks,
+                workload=record.id,
+            )
 
     def stats(self, record: WorkloadRecord) -> Stats:
         return VMCgroup.for_workload(record.id).stats()

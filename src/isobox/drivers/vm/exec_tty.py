@@ -23,8 +23,8 @@ import select
 from collections.abc import Callable
 from pathlib import Path
 
-from isobox.drivers.base import write_all
-from isobox.drivers.vm import streams
+from isobox.drivers.base import TerminalSize, write_all
+from isobox.drivers.vm import agent, streams
 from isobox.drivers.vm.agent import AgentChannel
 from isobox.errors import WorkloadError
 
@@ -34,15 +34,6 @@ _PREFIX = b"\x1b]isobox;"
 _MARKER = re.compile(rb"\x1b\]isobox;([0-9a-f]+);(ready|[0-9]{1,3})\x07")
 
 
-def terminal_size(fd: int) -> tuple[int, int]:
-    """(rows, columns) of the caller's terminal, or 24x80 when it is not one."""
-    try:
-        size = os.get_terminal_size(fd)
-    except OSError:
-        return 24, 80
-    return size.lines, size.columns
-
-
 def run(
     ctl: AgentChannel,
     socket_path: Path,
@@ -50,7 +41,7 @@ def run(
     *,
     stdin: int | None,
     stdout: int,
-    size: tuple[int, int],
+    terminal: TerminalSize,
     alive: Callable[[], bool],
     lock_dir: Path,
     workload: str,
@@ -59,7 +50,7 @@ def run(
     with streams.one_session(lock_dir, "-t", workload), streams.connect(socket_path) as conn:
         session = secrets.token_hex(6)
         script = base64.b64encode(command.encode()).decode()
-        rows, columns = size
+        rows, columns = terminal.changed() or (24, 80)
         reply = ctl.request(f"tty {session} {rows} {columns} {script}", START_TIMEOUT_S)
         if reply.get("rc") != "0":
             raise WorkloadError(
@@ -68,6 +59,9 @@ def run(
         scanner = MarkerScanner(session)
         sources = [conn.fileno()]  # stdin joins once the guest's terminal is ready (input before is lost)
         while True:
+            resized = terminal.changed()
+            if resized is not None:
+                agent.resize_terminal(ctl, "exec", *resized)
             ready, _, _ = select.select(sources, [], [], 0.2)
             if not ready and not alive():
                 raise WorkloadError("the VM stopped during exec", op="exec in VM", id=workload)

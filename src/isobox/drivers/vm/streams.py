@@ -136,12 +136,22 @@ class StdinFeeder:
         self._sock.close()
 
 
-def bridge_terminal(socket_path: Path, stdin: int | None, stdout: int, *, alive: Callable[[], bool]) -> None:
-    """-t: copy the guest terminal's output to stdout and (with -i) stdin to it, until the VM ends.
-    The log needs nothing from here: the chardev's logfile records the terminal's output."""
+def bridge_terminal(
+    socket_path: Path,
+    stdin: int | None,
+    stdout: int,
+    *,
+    alive: Callable[[], bool],
+    tick: Callable[[], None] | None = None,
+) -> None:
+    """-t: copy the guest terminal's output to stdout and (with -i) stdin to it, until the VM ends;
+    ``tick`` runs between reads (a terminal resize). The log needs nothing from here: the chardev's
+    logfile records the terminal's output."""
     with connect(socket_path) as conn:
         sources: list[int] = [conn.fileno()] + ([stdin] if stdin is not None else [])
         while alive():
+            if tick is not None:
+                tick()
             if not sources:  # QEMU closed the terminal: only the power-off is left to wait for
                 time.sleep(0.05)
                 continue

@@ -12,6 +12,7 @@
 #                                                   port's stream after its line "isobox-input SESSION"
 #              guest -> host  "ID out B64" "ID err B64" "ID rc N"   (B64 unwrapped, possibly empty)
 #   ctl port   host -> guest  "ID signal N" | "ID ping" | "ID tty SESSION ROWS COLS SCRIPT_BASE64"
+#                             | "ID resize tty|exec ROWS COLS" (the workload's terminal, or exec's)
 #              guest -> host  "ID rc N"     | "ID pong" | "ID rc N" (0: the exec -t session started)
 # exec -t runs on the exec console (ISOBOX_EXEC_TTY, a virtconsole: a real terminal) and ends with
 # "ESC ] isobox;SESSION;STATUS BEL" written on that terminal, after "ESC ] isobox;SESSION;ready BEL"
@@ -48,6 +49,7 @@ agent_ctl_loop() {
             signal) kill -"$arg" "$(cat /run/workload.pid)" 2>/dev/null; echo "$id rc $?" >&3 ;;
             ping) echo "$id pong" >&3 ;;
             tty) agent_tty_start $arg; echo "$id rc $?" >&3 ;;
+            resize) agent_resize $arg; echo "$id rc $?" >&3 ;;
             *) echo "$id rc 127" >&3 ;;
         esac
     done
@@ -99,3 +101,15 @@ agent_with_input() (  # SESSION COMMAND...
     done
     exec "$@" <&5 5<&-
 )
+
+# A new size for a terminal someone holds open (it is kept while open); the kernel sends SIGWINCH to
+# the terminal's foreground processes. stty runs in a child, which is no session leader: the console
+# does not become this loop's controlling terminal.
+agent_resize() {  # tty|exec ROWS COLS
+    case "$1" in
+        tty) dev=/dev/hvc0 ;;
+        exec) dev=$ISOBOX_EXEC_TTY ;;
+        *) return 2 ;;
+    esac
+    stty -F "$dev" rows "$2" cols "$3"
+}
