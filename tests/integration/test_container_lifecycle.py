@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, processes_with
 
 pytestmark = pytest.mark.integration
 
@@ -189,6 +191,30 @@ def test_restart_policy_on_failure(cli: Cli) -> None:
         time.sleep(0.3)
     assert info["restart_count"] == 2 and info["exit_code"] == 1
     assert cli("logs", "flaky").stdout.count("attempt") == 3
+
+
+def test_system_boot_starts_always_workloads_after_a_host_restart(cli: Cli) -> None:
+    """What a host restart leaves: monitors and processes gone without a word (no exit recorded, no
+    restart run). `system boot` (the systemd unit's command) starts the `always` ones again, and only them."""
+    cli("run", "-d", "--restart", "always", "--name", "svc", "busybox", "sh", "-c", "echo up; sleep 600", check=True)
+    cli("run", "-d", "--name", "plain", "busybox", "sleep", "600", check=True)
+    cli("run", "-d", "--restart", "always", "--network", "none", "--name", "quiet", "busybox", "sleep", "600",
+        check=True)
+    for name in ("svc", "plain", "quiet"):
+        info = json.loads(cli("inspect", name, check=True).stdout)[0]
+        for monitor in processes_with(info["id"]):  # conmon first: it must not see the exit
+            if (monitor / "comm").read_text().strip() == "conmon":
+                os.kill(int(monitor.name), signal.SIGKILL)
+        os.kill(info["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and cli("ps", "-q").stdout.strip():
+        time.sleep(0.2)
+    assert cli("ps", "-q").stdout.strip() == "", "all three are seen as exited"
+    booted = cli("system", "boot", check=True)
+    assert booted.stdout.split() == ["svc", "quiet"]
+    assert sorted(w["name"] for w in json.loads(cli("ps", "--json", check=True).stdout)) == ["quiet", "svc"]
+    assert cli("logs", "svc", check=True).stdout.count("up") == 2
+    assert cli("system", "boot", check=True).stdout.strip() == "", "running ones are left alone"
 
 
 def test_detached_rm_removes_itself(cli: Cli) -> None:

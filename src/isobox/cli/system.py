@@ -47,6 +47,21 @@ def register(app: typer.Typer) -> None:
             f"{report.layers_removed} layers, {report.blobs_removed} blobs"
         )
 
+    @system.command("boot")
+    def boot() -> None:
+        """Start again the exited workloads whose restart policy is `always` (run at host boot by
+        contrib/systemd/isobox-restart.service)."""
+        from isobox.service import workloads
+        from isobox.service.context import open_context
+
+        started, failed = workloads.boot(open_context())
+        for record in started:
+            output.out.print(record.name)
+        for record, error in failed:
+            output.warn(f"{record.name}: {error}")
+        if failed:
+            raise typer.Exit(output.EXIT_ISOBOX_ERROR)
+
     @system.command("on-exit", hidden=True)
     def on_exit(workload_id: str = typer.Argument(...)) -> None:
         """Bookkeeping that conmon runs when a detached container exits (--rm, restart policies)."""

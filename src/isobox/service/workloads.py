@@ -17,7 +17,7 @@ from pathlib import Path
 
 from isobox.config import policy_path
 from isobox.drivers.base import Attach, Driver, ExecSpec
-from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
+from isobox.errors import ConflictError, InvalidArgumentError, IsoboxError, NotFoundError
 from isobox.model import ids
 from isobox.model.image_config import ImageConfig
 from isobox.model.network import DEFAULT_NETWORK, NetworkMode, NetworkPlan, network_mode
@@ -396,6 +396,23 @@ def on_exit(ctx: Context, workload_id: str) -> None:
         with _locked(ctx, record.id):
             _save(ctx, replace(record, restart_count=record.restart_count + 1))
         start(ctx, record.id)
+
+
+def boot(ctx: Context) -> tuple[list[WorkloadRecord], list[tuple[WorkloadRecord, IsoboxError]]]:
+    """After the host restarted: start again every exited workload whose restart policy is `always`, as
+    Docker's daemon does when it starts and Podman's podman-restart.service does at boot (a workload
+    stopped by hand included, as Docker's `always`). Nothing else runs isobox at boot: the unit in
+    contrib/systemd calls this. Returns (started, failed with the reason)."""
+    started: list[WorkloadRecord] = []
+    failed: list[tuple[WorkloadRecord, IsoboxError]] = []
+    for record in reversed(list_workloads(ctx, all=True)):  # oldest first, as they were created
+        if record.plan.restart.policy is not RestartPolicy.ALWAYS or record.status is not Status.EXITED:
+            continue
+        try:
+            started.append(start(ctx, record.id).record)
+        except IsoboxError as exc:
+            failed.append((record, exc))
+    return started, failed
 
 
 def _should_restart(record: WorkloadRecord) -> bool:
