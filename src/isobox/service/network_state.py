@@ -157,9 +157,11 @@ def active(ctx: Context, network: NetworkRecord) -> bool:
 
 
 def settle(ctx: Context, network: NetworkRecord) -> None:
-    """Rollback of a failed create that brought the default network up: down again if nothing is on it."""
-    if network.default and not endpoints(ctx, network):
-        deactivate(network)
+    """Rollback of a failed create that brought the default network up: down again if nothing is on it.
+    (Runs as an undo step, after attach released the lock: another create may be attaching meanwhile.)"""
+    with host_lock():
+        if network.default and not endpoints(ctx, network):
+            deactivate(network)
 
 
 def activate(ctx: Context, network: NetworkRecord) -> NetworkRecord:

@@ -102,14 +102,17 @@ agent_with_input() (  # SESSION COMMAND...
     exec "$@" <&5 5<&-
 )
 
-# A new size for a terminal someone holds open (it is kept while open); the kernel sends SIGWINCH to
-# the terminal's foreground processes. stty runs in a child, which is no session leader: the console
-# does not become this loop's controlling terminal.
+# A new size for a terminal someone holds open (a terminal nobody holds open forgets it); the kernel
+# sends SIGWINCH to the terminal's foreground processes. stty runs in a child, which is no session
+# leader: the console does not become this loop's controlling terminal. The workload's size is also
+# kept in a file, which init applies once the workload holds its terminal (a size sent while the VM
+# still boots would be lost otherwise).
 agent_resize() {  # tty|exec ROWS COLS
     case "$1" in
-        tty) dev=/dev/hvc0 ;;
+        tty) echo "rows $2 cols $3" > /run/isobox-tty-size; dev=/dev/hvc0 ;;
         exec) dev=$ISOBOX_EXEC_TTY ;;
         *) return 2 ;;
     esac
-    stty -F "$dev" rows "$2" cols "$3"
+    stty -F "$dev" rows "$2" cols "$3" 2>/dev/null
+    return 0
 }

@@ -156,15 +156,17 @@ if [ "$ISOBOX_TTY" = 1 ]; then
     tries=0
     while [ ! -e /dev/hvc0 ] && [ "$tries" -lt 500 ]; do usleep 10000; tries=$((tries + 1)); done
     [ -e /dev/hvc0 ] || fail "the terminal /dev/hvc0 did not appear"
-    stty -F /dev/hvc0 rows 24 cols 80 2>/dev/null
     stdin=/dev/hvc0 stdout=/dev/hvc0 stderr=/dev/hvc0
 fi
 # The workload runs in the foreground of init, not with &: a shell without job control starts
 # background commands with SIGINT and SIGQUIT ignored (POSIX, Shell Command Language 2.11), and the
 # workload would inherit that (no ^C, no `kill -s INT`). A child shell records its own pid for the
 # agent's signals, then becomes the workload (exec keeps the pid).
-sh -c '. "$1" && echo $$ > /run/workload.pid && isobox_workload' isobox-workload "$RUN_SCRIPT" \
-    < "$stdin" > "$stdout" 2> "$stderr"
+# With -t the size is set once the terminal is held open (it would be forgotten before): the caller's, if
+# the agent received it already (agent_resize), else 24x80.
+sh -c '. "$1" && echo $$ > /run/workload.pid &&
+       { [ "$ISOBOX_TTY" != 1 ] || stty $(cat /run/isobox-tty-size 2>/dev/null || echo rows 24 cols 80) || :; } 2>/dev/null &&
+       isobox_workload' isobox-workload "$RUN_SCRIPT" < "$stdin" > "$stdout" 2> "$stderr"
 status=$?
 echo "$status" > /dev/port-isobox.status
 
