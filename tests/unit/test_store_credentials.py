@@ -108,9 +108,11 @@ esac
     assert run_helper("test", "broken.example") is None
     assert run_helper("test", "failing.example") is None
     assert run_helper("absent", "docker.io") is None
+    assert run_helper("../test", "docker.io") is None, "a helper is a name on PATH, never a path"
     warnings = [r.getMessage() for r in caplog.records]
     assert any("identity token" in w for w in warnings) and any("keychain locked" in w for w in warnings)
     assert any("docker-credential-absent is not installed" in w for w in warnings)
+    assert any("not a helper name" in w for w in warnings)
     assert log.read_text().splitlines()[0] == "get https://index.docker.io/v1/"
 
 

@@ -118,6 +118,9 @@ def helper_server_address(host: str) -> str:
 def run_helper(name: str, host: str) -> Credentials | None:
     """`docker-credential-<name> get` for ``host``; None (and a warning, unless it simply has nothing) on failure."""
     program = f"docker-credential-{name}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # a name, looked up on PATH, never a path
+        log.warning("ignoring the credential helper %r configured for %s: not a helper name", name, host)
+        return None
     try:
         done = subprocess.run(
             [program, "get"], input=helper_server_address(host), capture_output=True, text=True,
