@@ -85,10 +85,19 @@ def test_tls_ca_from_env_and_from_certs_dir(
     service.pull(ctx, f"{tls_registry.host}/lib/busybox:1")
 
 
-def test_plain_http_is_refused_by_a_tls_registry_without_insecure(ctx: Context, tls_registry: registries.Registry
-                                                                    ) -> None:
-    with pytest.raises(ImagePullError):
-        service.pull(ctx, f"{tls_registry.host}/lib/busybox:1", insecure=True)
+def test_insecure_is_tls_without_verification_where_the_registry_has_tls(
+    ctx: Context, tls_registry: registries.Registry, basic_registry: registries.Registry
+) -> None:
+    """Docker's insecure registry: a certificate from an unknown CA is accepted, and TLS is still used
+    (the registry serves HTTPS only); a registry without TLS gets plain HTTP (every other test here)."""
+    record = service.pull(ctx, f"{tls_registry.host}/lib/busybox:1", insecure=True)
+    assert record.layers
+    from isobox.images.registry import RegistryClient, RegistryOptions
+
+    with RegistryClient(tls_registry.host, RegistryOptions(insecure=True)) as client:
+        assert client.base.startswith("https://")
+    with RegistryClient(basic_registry.host, RegistryOptions(insecure=True)) as client:
+        assert client.base.startswith("http://")
 
 
 # ---- basic auth --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from isobox.service import images as service
 from isobox.service.context import Context, open_context
 from isobox.service.images import ImageSummary
 
-INSECURE_HELP = "Talk plain HTTP to the registry (no TLS)."
+INSECURE_HELP = "An insecure registry: HTTPS without verifying its certificate, or plain HTTP if it has no TLS."
 CA_HELP = "Trust this CA bundle for the registry (default: ISOBOX_CA, LIB/certs.d/HOST/*.crt)."
 JSON_HELP = "Print JSON."
 

@@ -6,9 +6,11 @@ unexpected HTTP status is translated here, once, into an isobox error that names
 repository and the object.
 
 Transport: HTTPS with the system CA store, plus an optional CA file (``--ca-cert`` / ISOBOX_CA) and the
-per-registry directories Docker and Podman use (``certs.d/HOST:PORT/*.crt``, ``client.cert``/``client.key``);
-plain HTTP only when asked for explicitly (``insecure``). Redirects are followed (blob storage often lives
-elsewhere); httpx drops the Authorization header when a redirect leaves the registry's origin.
+per-registry directories Docker and Podman use (``certs.d/HOST:PORT/*.crt``, ``client.cert``/``client.key``).
+``insecure`` (asked for explicitly) is Docker's insecure registry: HTTPS without verifying the certificate
+if the registry speaks TLS, else plain HTTP (one probe of /v2/ decides). Redirects are followed (blob
+storage often lives elsewhere); httpx drops the Authorization header when a redirect leaves the
+registry's origin.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class BlobReadError(ImagePullError):
 
 @dataclass(frozen=True)
 class RegistryOptions:
-    insecure: bool = False                # plain HTTP, no TLS at all
+    insecure: bool = False                # HTTPS without verification, or plain HTTP where there is no TLS
     ca_cert: Path | None = None           # an extra CA bundle trusted for every registry
     certs_dirs: tuple[Path, ...] = CERTS_DIRS
     credentials: CredentialStore | None = None
@@ -111,7 +113,7 @@ class RegistryClient:
         if creds is None and self.options.credentials is not None:
             creds = self.options.credentials.get(registry)
         self._has_credentials = creds is not None
-        self.base = f"{'http' if self.options.insecure else 'https'}://{endpoint(registry)}"
+        self.base = f"https://{endpoint(registry)}"
         try:
             verify: ssl.SSLContext | bool = False if self.options.insecure else ssl_context(registry, self.options)
         except (OSError, ssl.SSLError) as exc:
@@ -127,6 +129,16 @@ class RegistryClient:
             limits=limits,
             headers={"User-Agent": "isobox"},
         )
+        if self.options.insecure and not self._speaks_tls():
+            self.base = f"http://{endpoint(registry)}"
+
+    def _speaks_tls(self) -> bool:
+        """Whether the registry answers HTTPS at all (any HTTP status counts; auth is not attempted)."""
+        try:
+            self.http.get(f"{self.base}/v2/", auth=None, timeout=min(self.options.timeout_s, 10.0))
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.ReadTimeout):
+            return False
+        return True
 
     def __enter__(self) -> RegistryClient:
         return self
