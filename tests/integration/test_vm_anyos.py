@@ -20,7 +20,7 @@ from isobox.drivers.base import ExecSpec
 from isobox.drivers.logfile import read_entries
 from isobox.drivers.vm import anyos
 from isobox.drivers.vm.driver import VMDriver
-from isobox.errors import InvalidStateError
+from isobox.errors import InvalidArgumentError, InvalidStateError
 from isobox.model.record import WorkloadRecord
 from isobox.model.status import Status
 from isobox.service import vms
@@ -163,3 +163,38 @@ def test_boot_from_cdrom_before_the_disk(ctx: Context, tmp_path: Path) -> None:
         assert b"isobox firmware boot ok\r" in [e.content for e in read_entries(Path(record.plan.log_path))]
     finally:
         driver.delete(record)
+
+
+@pytest.mark.skipif(shutil.which("mkfs.vfat") is None or shutil.which("mcopy") is None, reason="dosfstools/mtools")
+def test_uefi_firmware_boot_and_memory_snapshot(ctx: Context, tmp_path: Path) -> None:
+    """--firmware uefi: OVMF boots a disk with no BIOS boot code at all (a FAT file system whose
+    startup.nsh the UEFI shell runs), with its own variable store, which memory snapshots can include."""
+    disk = tmp_path / "esp.raw"
+    subprocess.run(["truncate", "-s", "34M", str(disk)], check=True)
+    subprocess.run(["mkfs.vfat", "-n", "ISOBOX", str(disk)], check=True, capture_output=True)
+    script = tmp_path / "startup.nsh"
+    script.write_bytes(b"echo isobox uefi boot ok\r\nstall 3000000\r\nreset -s\r\n")
+    subprocess.run(["mcopy", "-i", str(disk), str(script), "::/startup.nsh"], check=True)
+    with pytest.raises(InvalidArgumentError, match="unknown firmware"):
+        vms.create_disk_vm(ctx, disk, firmware="coreboot")
+    driver = VMDriver(ctx.paths)
+    record = vms.create_disk_vm(ctx, disk, firmware="uefi")
+    try:
+        assert record.driver_info["firmware"].startswith("OVMF")
+        variables = anyos.efi_vars_path(driver.files(record))
+        argv = " ".join(driver.argv(record))
+        assert f"if=pflash,format=qcow2,unit=1,file={variables}" in argv and "readonly=on" in argv
+        driver.start(record)
+        deadline = time.monotonic() + 60
+        while b"isobox uefi boot ok" not in b"".join(e.content for e in read_entries(Path(record.plan.log_path))):
+            assert time.monotonic() < deadline, "the UEFI shell did not run startup.nsh"
+            driver.observe(record)
+            time.sleep(0.3)
+        from isobox.drivers.vm import snapshots as vm_snapshots
+
+        vm_snapshots.create(driver, record, "booted")  # every writable drive, the variables too, holds it
+        observation = driver.wait(record, 60)
+        assert (observation.status, observation.exit_code) == (Status.EXITED, 0)  # `reset -s`: powered off
+    finally:
+        driver.delete(record)
+    assert not variables.exists()

@@ -71,8 +71,9 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
         memory: str | None = typer.Option(None, "-m", "--memory", help="Guest RAM, e.g. 1g (default 256m)."),
         cpus: float | None = typer.Option(None, "--cpus", help="vCPUs."),
         start: bool = typer.Option(False, "--start", help="Start it too."),
+        firmware: str = typer.Option("bios", "--firmware", help="bios (SeaBIOS) or uefi (OVMF)."),
     ) -> None:
-        """Create a VM that boots a disk image through firmware (SeaBIOS); prints its id."""
+        """Create a VM that boots a disk image through firmware (SeaBIOS, or OVMF for UEFI); prints its id."""
         from isobox.model.spec import parse_size
         from isobox.service import vms
 
@@ -85,6 +86,7 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
             cpus=cpus,
             start=start,
             memory_bytes=parse_size(memory, what="memory") if memory else None,
+            firmware=firmware,
         )
         output.out.print(record.id)
 

@@ -21,6 +21,7 @@ def create_disk_vm(
     memory_bytes: int | None = None,
     cpus: float | None = None,
     start: bool = False,
+    firmware: str = "bios",
 ) -> WorkloadRecord:
     from isobox.drivers.vm import anyos
 
@@ -33,6 +34,7 @@ def create_disk_vm(
         cloud_init=cloud_init,
         workload_dir=str(ctx.paths.workloads / workload_id),
         resources=Resources(memory_bytes=memory_bytes, cpus=cpus),
+        firmware=firmware,
     )
     record = workloads.create_from_plan(ctx, plan)
     if start:

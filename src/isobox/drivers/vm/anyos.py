@@ -1,5 +1,8 @@
 """Any-OS VMs: a user's disk image (qcow2 or raw), optionally a CD-ROM and a cloud-init seed, booted
-through firmware (SeaBIOS, QEMU's default for the pc machine) with the serial console on a socket.
+through firmware with the serial console on a socket: SeaBIOS (QEMU's default for the pc machine), or
+with ``firmware="uefi"`` OVMF (EDK II for QEMU, Debian package ovmf) as two pflash devices, its code
+read-only and a copy of its variable store per VM. That copy is qcow2, not raw as OVMF ships it: savevm
+needs every writable drive to hold snapshots, and pflash accepts any format of the right size.
 
 Such a VM is a workload like the others (same records, lifecycle and log), told apart by the label
 ``org.isobox.vm.disk`` on its plan. Its disk is never written: the VM runs on a qcow2 overlay in its
@@ -25,6 +28,11 @@ from isobox.model.plan import Process, RunPlan
 from isobox.model.spec import Kind, Resources
 
 DISK_LABEL = "org.isobox.vm.disk"
+FIRMWARE_LABEL = "org.isobox.vm.firmware"
+FIRMWARES = ("bios", "uefi")
+OVMF_DIR = Path("/usr/share/OVMF")
+# (code, variable store template) in the order tried: the 4 MiB build first, as current distributions use.
+OVMF_BUILDS = (("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"), ("OVMF_CODE.fd", "OVMF_VARS.fd"))
 CDROM_LABEL = "org.isobox.vm.cdrom"
 SEED_LABEL = "org.isobox.vm.cloud-init"
 
@@ -46,8 +54,11 @@ def plan(
     cdrom: Path | None = None,
     cloud_init: Path | None = None,
     resources: Resources | None = None,
+    firmware: str = "bios",
 ) -> RunPlan:
     """A RunPlan for a disk-image VM (no image, no layers: the disk is the whole machine)."""
+    if firmware not in FIRMWARES:
+        raise InvalidArgumentError(f"unknown firmware {firmware!r} (use bios or uefi)", op="create VM", id=name)
     for path, what in ((disk, "disk"), (cdrom, "CD-ROM image"), (cloud_init, "cloud-init user-data")):
         if path is not None and not path.is_file():
             raise InvalidArgumentError(f"{what} {path} does not exist", op="create VM", path=str(path))
@@ -56,6 +67,8 @@ def plan(
         labels.append((CDROM_LABEL, str(cdrom.absolute())))
     if cloud_init is not None:
         labels.append((SEED_LABEL, str(cloud_init.absolute())))
+    if firmware != "bios":
+        labels.append((FIRMWARE_LABEL, firmware))
     return RunPlan(
         id=id,
         name=name,
@@ -82,6 +95,23 @@ def disk_format(disk: Path) -> str:
             f"disk format {fmt!r} is not supported (use qcow2 or raw)", op="create VM", path=str(disk)
         )
     return fmt
+
+
+def is_uefi(plan: RunPlan) -> bool:
+    return label(plan, FIRMWARE_LABEL) == "uefi"
+
+
+def ovmf() -> tuple[Path, Path]:
+    """(code, variable store template) of the installed OVMF."""
+    for code, variables in OVMF_BUILDS:
+        if (OVMF_DIR / code).is_file() and (OVMF_DIR / variables).is_file():
+            return OVMF_DIR / code, OVMF_DIR / variables
+    raise HostError(f"OVMF is not installed (no {OVMF_BUILDS[0][0]} in {OVMF_DIR}; Debian package ovmf)",
+                    op="create VM")
+
+
+def efi_vars_path(files: VMFiles) -> Path:
+    return files.root / "efivars.qcow2"
 
 
 def seed_path(files: VMFiles) -> Path:
@@ -124,6 +154,12 @@ def console_socket(files: VMFiles) -> Path:
 def build(*, id: str, accel: Accel, plan: RunPlan, files: VMFiles, loadvm: str | None = None) -> list[str]:
     """QEMU argv of a disk-image VM: firmware boot from the CD-ROM (if any) once, then the disk."""
     args = base(name=id, accel=accel, memory_bytes=plan.resources.memory_bytes, cpus=plan.resources.cpus, files=files)
+    if is_uefi(plan):
+        code, _ = ovmf()
+        args += [
+            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+            "-drive", f"if=pflash,format=qcow2,unit=1,file={efi_vars_path(files)}",
+        ]  # fmt: skip
     args += [
         "-drive",
         f"file={files.disk},if=none,id=root,format=qcow2,cache=writeback,discard=unmap",

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from isobox.command import run
 from isobox.config import Paths
 from isobox.drivers.base import Attach, ExecSpec, TerminalSize, write_all
 from isobox.drivers.vm import accel as vm_accel
@@ -111,10 +112,17 @@ class VMDriver:
             user_data = anyos.label(plan, anyos.SEED_LABEL)
             if user_data:
                 anyos.make_seed(Path(user_data), plan.id, plan.hostname, anyos.seed_path(files))
+            firmware = "SeaBIOS"
+            if anyos.is_uefi(plan):
+                code, template = anyos.ovmf()
+                target = str(anyos.efi_vars_path(files))
+                run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(template), target],
+                    op="create VM", id=plan.id, path=target)
+                firmware = f"OVMF ({code.name})"
             undo.pop_all()
         return {
             **_accel_facts(),
-            "firmware": "SeaBIOS",
+            "firmware": firmware,
             "disk": str(disk),
             "disk_format": fmt,
         }
