@@ -6,9 +6,13 @@ creates (198.51.100.0/30, TEST-NET-2, RFC 5737): nothing is sent beyond the mach
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import subprocess
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from tests.fixtures import network as fx
@@ -163,6 +167,32 @@ def test_interfaces_made_during_runtime_create_fail_cleanly(net_cli: Cli, monkey
     assert net_cli("inspect", "clash", check=True).stdout.count('"status": "created"') == 1
     monkeypatch.undo()
     assert net_cli("start", "-a", "clash").returncode == 0
+
+
+def test_a_dnsmasq_with_other_options_is_replaced(net_cli: Cli) -> None:
+    """A network's dnsmasq left running by an earlier isobox (other options: SIGHUP would not change
+    them) is replaced at the next change, so the names and domains of today's options work."""
+    from isobox.network import dns
+    from isobox.service import networks
+    from isobox.service.context import open_context
+
+    net_cli("network", "create", "olddns", check=True)
+    ctx = open_context(net_cli.root)
+    try:
+        record = networks.get(ctx, "olddns")
+    finally:
+        ctx.close()
+    pid_file = dns.state_dir(record) / "dnsmasq.pid"
+    old = dns.dnsmasq_argv(record, dns.state_dir(record))
+    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    time.sleep(0.3)
+    fx.sh(*[arg for arg in old if arg != "--expand-hosts"])  # as an earlier version started it
+    before = int(pid_file.read_text())
+    net_cli("run", "-d", "--name", "named", "--network", "olddns", "busybox", "sleep", "60", check=True)
+    after = int(pid_file.read_text())
+    assert after != before and "--expand-hosts" in Path(f"/proc/{after}/cmdline").read_text()
+    looked_up = net_cli("run", "--rm", "--network", "olddns", "busybox", "nslookup", "named.olddns.isobox.internal")
+    assert looked_up.returncode == 0, looked_up.stdout + looked_up.stderr
 
 
 def test_restart_and_recovery_after_host_reboot(net_cli: Cli) -> None:

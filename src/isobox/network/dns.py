@@ -104,14 +104,20 @@ def write(network: NetworkRecord, entries: list[HostEntry], forwards: list[tuple
 
 
 def start(network: NetworkRecord, entries: list[HostEntry], forwards: list[tuple[str, str]]) -> None:
-    """Start the network's dnsmasq if it is not running; reload its files if it is."""
+    """Start the network's dnsmasq if it is not running; reload its files if it is. One started with other
+    options (by an earlier isobox) is replaced: SIGHUP re-reads files, never the command line."""
+    directory = state_dir(network)
+    argv = dnsmasq_argv(network, directory)
+    pid = _pid(network)
+    if pid is not None and _argv(pid) != argv:
+        stop(network)
+        pid = None
     write(network, entries, forwards)
-    if _pid(network) is not None:
+    if pid is not None:
         reload(network)
         return
-    directory = state_dir(network)
     (directory / "leases").touch(mode=0o644)
-    run(dnsmasq_argv(network, directory), op="start dnsmasq", id=network.name)
+    run(argv, op="start dnsmasq", id=network.name)
 
 
 def reload(network: NetworkRecord) -> None:
@@ -146,6 +152,13 @@ def _pid(network: NetworkRecord) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if f"--pid-file={pidfile}".encode() in cmdline.split(b"\0") else None
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
 
 
 def _alive(pid: int) -> bool:
