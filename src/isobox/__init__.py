@@ -22,9 +22,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Image", "IsoboxError", "RunResult", "Workload", "commit", "compare", "create", "exec", "explain", "images",
-    "inspect", "kill", "list_workloads", "logs", "pull", "remove", "remove_image", "restart", "run", "scan",
+    "inspect", "kill", "list_workloads", "logs", "pause", "pull", "remove", "remove_image", "restart", "run", "scan",
     "snapshot_create", "snapshot_remove", "snapshot_restore", "snapshots", "spec", "start", "stats", "stop", "tag",
-    "top", "volume_create", "volume_remove", "volume_resize", "volumes", "wait",
+    "top", "unpause", "volume_create", "volume_remove", "volume_resize", "volumes", "wait",
 ]
 
 

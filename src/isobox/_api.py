@@ -139,6 +139,18 @@ def kill(name: str, signal: str | int = "KILL", *, root: str | None = None) -> W
     return workloads.kill(_ctx(root), name, parse_signal(signal))
 
 
+def pause(name: str, *, root: str | None = None) -> WorkloadRecord:
+    from isobox.service import workloads
+
+    return workloads.pause(_ctx(root), name)
+
+
+def unpause(name: str, *, root: str | None = None) -> WorkloadRecord:
+    from isobox.service import workloads
+
+    return workloads.unpause(_ctx(root), name)
+
+
 def restart(name: str, *, root: str | None = None) -> WorkloadRecord:
     from isobox.service import workloads
 

@@ -217,6 +217,39 @@ def test_system_boot_starts_always_workloads_after_a_host_restart(cli: Cli) -> N
     assert cli("system", "boot", check=True).stdout.strip() == "", "running ones are left alone"
 
 
+COUNTER = 'i=0; while :; do i=$((i+1)); echo "$i"; sleep 0.1; done'
+
+
+def last_count(cli: Cli, name: str) -> int:
+    return int(cli("logs", "--tail", "1", name, check=True).stdout.split()[-1])
+
+
+def status_of(cli: Cli, name: str) -> str:
+    return str(json.loads(cli("inspect", name, check=True).stdout)[0]["status"])
+
+
+def test_pause_freezes_and_unpause_resumes(cli: Cli) -> None:
+    cli("run", "-d", "--name", "ticker", "busybox", "sh", "-c", COUNTER, check=True)
+    time.sleep(0.5)
+    assert cli("pause", "ticker", check=True).stdout.strip() == "ticker"
+    assert status_of(cli, "ticker") == "paused"
+    frozen = last_count(cli, "ticker")
+    time.sleep(0.8)
+    assert last_count(cli, "ticker") == frozen, "no process of a paused container runs"
+    refused = cli("exec", "ticker", "true")
+    assert refused.returncode == 125 and "paused" in refused.stderr
+    assert cli("pause", "ticker").returncode == 125  # already paused
+    cli("unpause", "ticker", check=True)
+    assert status_of(cli, "ticker") == "running"
+    time.sleep(0.8)
+    assert last_count(cli, "ticker") > frozen
+    # stop of a paused container resumes it first: SIGTERM, then SIGKILL after -t, not a hang.
+    cli("pause", "ticker", check=True)
+    cli("stop", "-t", "1", "ticker", check=True, timeout=30)
+    assert status_of(cli, "ticker") == "exited"
+    assert cli("unpause", "ticker").returncode == 125
+
+
 def test_detached_rm_removes_itself(cli: Cli) -> None:
     cli("run", "-d", "--rm", "--name", "ephemeral", "busybox", "true", check=True)
     deadline = time.monotonic() + 10

@@ -98,3 +98,19 @@ def test_vm_host_memory_is_capped_by_its_cgroup(cli: Cli) -> None:
     assert entry["memory_limit_bytes"] == (128 + 256) * 1024 * 1024, entry
     assert 0 < entry["memory_bytes"] < entry["memory_limit_bytes"]
     cli("rm", "-f", "capped", check=True, timeout=120)
+
+
+def test_pause_and_unpause_a_vm(cli: Cli) -> None:
+    """QMP stop/cont: a paused VM's guest makes no progress, then goes on; rm -f of a paused VM works."""
+    cli("run", "-d", "--vm", "--network", "none", "--name", "v", "busybox", "sh", "-c", COUNTER, check=True)
+    wait_count(cli, "v", 2)
+    cli("pause", "v", check=True)
+    assert json.loads(cli("inspect", "v", check=True).stdout)[0]["status"] == "paused"
+    frozen = counts(cli, "v")[-1]
+    time.sleep(1.5)
+    assert counts(cli, "v")[-1] <= frozen + 1  # at most a line already on its way
+    cli("unpause", "v", check=True)
+    wait_count(cli, "v", frozen + 3)
+    cli("pause", "v", check=True)
+    cli("rm", "-f", "v", check=True, timeout=60)
+    assert json.loads(cli("ps", "-a", "--json", check=True).stdout) == []

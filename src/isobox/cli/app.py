@@ -52,6 +52,8 @@ VERBS = {
             "start",
             "stop",
             "kill",
+            "pause",
+            "unpause",
             "restart",
             "rm",
             "ps",

@@ -94,6 +94,26 @@ def register(app: typer.Typer) -> None:
             workloads.kill(ctx, name, parse_signal(signal_name))
             output.out.print(name)
 
+    @app.command("pause")
+    def pause(names: list[str] = typer.Argument(...)) -> None:
+        """Freeze workloads: every process of a container, every vCPU of a VM."""
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        for name in names:
+            workloads.pause(ctx, name)
+            output.out.print(name)
+
+    @app.command("unpause")
+    def unpause(names: list[str] = typer.Argument(...)) -> None:
+        """Let paused workloads run on."""
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        for name in names:
+            workloads.unpause(ctx, name)
+            output.out.print(name)
+
     @app.command("restart")
     def restart(
         names: list[str] = typer.Argument(...),

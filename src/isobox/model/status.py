@@ -24,6 +24,8 @@ class Op(enum.StrEnum):
     FORCE_REMOVE = "force remove"
     SNAPSHOT = "snapshot"
     RESTART = "restart"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
 
 
 ALLOWED: dict[Op, frozenset[Status]] = {
@@ -35,6 +37,8 @@ ALLOWED: dict[Op, frozenset[Status]] = {
     Op.FORCE_REMOVE: frozenset(Status),
     Op.SNAPSHOT: frozenset({Status.RUNNING, Status.PAUSED, Status.EXITED, Status.CREATED}),
     Op.RESTART: frozenset(Status) - {Status.REMOVING},
+    Op.PAUSE: frozenset({Status.RUNNING}),
+    Op.UNPAUSE: frozenset({Status.PAUSED}),
 }
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {

@@ -104,6 +104,10 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
     seen = driver_for(ctx, record.kind).observe(record)
     if seen.status is record.status:
         return record
+    if {seen.status, record.status} == {Status.RUNNING, Status.PAUSED}:  # paused or resumed elsewhere
+        updated = replace(record, status=seen.status)
+        _save(ctx, updated)
+        return updated
     updated = replace(
         record,
         status=seen.status,
@@ -335,12 +339,44 @@ def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attac
 # ---- signals, stop, remove --------------------------------------------------------------------
 
 
+def pause(ctx: Context, name_or_id: str) -> WorkloadRecord:
+    """Freeze a running workload (its processes, or a VM's vCPUs) until unpause."""
+    record = get(ctx, name_or_id)
+    require(Op.PAUSE, record.status, workload=record.name)
+    with _locked(ctx, record.id):
+        driver_for(ctx, record.kind).pause(record)
+        record = replace(record, status=Status.PAUSED)
+        _save(ctx, record)
+    return record
+
+
+def unpause(ctx: Context, name_or_id: str) -> WorkloadRecord:
+    record = get(ctx, name_or_id)
+    require(Op.UNPAUSE, record.status, workload=record.name)
+    with _locked(ctx, record.id):
+        driver_for(ctx, record.kind).unpause(record)
+        record = replace(record, status=Status.RUNNING)
+        _save(ctx, record)
+    return record
+
+
+def _thaw(ctx: Context, record: WorkloadRecord) -> None:
+    """A frozen process handles no signal, not even SIGKILL under the v1 freezer: stop, kill and rm -f
+    resume a paused workload first (as Docker does)."""
+    if record.status is Status.PAUSED:
+        try:
+            driver_for(ctx, record.kind).unpause(record)
+        except IsoboxError as exc:
+            log.warning("could not resume %s before stopping it: %s", record.name, exc)
+
+
 def stop(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> WorkloadRecord:
     record = get(ctx, name_or_id)
     if record.status not in (Status.RUNNING, Status.PAUSED):
         return record  # Docker: stopping a stopped container succeeds
     with _locked(ctx, record.id):
-        record = replace(record, stopped_by_user=True)
+        _thaw(ctx, record)
+        record = replace(record, status=Status.RUNNING, stopped_by_user=True)
         _save(ctx, record)
         driver_for(ctx, record.kind).stop(record, record.plan.stop_timeout_s if timeout_s is None else timeout_s)
     return refresh(ctx, record)
@@ -350,7 +386,8 @@ def kill(ctx: Context, name_or_id: str, signal: int) -> WorkloadRecord:
     record = get(ctx, name_or_id)
     require(Op.KILL, record.status, workload=record.name)
     with _locked(ctx, record.id):
-        record = replace(record, stopped_by_user=True)
+        _thaw(ctx, record)
+        record = replace(record, status=Status.RUNNING, stopped_by_user=True)
         _save(ctx, record)
         driver_for(ctx, record.kind).kill(record, signal)
     return record
@@ -366,6 +403,7 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool 
     record = get(ctx, name_or_id)
     require(Op.FORCE_REMOVE if force else Op.REMOVE, record.status, workload=record.name)
     with _locked(ctx, record.id):
+        _thaw(ctx, record)
         record = replace(record, status=Status.REMOVING)
         _save(ctx, record)
         driver_for(ctx, record.kind).delete(record)

@@ -213,6 +213,13 @@ class ContainerDriver:
     def kill(self, record: WorkloadRecord, signal_number: int) -> None:
         self.runtime.run("kill", record.plan.id, str(signal_number), op="kill", workload=record.id)
 
+    def pause(self, record: WorkloadRecord) -> None:
+        """The freezer cgroup (v1 freezer.state, v2 cgroup.freeze), through the runtime."""
+        self.runtime.run("pause", record.plan.id, op="pause", workload=record.id)
+
+    def unpause(self, record: WorkloadRecord) -> None:
+        self.runtime.run("resume", record.plan.id, op="unpause", workload=record.id)
+
     def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int:
         plan = record.plan
         root = bundle.rootfs_dir(plan)

@@ -174,7 +174,7 @@ class VMDriver:
             raise InvalidStateError("the VM is already running", op="start VM", id=record.id)
         if not files.disk.exists():
             raise WorkloadError("the VM was not created (no disk)", op="start VM", id=record.id, path=str(files.disk))
-        for stale in (files.port("status"), files.killed, files.qmp, files.pidfile):
+        for stale in (files.port("status"), files.killed, files.qmp, files.pidfile, files.paused):
             stale.unlink(missing_ok=True)
         positions = streams.sizes(files)
         argv = self.argv(record, loadvm)
@@ -269,7 +269,7 @@ class VMDriver:
         self._sync_log(record, final=not running)
         if running:
             assert pid is not None
-            return Observation(Status.RUNNING, pid=pid)
+            return Observation(Status.PAUSED if files.paused.exists() else Status.RUNNING, pid=pid)
         if not files.started.exists():
             return Observation(Status.CREATED)
         code, finished = exit_status(files, disk_vm=anyos.is_disk_vm(record.plan))
@@ -310,6 +310,24 @@ class VMDriver:
             return
         if not self._polite_signal(record, signal, AGENT_TIMEOUT_S):
             raise WorkloadError(f"the guest could not deliver signal {signal}", op="kill VM", id=record.id)
+
+    def pause(self, record: WorkloadRecord) -> None:
+        """QMP stop: the vCPUs halt, guest memory and devices stay as they are."""
+        self._monitor_command(record, "stop")
+        self.files(record).paused.touch()
+
+    def unpause(self, record: WorkloadRecord) -> None:
+        self._monitor_command(record, "cont")
+        self.files(record).paused.unlink(missing_ok=True)
+
+    def _monitor_command(self, record: WorkloadRecord, command: str) -> None:
+        from isobox.drivers.vm import qmp  # see _polite_signal
+
+        files = self.files(record)
+        if not launch.alive(launch.read_pid(files.pidfile), files.pidfile):
+            raise InvalidStateError("the VM is not running", op=f"{command} VM", id=record.id)
+        with qmp.connect(files.qmp, record.id, timeout_s=AGENT_TIMEOUT_S) as monitor:
+            monitor.command(command)
 
     def _polite_signal(self, record: WorkloadRecord, signal: int, timeout_s: float) -> bool:
         """The signal to the workload through the agent; a disk VM has none: ACPI power button."""

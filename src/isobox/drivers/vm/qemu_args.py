@@ -113,6 +113,11 @@ class VMFiles:
         return self.root / "start.offsets"
 
     @property
+    def paused(self) -> Path:
+        """Exists while the VM is paused (QMP stop): QEMU runs on, its vCPUs do not."""
+        return self.root / "paused"
+
+    @property
     def killed(self) -> Path:
         return self.root / "killed"
 
