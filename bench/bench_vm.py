@@ -142,6 +142,9 @@ def main(runs: int = 5) -> None:
         bench_restore(ctx, driver, runs)
         bench_memory(ctx, driver, min(runs, 3))
     finally:
+        from isobox.service import networks
+
+        networks.prune(ctx)  # the default network stays up after its last workload: not after the bench
         ctx.close()
         subprocess.run(["rm", "-rf", root], check=False)
 
