@@ -250,6 +250,20 @@ def test_pause_freezes_and_unpause_resumes(cli: Cli) -> None:
     assert cli("unpause", "ticker").returncode == 125
 
 
+def test_attach_follows_output_and_passes_stdin_on(cli: Cli) -> None:
+    script = "for i in 1 2 3 4 5; do echo tick$i; sleep 0.4; done; exit 4"
+    cli("run", "-d", "--name", "ticks", "busybox", "sh", "-c", script, check=True)
+    time.sleep(0.6)
+    attached = cli("attach", "ticks", timeout=30)
+    assert attached.returncode == 4
+    assert "tick5" in attached.stdout and "tick1" not in attached.stdout, "output from now on, as Docker's"
+    # -i keeps stdin open while detached; attach passes it on.
+    cli("run", "-d", "-i", "--name", "reader", "busybox", "sh", "-c", "read x; echo got-$x; exit 3", check=True)
+    answered = cli("attach", "reader", input=b"hello\n", timeout=30)
+    assert (answered.returncode, answered.stdout) == (3, "got-hello\n")
+    assert cli("attach", "reader").returncode == 125  # exited: nothing to attach to
+
+
 def test_detached_rm_removes_itself(cli: Cli) -> None:
     cli("run", "-d", "--rm", "--name", "ephemeral", "busybox", "true", check=True)
     deadline = time.monotonic() + 10

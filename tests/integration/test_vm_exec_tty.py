@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import pty
 import select
@@ -132,3 +133,17 @@ def test_run_it_terminal_follows_the_window_size(cli: Cli) -> None:
         shell.expect("44 111")
         shell.send("exit 2\r")
         assert shell.exit_code(timeout_s=60) == 2, kind
+
+
+def test_attach_to_a_terminal_and_detach_with_ctrl_p_ctrl_q(cli: Cli) -> None:
+    """A container and a VM started with -dit: attach joins the terminal, ctrl-p ctrl-q leaves it running."""
+    for name, kind in (("c", ["--network", "none"]), ("v", ["--vm", "--network", "none"])):
+        cli("run", "-dit", "--name", name, *kind, "busybox", "sh", check=True)
+        time.sleep(4 if name == "v" else 0.5)
+        shell = Terminal(cli, "attach", name)
+        time.sleep(0.5)
+        shell.send("echo attached-$((6*7))\r")
+        shell.expect("attached-42", timeout_s=30)
+        shell.send("\x10\x11")
+        assert shell.exit_code() == 0, name
+        assert json.loads(cli("inspect", name, check=True).stdout)[0]["status"] == "running", name

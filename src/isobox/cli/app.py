@@ -52,6 +52,7 @@ VERBS = {
             "start",
             "stop",
             "kill",
+            "attach",
             "pause",
             "unpause",
             "restart",

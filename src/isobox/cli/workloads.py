@@ -3,6 +3,7 @@ logs, exec, wait, inspect, top, stats. `--vm` picks the VM driver; everything el
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -93,6 +94,34 @@ def register(app: typer.Typer) -> None:
         for name in names:
             workloads.kill(ctx, name, parse_signal(signal_name))
             output.out.print(name)
+
+    @app.command("attach", context_settings=FOREGROUND)
+    def attach(
+        name: str = typer.Argument(...),
+        no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not pass stdin on."),
+    ) -> None:
+        """Join a running workload's output (and stdin, if it runs with -i) until it ends; detach from a
+        terminal with ctrl-p ctrl-q. Exits with the workload's exit code."""
+        import signal
+
+        from isobox.drivers.base import Attach
+        from isobox.errors import IsoboxError
+        from isobox.service import workloads
+
+        ctx = _ctx()
+        process = workloads.get(ctx, name).plan.process
+        interactive = process.interactive and not no_stdin
+        if not process.tty:  # as Docker's --sig-proxy: ^C and the like go to the workload
+
+            def forward(signum: int, frame: object) -> None:
+                with contextlib.suppress(IsoboxError):
+                    workloads.kill(ctx, name, signum)
+
+            for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(number, forward)
+        with raw_terminal(process.tty and interactive):
+            code = workloads.attach(ctx, name, Attach(stdin=0 if interactive else None))
+        raise typer.Exit(0 if code is None else code)
 
     @app.command("pause")
     def pause(names: list[str] = typer.Argument(...)) -> None:

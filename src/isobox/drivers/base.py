@@ -69,6 +69,11 @@ class Driver(Protocol):
 
     def kill(self, record: WorkloadRecord, signal: int) -> None: ...
 
+    def attach(self, record: WorkloadRecord, attach: Attach) -> bool:
+        """Join a running workload's output (and its stdin if it has one open) from now on, until it ends
+        (True) or the caller detaches with ctrl-p ctrl-q on a terminal (False)."""
+        ...
+
     def pause(self, record: WorkloadRecord) -> None:
         """Freeze every process of the workload (a VM: all its vCPUs); observe() then says PAUSED."""
         ...

@@ -26,6 +26,7 @@ class Op(enum.StrEnum):
     RESTART = "restart"
     PAUSE = "pause"
     UNPAUSE = "unpause"
+    ATTACH = "attach"
 
 
 ALLOWED: dict[Op, frozenset[Status]] = {
@@ -39,6 +40,7 @@ ALLOWED: dict[Op, frozenset[Status]] = {
     Op.RESTART: frozenset(Status) - {Status.REMOVING},
     Op.PAUSE: frozenset({Status.RUNNING}),
     Op.UNPAUSE: frozenset({Status.PAUSED}),
+    Op.ATTACH: frozenset({Status.RUNNING}),
 }
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {

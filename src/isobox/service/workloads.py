@@ -339,6 +339,17 @@ def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attac
 # ---- signals, stop, remove --------------------------------------------------------------------
 
 
+def attach(ctx: Context, name_or_id: str, streams: Attach) -> int | None:
+    """Join a running workload's streams; its exit code once it ended, None if the caller detached."""
+    record = get(ctx, name_or_id)
+    require(Op.ATTACH, record.status, workload=record.name)
+    driver = driver_for(ctx, record.kind)
+    if not driver.attach(record, streams):
+        return None
+    driver.wait(record)
+    return refresh(ctx, record).exit_code
+
+
 def pause(ctx: Context, name_or_id: str) -> WorkloadRecord:
     """Freeze a running workload (its processes, or a VM's vCPUs) until unpause."""
     record = get(ctx, name_or_id)

@@ -84,6 +84,27 @@ class ContainerDriver:
             monitor.pump(sock, stdin, attach.stdout, attach.stderr, resize if plan.process.tty else None)
         return pid
 
+    def attach(self, record: WorkloadRecord, attach: Attach) -> bool:
+        plan = record.plan
+        workdir = Path(plan.workload_dir)
+        try:
+            sock = monitor.connect_attach(workdir)
+        except OSError as exc:
+            raise InvalidStateError(f"cannot attach to {record.name}: {exc.strerror or exc}", op="attach",
+                                    id=record.id) from exc
+        tty = plan.process.tty
+        with contextlib.closing(sock), TerminalSize(attach.stdout if tty else -1) as size:
+
+            def resize() -> None:
+                changed = size.changed()
+                if changed is not None:
+                    monitor.resize(workdir, *changed)
+
+            stdin = attach.stdin if plan.process.interactive else None
+            detached = monitor.pump(sock, stdin, attach.stdout, attach.stderr, resize if tty else None,
+                                    monitor.DETACH_KEYS if tty else None)
+        return not detached
+
     def _create(self, conmon_plan: monitor.ConmonPlan, during: Callable[[], None] | None) -> int:
         """conmon + `runtime create`, running ``during`` meanwhile; if that fails, the created container is
         deleted (its process never ran) and the failure raised."""
@@ -124,7 +145,8 @@ class ContainerDriver:
             exit_dir=str(self.exit_dir),
             log_path=plan.log_path,
             terminal=plan.process.tty,
-            stdin=plan.process.interactive and attach is not None and attach.stdin is not None,
+            # -i keeps the container's stdin open even when detached, for a later `attach` (as Docker).
+            stdin=plan.process.interactive and (attach is None or attach.stdin is not None),
             exit_command=self._exit_command(plan) if attach is None else (),
         )
 

@@ -176,12 +176,22 @@ def connect_attach(bundle: Path) -> socket.socket:
     return sock
 
 
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, as Docker's default
+
+
 def pump(
-    sock: socket.socket, stdin: int | None, stdout: int, stderr: int, tick: Callable[[], None] | None = None
-) -> None:
+    sock: socket.socket,
+    stdin: int | None,
+    stdout: int,
+    stderr: int,
+    tick: Callable[[], None] | None = None,
+    detach_keys: bytes | None = None,
+) -> bool:
     """Copy the attach stream to stdout/stderr, and stdin to the container, until the container's output
-    ends; ``tick`` runs at least every 0.2 s (passing a terminal resize on)."""
+    ends (False) or the caller types ``detach_keys`` (True); ``tick`` runs at least every 0.2 s
+    (passing a terminal resize on)."""
     sources: list[int] = [sock.fileno()] + ([stdin] if stdin is not None else [])
+    held = b""  # the start of the detach keys, kept back until the next key decides
     while True:
         if tick is not None:
             tick()
@@ -189,7 +199,7 @@ def pump(
         if sock.fileno() in ready:
             message = sock.recv(ATTACH_BUFFER)
             if not message:
-                return
+                return False
             target = stderr if message[0] == STDERR_ID else stdout
             write_all(target, message[1:])
         if stdin is not None and stdin in ready:
@@ -199,7 +209,14 @@ def pump(
                 sock.shutdown(socket.SHUT_WR)
                 stdin = None
                 continue
-            sock.sendall(data)
+            if detach_keys:
+                data, held = held + data, b""
+                if detach_keys in data:
+                    return True
+                keep = next((n for n in range(len(detach_keys) - 1, 0, -1) if data.endswith(detach_keys[:n])), 0)
+                data, held = data[: len(data) - keep], data[len(data) - keep :]
+            if data:
+                sock.sendall(data)
 
 
 def resize(bundle: Path, rows: int, columns: int) -> None:

@@ -54,6 +54,7 @@ EXIT_KILLED = 137
 EXIT_INIT_FAILED = 125
 EXIT_UNKNOWN = 255
 AGENT_TIMEOUT_S = 10.0
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, as Docker's default
 EXEC_TTY = "exec_devices"  # driver_info key: the VM has the exec console and input port (exec -t, -i)
 
 
@@ -198,23 +199,10 @@ class VMDriver:
             self._attach(record, files, pid, attach, positions)
         return pid
 
-    def attach(self, record: WorkloadRecord, attach: Attach) -> Observation:
-        """Stream a running VM's output (from its start on) to the caller's fds until it ends.
-
-        Lets the service record the VM as running (start with attach=None) before it blocks here."""
-        files = self.files(record)
-        pid = launch.read_pid(files.pidfile)
-        if pid is not None and launch.alive(pid, files.pidfile):
-            try:
-                positions = {k: int(v) for k, v in json.loads(files.start_offsets.read_text()).items()}
-            except (OSError, ValueError):
-                positions = streams.sizes(files)
-            self._attach(record, files, pid, attach, positions)
-        return self.observe(record)
-
     def _attach(
         self, record: WorkloadRecord, files: VMFiles, pid: int, attach: Attach, positions: dict[str, int]
-    ) -> None:
+    ) -> bool:
+        """Stream the VM's output (and stdin) until it ends (True) or the caller detaches (False, -t only)."""
         interactive = attach.stdin is not None and record.plan.process.interactive
         if record.plan.process.tty and not anyos.is_disk_vm(record.plan):
             resizer = agent.Resizer(self._channel(record, "ctl"))
@@ -225,15 +213,16 @@ class VMDriver:
                     if changed is not None:
                         resizer.offer(*changed)
 
-                streams.bridge_terminal(
+                detached = streams.bridge_terminal(
                     files.tty,
                     attach.stdin if interactive else None,
                     attach.stdout,
                     alive=lambda: launch.alive(pid, files.pidfile),
                     tick=resize,
+                    detach_keys=DETACH_KEYS,
                 )
-            self._sync_log(record, final=True)
-            return
+            self._sync_log(record, final=not detached)
+            return not detached
         fds = {"stdout": attach.stdout, "stderr": attach.stderr}
         feeder = None
         if interactive and attach.stdin is not None and not anyos.is_disk_vm(record.plan):
@@ -254,6 +243,7 @@ class VMDriver:
                 feeder.close()
         streams.copy_new(files, positions, fds)
         self._sync_log(record, final=True)
+        return True
 
     def _sync_log(self, record: WorkloadRecord, *, final: bool) -> None:
         files = self.files(record)
@@ -310,6 +300,15 @@ class VMDriver:
             return
         if not self._polite_signal(record, signal, AGENT_TIMEOUT_S):
             raise WorkloadError(f"the guest could not deliver signal {signal}", op="kill VM", id=record.id)
+
+    def attach(self, record: WorkloadRecord, attach: Attach) -> bool:
+        """Follow a running VM's output from now on (its terminal with -t), until it ends."""
+        files = self.files(record)
+        pid = launch.read_pid(files.pidfile)
+        if not launch.alive(pid, files.pidfile):
+            raise InvalidStateError("the VM is not running", op="attach", id=record.id)
+        assert pid is not None
+        return self._attach(record, files, pid, attach, streams.sizes(files))
 
     def pause(self, record: WorkloadRecord) -> None:
         """QMP stop: the vCPUs halt, guest memory and devices stay as they are."""

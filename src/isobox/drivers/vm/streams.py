@@ -143,10 +143,11 @@ def bridge_terminal(
     *,
     alive: Callable[[], bool],
     tick: Callable[[], None] | None = None,
-) -> None:
-    """-t: copy the guest terminal's output to stdout and (with -i) stdin to it, until the VM ends;
-    ``tick`` runs between reads (a terminal resize). The log needs nothing from here: the chardev's
-    logfile records the terminal's output."""
+    detach_keys: bytes | None = None,
+) -> bool:
+    """-t: copy the guest terminal's output to stdout and (with -i) stdin to it, until the VM ends
+    (False) or the caller types ``detach_keys`` (True); ``tick`` runs between reads (a terminal
+    resize). The log needs nothing from here: the chardev's logfile records the terminal's output."""
     with connect(socket_path) as conn:
         sources: list[int] = [conn.fileno()] + ([stdin] if stdin is not None else [])
         while alive():
@@ -162,12 +163,15 @@ def bridge_terminal(
                     sources.remove(fd)
                 elif fd == conn.fileno():
                     write_all(stdout, data)
+                elif detach_keys and detach_keys in data:
+                    return True
                 else:
                     conn.sendall(data)
         conn.setblocking(False)
         with contextlib.suppress(OSError):
             while data := conn.recv(65536):
                 write_all(stdout, data)
+    return False
 
 
 @contextlib.contextmanager
