@@ -352,21 +352,20 @@ def attach(ctx: Context, name_or_id: str, streams: Attach) -> int | None:
 
 def pause(ctx: Context, name_or_id: str) -> WorkloadRecord:
     """Freeze a running workload (its processes, or a VM's vCPUs) until unpause."""
-    record = get(ctx, name_or_id)
-    require(Op.PAUSE, record.status, workload=record.name)
-    with _locked(ctx, record.id):
-        driver_for(ctx, record.kind).pause(record)
-        record = replace(record, status=Status.PAUSED)
-        _save(ctx, record)
-    return record
+    return _set_frozen(ctx, name_or_id, frozen=True)
 
 
 def unpause(ctx: Context, name_or_id: str) -> WorkloadRecord:
+    return _set_frozen(ctx, name_or_id, frozen=False)
+
+
+def _set_frozen(ctx: Context, name_or_id: str, *, frozen: bool) -> WorkloadRecord:
     record = get(ctx, name_or_id)
-    require(Op.UNPAUSE, record.status, workload=record.name)
+    require(Op.PAUSE if frozen else Op.UNPAUSE, record.status, workload=record.name)
     with _locked(ctx, record.id):
-        driver_for(ctx, record.kind).unpause(record)
-        record = replace(record, status=Status.RUNNING)
+        driver = driver_for(ctx, record.kind)
+        (driver.pause if frozen else driver.unpause)(record)
+        record = replace(record, status=Status.PAUSED if frozen else Status.RUNNING)
         _save(ctx, record)
     return record
 
