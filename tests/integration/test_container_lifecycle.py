@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import Cli, processes_with
+from tests.integration.conftest import ISOBOX, Cli, processes_with
 
 pytestmark = pytest.mark.integration
 
@@ -262,6 +263,22 @@ def test_attach_follows_output_and_passes_stdin_on(cli: Cli) -> None:
     answered = cli("attach", "reader", input=b"hello\n", timeout=30)
     assert (answered.returncode, answered.stdout) == (3, "got-hello\n")
     assert cli("attach", "reader").returncode == 125  # exited: nothing to attach to
+
+
+def test_signals_to_a_foreground_run_reach_the_workload(cli: Cli) -> None:
+    """Docker's --sig-proxy, for an unnamed run too (among other workloads): SIGINT to isobox is the
+    workload's SIGINT."""
+    cli("run", "-d", "--network", "none", "--name", "bystander", "busybox", "sleep", "60", check=True)
+    script = 'trap "echo caught; exit 42" INT; sleep 30 & wait'
+    run = subprocess.Popen([*ISOBOX, "run", "--network", "none", "busybox", "sh", "-c", script],
+                           env=dict(os.environ, ISOBOX_ROOT=str(cli.root)), stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while len(json.loads(cli("ps", "--json", check=True).stdout)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the shell has set its trap
+    run.send_signal(signal.SIGINT)
+    out, _ = run.communicate(timeout=20)
+    assert (run.returncode, out) == (42, "caught\n")
 
 
 def test_detached_rm_removes_itself(cli: Cli) -> None:

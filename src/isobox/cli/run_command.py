@@ -14,13 +14,15 @@ def run_workload(image: str, command: list[str], detach: bool, flags: RunFlags) 
     from isobox.service.context import open_context
 
     spec = build_spec(image, command, flags)
+    assert spec.name is not None  # build_spec names every workload: signals are passed on by that name
     ctx = open_context()
     if detach:
         result = workloads.run(ctx, spec, detach=True)
         output.print_line(result.record.id)
         return 0
     attach = Attach(stdin=0 if spec.interactive else None)
-    with raw_terminal(spec.tty and spec.interactive), signal_forwarding(ctx, spec):
+    raw = spec.tty and spec.interactive
+    with raw_terminal(raw), signal_forwarding(ctx, spec.name, enabled=not raw):
         result = workloads.run(ctx, spec, attach=attach)
     return result.exit_code if result.exit_code is not None else 0
 

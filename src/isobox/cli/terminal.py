@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from isobox.model.spec import WorkloadSpec
 from isobox.service.context import Context
 
 
@@ -31,9 +30,10 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
 
 
 @contextmanager
-def signal_forwarding(ctx: Context, spec: WorkloadSpec) -> Iterator[None]:
-    """Like Docker's --sig-proxy: SIGINT/SIGTERM/SIGHUP to isobox go to the workload instead."""
-    if spec.tty and spec.interactive:  # the terminal passes ^C itself
+def signal_forwarding(ctx: Context, name: str, *, enabled: bool = True) -> Iterator[None]:
+    """Like Docker's --sig-proxy: SIGINT/SIGTERM/SIGHUP to isobox go to the workload ``name`` instead
+    (not enabled when a terminal in raw mode passes ^C on itself)."""
+    if not enabled:
         yield
         return
 
@@ -42,7 +42,7 @@ def signal_forwarding(ctx: Context, spec: WorkloadSpec) -> Iterator[None]:
         from isobox.service import workloads
 
         try:
-            workloads.kill(ctx, spec.name or "", signum)
+            workloads.kill(ctx, name, signum)
         except IsoboxError:
             pass
 

@@ -3,7 +3,6 @@ logs, exec, wait, inspect, top, stats. `--vm` picks the VM driver; everything el
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -102,24 +101,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Join a running workload's output (and stdin, if it runs with -i) until it ends; detach from a
         terminal with ctrl-p ctrl-q. Exits with the workload's exit code."""
-        import signal
-
+        from isobox.cli.terminal import signal_forwarding
         from isobox.drivers.base import Attach
-        from isobox.errors import IsoboxError
         from isobox.service import workloads
 
         ctx = _ctx()
         process = workloads.get(ctx, name).plan.process
         interactive = process.interactive and not no_stdin
-        if not process.tty:  # as Docker's --sig-proxy: ^C and the like go to the workload
-
-            def forward(signum: int, frame: object) -> None:
-                with contextlib.suppress(IsoboxError):
-                    workloads.kill(ctx, name, signum)
-
-            for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(number, forward)
-        with raw_terminal(process.tty and interactive):
+        # Without a terminal, ^C and the like go to the workload (Docker's --sig-proxy); a terminal
+        # passes them on as keys.
+        with raw_terminal(process.tty and interactive), signal_forwarding(ctx, name, enabled=not process.tty):
             code = workloads.attach(ctx, name, Attach(stdin=0 if interactive else None))
         raise typer.Exit(0 if code is None else code)
 

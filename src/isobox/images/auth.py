@@ -121,6 +121,8 @@ def run_helper(name: str, host: str) -> Credentials | None:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # a name, looked up on PATH, never a path
         log.warning("ignoring the credential helper %r configured for %s: not a helper name", name, host)
         return None
+    # Not isobox.command.run: a helper's failure is a warning, never an error, and "not found" is a normal
+    # answer that the protocol gives on stdout with a non-zero status.
     try:
         done = subprocess.run(
             [program, "get"], input=helper_server_address(host), capture_output=True, text=True,

@@ -136,7 +136,7 @@ class RegistryClient:
         """Whether the registry answers HTTPS at all (any HTTP status counts; auth is not attempted)."""
         try:
             self.http.get(f"{self.base}/v2/", auth=None, timeout=min(self.options.timeout_s, 10.0))
-        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.ReadTimeout):
+        except httpx.TransportError:  # no TLS there (or nothing at all: plain HTTP then says so)
             return False
         return True
 

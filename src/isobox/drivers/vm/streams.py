@@ -25,7 +25,7 @@ from pathlib import Path
 from isobox.drivers.base import write_all
 from isobox.drivers.logfile import LogWriter
 from isobox.drivers.vm.qemu_args import VMFiles
-from isobox.errors import ConflictError
+from isobox.errors import ConflictError, WorkloadError
 from isobox.state.locks import locked
 
 STREAMS = ("stdout", "stderr")
@@ -107,9 +107,18 @@ class StdinFeeder:
     (chardev/char-socket.c, tcp_chr_hup). After shutdown(SHUT_WR) QEMU first reads everything and
     only then sees end-of-file."""
 
-    def __init__(self, source_fd: int, socket_path: Path, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, source_fd: int, socket_path: Path, connect_timeout_s: float = 10.0, preamble: bytes = b""
+    ) -> None:
         self._source: int | None = source_fd
         self._sock = connect(socket_path, connect_timeout_s)
+        if preamble:
+            self._sock.sendall(preamble)
+
+    def run(self) -> None:
+        """Pump until the caller's input ended or close() (for a thread of its own)."""
+        while self._source is not None:
+            self.pump(0.2)
 
     def pump(self, timeout_s: float) -> bool:
         """Move what the caller typed (waiting at most timeout_s); True if anything moved."""
@@ -133,6 +142,8 @@ class StdinFeeder:
 
     def close(self) -> None:
         self._source = None
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a send blocked in another thread
         self._sock.close()
 
 
@@ -190,14 +201,16 @@ def one_session(lock_dir: Path, flag: str, workload: str) -> Iterator[None]:
 
 
 def connect(socket_path: Path, timeout_s: float = 10.0) -> socket.socket:
+    """A connection to one of QEMU's socket chardevs (retried while QEMU is still setting it up)."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             conn.connect(str(socket_path))
             return conn
-        except OSError:
+        except OSError as exc:
             if time.monotonic() > deadline:
                 conn.close()
-                raise
+                raise WorkloadError(f"cannot connect to the VM: {exc.strerror or exc}", op="connect to VM",
+                                    path=str(socket_path)) from exc
             time.sleep(0.02)
