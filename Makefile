@@ -13,6 +13,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	cd src && ../$(VENV)/bin/lint-imports --config ../pyproject.toml
 
 unit: setup
 	$(PY) -m pytest -q tests/unit

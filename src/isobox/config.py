@@ -46,6 +46,11 @@ class Paths:
         return self.lib / "tmp"
 
     @property
+    def records(self) -> Path:
+        """JSON copies of the records (state/mirror.py), for `isobox system check`."""
+        return self.lib / "records"
+
+    @property
     def locks(self) -> Path:
         return self.run / "locks"
 

@@ -5,7 +5,9 @@
     ├── NotFoundError                an image, workload, network, volume or snapshot does not exist
     ├── ConflictError                a name or resource is already taken / still in use
     ├── InvalidStateError            the operation is not allowed in the workload's current status
+    │   └── UnsupportedError         the workload's driver lacks a capability (a typed refusal)
     ├── HostError                    the host lacks something isobox needs (runtime, kernel, root, QEMU)
+    ├── StateError                   isobox's own state is damaged (database, records): `isobox system check`
     ├── PolicyError                  the isolation policy refuses the workload, or the kind asked for
     ├── ImageError                   anything about image content
     │   ├── ImagePullError           talking to a registry failed (network, auth, HTTP status)
@@ -13,6 +15,7 @@
     │   ├── DigestMismatchError      a blob's content does not match its digest (or is truncated)
     │   └── UnsafeLayerError         a layer tries to escape its directory or break a policy
     └── WorkloadError                starting or driving a workload failed (runtime, QEMU, guest)
+        └── CommandError             its command could not be run: not found (exit 127), not executable (126)
 
 Every error carries the operation that failed (``op``), and where known the path or id it failed on;
 the lower-level cause is kept as ``__cause__`` (``raise ... from exc``).
@@ -58,6 +61,16 @@ class HostError(IsoboxError):
     """The host lacks something isobox needs."""
 
 
+class UnsupportedError(InvalidStateError):
+    """The workload's driver lacks the capability the operation needs (a VM booted from a disk image has no
+    guest agent, a container has no memory snapshot …). A subclass of InvalidStateError: for a client it is
+    "not possible for this workload", never a crash."""
+
+
+class StateError(IsoboxError):
+    """isobox's own state (the database, a record) is damaged or missing while content exists beside it."""
+
+
 class PolicyError(IsoboxError):
     """The isolation policy refuses the workload, or the kind (--container) it was asked to run as."""
 
@@ -86,7 +99,17 @@ class WorkloadError(IsoboxError):
     """Starting or driving a workload failed."""
 
 
+class CommandError(WorkloadError):
+    """The workload's command could not be run: not found (``exit_code`` 127) or not executable (126), the
+    codes a shell and Docker report."""
+
+    def __init__(self, message: str, *, exit_code: int, op: str = "", path: str = "", id: str = "") -> None:
+        super().__init__(message, op=op, path=path, id=id)
+        self.exit_code = exit_code
+
+
 __all__ = [
+    "CommandError",
     "ConflictError",
     "DigestMismatchError",
     "HostError",
@@ -98,6 +121,8 @@ __all__ = [
     "ManifestError",
     "NotFoundError",
     "PolicyError",
+    "StateError",
     "UnsafeLayerError",
+    "UnsupportedError",
     "WorkloadError",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.integration.conftest import Cli
 
-from isobox.images.layerdiff import layer_bytes
+from isobox.storage.layerdiff import layer_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def test_layerdiff_translates_overlay_whiteouts(tmp_path: Path) -> None:
 
 
 def test_layerdiff_compares_two_trees(tmp_path: Path) -> None:
-    from isobox.images.layerdiff import write_diff
+    from isobox.storage.layerdiff import write_diff
 
     base, new = tmp_path / "base", tmp_path / "new"
     for root in (base, new):

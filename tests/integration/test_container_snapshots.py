@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 from tests.integration.conftest import Cli
 
-from isobox.drivers.base import ExecSpec
 from isobox.errors import ConflictError, NotFoundError
 from isobox.model.spec import WorkloadSpec
 from isobox.model.status import Status
-from isobox.service import logs, snapshots, workloads
+from isobox.model.streams import ExecSpec
+from isobox.service import control, logs, snapshots, workloads
 from isobox.service.context import Context
 
 pytestmark = pytest.mark.integration
 
 
 def _sh(ctx: Context, name: str, script: str) -> int:
-    return workloads.exec(ctx, name, ExecSpec(("sh", "-c", script)))
+    return control.exec(ctx, name, ExecSpec(("sh", "-c", script)))
 
 
 def test_snapshot_restore_running_container(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +93,7 @@ def test_checkpoint_restores_the_processes_where_they_were(ctx: Context) -> None
         assert len(drops) == 1 and 1 < drops[0] <= saved + 1, (saved, values)  # the log goes on after restore
         assert _sh(ctx, "ck", "ping -c1 -W2 127.0.0.1 >/dev/null") == 0
         # The restored container is a normal one: it stops, and its exit is recorded.
-        assert workloads.stop(ctx, "ck", timeout_s=1).status is Status.EXITED
+        assert control.stop(ctx, "ck", timeout_s=1).status is Status.EXITED
     finally:
         workloads.remove(ctx, "ck", force=True)
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from isobox.drivers.base import ExecSpec
+from isobox.drivers.base import require
 from isobox.drivers.logfile import read_entries
 from isobox.drivers.vm import anyos
 from isobox.drivers.vm.driver import VMDriver
-from isobox.errors import InvalidArgumentError, InvalidStateError
+from isobox.errors import InvalidArgumentError, UnsupportedError
+from isobox.model.capability import Capability
 from isobox.model.record import WorkloadRecord
 from isobox.model.status import Status
 from isobox.service import vms
@@ -70,8 +71,8 @@ def test_firmware_boot_of_a_disk_image(ctx: Context, tmp_path: Path) -> None:
         assert (observation.status, observation.exit_code) == (Status.EXITED, 0)
         lines = [e.content for e in read_entries(Path(record.plan.log_path))]
         assert b"isobox firmware boot ok\r" in lines
-        with pytest.raises(InvalidStateError, match="agent"):
-            driver.exec_capture(record, ExecSpec(("true",)))
+        with pytest.raises(UnsupportedError, match="has no isobox guest agent"):
+            require(driver, record, Capability.EXEC, op="exec")
     finally:
         driver.delete(record)
     assert disk.read_bytes() == before  # the VM wrote only to its overlay

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from tests.integration.conftest import ISOBOX, Cli, processes_with
 
+from isobox.linux.cgroups import WorkloadCgroup
+
 pytestmark = [pytest.mark.integration, pytest.mark.vm, pytest.mark.timeout(240)]
 
 COUNTER = 'i=0; while :; do i=$((i+1)); echo "$i"; sleep 0.3; done'
@@ -94,9 +96,15 @@ def test_vm_host_memory_is_capped_by_its_cgroup(cli: Cli) -> None:
         check=True, timeout=120)  # fmt: skip
     stats = json.loads(cli("stats", "--json", "capped").stdout)
     entry = stats[0] if isinstance(stats, list) else stats
-    # Guest RAM (128 MiB) plus QEMU's own overhead allowance (256 MiB): the host is protected.
-    assert entry["memory_limit_bytes"] == (128 + 256) * 1024 * 1024, entry
-    assert 0 < entry["memory_bytes"] < entry["memory_limit_bytes"]
+    # stats shows the guest's RAM, as the user sized it; the host caps QEMU at that plus its own
+    # overhead allowance (256 MiB) in the VM's cgroup: the host is protected.
+    assert entry["memory_limit_bytes"] == 128 * 1024 * 1024, entry
+    record = json.loads(cli("inspect", "capped").stdout)[0]
+    cgroup = WorkloadCgroup.of(record["id"])
+    limit_file = "memory.max" if cgroup.unified else "memory.limit_in_bytes"
+    memory_dir = next(d for d in cgroup.directories if cgroup.unified or d.parent.parent.name == "memory")
+    assert int((memory_dir / limit_file).read_text()) == (128 + 256) * 1024 * 1024
+    assert 0 < entry["memory_bytes"] < (128 + 256) * 1024 * 1024
     cli("rm", "-f", "capped", check=True, timeout=120)
 
 

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from isobox.drivers.base import Attach, ExecSpec
 from isobox.drivers.logfile import read_entries
-from isobox.drivers.vm.cgroup import VMCgroup
+from isobox.drivers.vm import interact
 from isobox.drivers.vm.driver import VMDriver
 from isobox.errors import WorkloadError
+from isobox.linux.cgroups import WorkloadCgroup
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind, Resources, WorkloadSpec
 from isobox.model.status import Status
+from isobox.model.streams import Attach, ExecSpec
 from isobox.service import workloads
 from isobox.service.context import Context
 
@@ -159,7 +160,8 @@ def test_exec_stop_and_no_leftovers(driver: VMDriver, make_vm: MakeVM) -> None:
     record = make_vm("sh", "-c", "echo started; trap 'echo got TERM; exit 0' TERM; while :; do sleep 1; done")
     pid = driver.start(record)
     assert driver.observe(record).status is Status.RUNNING
-    result = driver.exec_capture(
+    result = interact.exec_capture(
+        driver,
         record,
         ExecSpec(
             argv=("sh", "-c", "echo $X; id -u; pwd; echo e >&2; exit 4"),
@@ -178,7 +180,7 @@ def test_exec_stop_and_no_leftovers(driver: VMDriver, make_vm: MakeVM) -> None:
     driver.delete(record)
     assert gone(pid)
     assert not Path(record.plan.workload_dir).exists()
-    assert not any(d.exists() for d in VMCgroup.for_workload(record.id).directories)
+    assert not any(d.exists() for d in WorkloadCgroup.of(record.id).directories)
 
 
 def test_kill_and_restart(driver: VMDriver, make_vm: MakeVM) -> None:
@@ -213,7 +215,7 @@ def test_failed_start_leaves_nothing(driver: VMDriver, make_vm: MakeVM) -> None:
     record = make_vm("true", resources=Resources(cpus=10000))  # more vCPUs than the machine type allows
     with pytest.raises(WorkloadError, match="QEMU failed to start"):
         driver.start(record)
-    assert not any(d.exists() for d in VMCgroup.for_workload(record.id).directories)
+    assert not any(d.exists() for d in WorkloadCgroup.of(record.id).directories)
     assert driver.observe(record).status is Status.CREATED
     driver.delete(record)
     assert not Path(record.plan.workload_dir).exists()

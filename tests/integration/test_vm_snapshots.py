@@ -15,6 +15,7 @@ from isobox.drivers.vm import snapshots
 from isobox.drivers.vm.driver import VMDriver
 from isobox.model import ids
 from isobox.model.record import WorkloadRecord
+from isobox.model.snapshot import SnapshotContent
 from isobox.model.spec import Kind, WorkloadSpec
 from isobox.model.status import Status
 from isobox.service import workloads
@@ -57,7 +58,7 @@ def test_snapshot_restore_and_clone_continue_the_counter(
     wait_count(driver, record, 5)
     snap = snapshots.create(driver, record, "s1")
     at_snapshot = counts(driver, record)[-1]
-    assert snap.has_memory
+    assert snap.content is SnapshotContent.DISK_AND_MEMORY
     assert [s.name for s in snapshots.list_snapshots(driver, record)] == ["s1"]
     later = wait_count(driver, record, at_snapshot + 10)[-1]
 
@@ -88,7 +89,7 @@ def test_snapshot_restore_and_clone_continue_the_counter(
 def test_disk_snapshot_of_stopped_vm(counter_vm: tuple[VMDriver, WorkloadRecord, Context]) -> None:
     driver, record, _ctx = counter_vm
     snap = snapshots.create(driver, record, "clean")
-    assert not snap.has_memory
-    assert snapshots.restore(driver, record, "clean") is False
+    assert snap.content is SnapshotContent.DISK
+    assert snapshots.restore(driver, record, "clean") is None  # disk only: the VM stays stopped
     snapshots.remove(driver, record, "clean")
     assert snapshots.list_snapshots(driver, record) == []

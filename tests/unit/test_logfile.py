@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from isobox.drivers.logfile import LogWriter, format_entry, parse_line, parse_timestamp, read_entries
+from isobox.drivers.logfile import LogWriter, format_entry, parse_line, read_entries
+from isobox.model.logs import parse_timestamp
 from isobox.service.logs import parse_since, select
 
 

@@ -10,7 +10,7 @@ from isobox.model.image_config import ImageConfig
 from isobox.model.plan import merge_env, parse_signal, resolve, resolve_argv
 from isobox.model.spec import Restart, RestartPolicy, WorkloadSpec, parse_env, parse_env_file, parse_size
 from isobox.model.status import Op, Status, can_transition, require
-from isobox.model.users import resolve_user
+from isobox.model.users import ResolvedUser, resolve_user
 
 IMAGE = ImageConfig(
     entrypoint=("/entry",),
@@ -122,7 +122,24 @@ def test_resolve_user() -> None:
     assert resolve_user("1000:10", PASSWD, GROUP).gid == 10
     assert resolve_user("4242", None, None).uid == 4242
     assert resolve_user("app:wheel", PASSWD, GROUP).gid == 10
-    with pytest.raises(InvalidArgumentError, match="not in the image's /etc/passwd"):
+    with pytest.raises(InvalidArgumentError, match="unable to find user ghost: no matching entry in passwd file"):
         resolve_user("ghost", PASSWD, GROUP)
-    with pytest.raises(InvalidArgumentError, match="/etc/group"):
+    with pytest.raises(InvalidArgumentError, match="unable to find group ghosts: no matching entry in group file"):
         resolve_user("app:ghosts", PASSWD, GROUP)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("", ResolvedUser(0, 0, home="/root")),
+        ("app", ResolvedUser(1000, 1000, (10,), "/home/app")),
+        ("1000", ResolvedUser(1000, 1000, (10,), "/home/app")),  # a uid with an entry is that user
+        ("app:wheel", ResolvedUser(1000, 10, (), "/home/app")),  # an explicit group: no supplementary ones
+        ("app:1000", ResolvedUser(1000, 1000, (), "/home/app")),
+        ("4242", ResolvedUser(4242, 0, (), "/")),  # numeric, no entry: gid 0, home /
+        ("4242:77", ResolvedUser(4242, 77, (), "/")),
+    ],
+)
+def test_resolve_user_follows_dockers_rules(spec: str, expected: ResolvedUser) -> None:
+    """The one resolver of containers and VMs (model/users.py), with Docker's (runc's) rules."""
+    assert resolve_user(spec, PASSWD, GROUP) == expected

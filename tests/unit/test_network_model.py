@@ -6,6 +6,7 @@ import pytest
 
 from isobox.errors import InvalidArgumentError
 from isobox.model.network import (
+    Endpoint,
     InterfacePlan,
     NetworkMode,
     NetworkPlan,
@@ -91,17 +92,16 @@ def test_forwards_follow_the_workloads_whose_first_network_it_is(ctx: Context) -
 
     red = NetworkRecord("r" * 64, "red", "10.250.1.0/24", "10.250.1.1", "ibr-r")
     blue = NetworkRecord("b" * 64, "blue", "10.250.2.0/24", "10.250.2.1", "ibr-b")
-    state.schema(ctx)
     for network in (red, blue):
-        state.save(ctx, network)
+        ctx.records.networks.insert(network)
 
     def on(network: NetworkRecord, ifname: str, ip: str) -> InterfacePlan:
         return replace(ETH0, network=network.name, network_id=network.id, ifname=ifname, ip=ip,
                        gateway=network.gateway, dns=(network.gateway,))
 
-    state.insert_endpoint(ctx, state.Endpoint("w", "both", on(red, "eth0", "10.250.1.5")))
-    state.insert_endpoint(ctx, state.Endpoint("w", "both", on(blue, "eth1", "10.250.2.5")))
-    state.insert_endpoint(ctx, state.Endpoint("x", "blue-only", on(blue, "eth0", "10.250.2.6")))
+    state.insert_endpoint(ctx, Endpoint("w", "both", on(red, "eth0", "10.250.1.5")))
+    state.insert_endpoint(ctx, Endpoint("w", "both", on(blue, "eth1", "10.250.2.5")))
+    state.insert_endpoint(ctx, Endpoint("x", "blue-only", on(blue, "eth0", "10.250.2.6")))
     assert state.forwards(ctx, red) == [("blue.isobox.internal", "10.250.2.1")]
     assert state.forwards(ctx, blue) == [], "blue's own workloads ask blue, which has nothing to forward"
     state.delete_endpoints(ctx, "w")

@@ -62,10 +62,8 @@ def test_run_flags_to_spec() -> None:
 
 
 def test_publish_all_adds_exposed_ports(ctx: Context) -> None:
-    from isobox.service import network_state
     from isobox.service.networks import _ports
 
-    network_state.schema(ctx)
     spec = WorkloadSpec("busybox", publish=(PortSpec(80, 0, "127.0.0.1"),), publish_all=True)
     plans = _ports(ctx, spec, ("80/tcp", "53/udp", "8443/tcp"), "10.199.0.2")
     assert sorted((p.container_port, p.protocol.value) for p in plans) == [(53, "udp"), (80, "tcp"), (8443, "tcp")]

@@ -14,8 +14,11 @@ from isobox.drivers.vm.accel import Accel
 from isobox.drivers.vm.qemu_args import BootFiles, VMFiles, build
 from isobox.errors import ConflictError, InvalidArgumentError
 from isobox.model.mounts import MountKind, MountPlan
+from isobox.model.volume import DISK
 from isobox.state.db import Database
-from isobox.storage.volumes import DISK, VolumeStore
+from isobox.state.volumes import VolumeRepository
+from isobox.state.workloads import WorkloadRepository
+from isobox.storage.volumes import VolumeStore
 
 FILES = VMFiles(Path("/w/abc"), Path("/run/isobox/vm/abc"))
 BOOT = BootFiles(Path("/k/vmlinuz"), Path("/c/initramfs.cpio"))
@@ -76,7 +79,8 @@ needs_e2fs = pytest.mark.skipif(not shutil.which("mkfs.ext4"), reason="e2fsprogs
 @pytest.fixture
 def store(tmp_path: Path) -> VolumeStore:
     paths = Paths(lib=tmp_path / "lib", run=tmp_path / "run", assets=tmp_path / "assets")
-    return VolumeStore(paths, Database(tmp_path / "db.sqlite"))
+    db = Database(tmp_path / "db.sqlite")
+    return VolumeStore(paths, VolumeRepository(db), WorkloadRepository(db, tmp_path / "records"))
 
 
 @needs_e2fs

@@ -1,7 +1,7 @@
 """A fast path for `isobox run` and `isobox create`, the commands whose start-up latency users feel.
 
 Typer builds a validator per option on every call (~70 ms for run's 40 flags, plus its import); this
-parser is built from the same flag table (spec_flags._OPTIONS) with argparse and then calls the same
+parser is built from the same flag table (spec_flags.RUN_OPTIONS) with argparse and then calls the same
 code as the typer command (run_command.py). It handles only the plain forms; whenever it is unsure —
 help, `--`, an option it does not know, a value it cannot convert — it returns None and the typer
 application parses the command line instead, with its full error messages.
@@ -16,7 +16,7 @@ import typing
 from typing import Any
 
 from isobox.cli.run_command import create_workload, run_workload
-from isobox.cli.spec_flags import _OPTIONS, RunFlags
+from isobox.cli.spec_flags import RUN_OPTIONS, RunFlags
 
 VERBS = ("run", "create")
 _HELP = frozenset({"-h", "--help"})
@@ -42,7 +42,7 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
 
 def _parser(verb: str) -> _Parser:
     parser = _Parser(prog=f"isobox {verb}", add_help=False, allow_abbrev=False)
-    for name, (annotation, flag) in _OPTIONS.items():
+    for name, (annotation, flag) in RUN_OPTIONS.items():
         kind, is_list = _base_type(annotation)
         if kind is bool:
             parser.add_argument(*flag.names, dest=name, action="store_true", default=flag.default)
@@ -97,7 +97,7 @@ def try_run(argv: list[str]) -> int | None:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
-    flags = RunFlags(**{name: getattr(parsed, name) for name in _OPTIONS})
+    flags = RunFlags(**{name: getattr(parsed, name) for name in RUN_OPTIONS})
     if verb == "run":
         return run_workload(parsed.image, parsed.command, parsed.detach, flags)
     return create_workload(parsed.image, parsed.command, flags)
@@ -106,7 +106,7 @@ def try_run(argv: list[str]) -> int | None:
 def _image_index(args: list[str]) -> int:
     """Where the first positional argument (the image) probably is; options with values are skipped."""
     takes_value = {
-        n for annotation, flag in _OPTIONS.values() if _base_type(annotation)[0] is not bool for n in flag.names
+        n for annotation, flag in RUN_OPTIONS.values() if _base_type(annotation)[0] is not bool for n in flag.names
     }
     index = 0
     while index < len(args):

@@ -11,7 +11,7 @@ import os
 import sys
 
 from isobox.cli import output
-from isobox.errors import IsoboxError
+from isobox.errors import CommandError, IsoboxError
 
 
 def main() -> None:
@@ -25,6 +25,8 @@ def main() -> None:
 
             run_app(argv)
             return
+    except CommandError as exc:  # Docker's codes: 127 not found, 126 not executable
+        output.fail(str(exc), exc.exit_code)
     except IsoboxError as exc:
         output.fail(str(exc))
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ from isobox.cli.spec_flags import RunFlags, build_spec
 def run_workload(image: str, command: list[str], detach: bool, flags: RunFlags) -> int:
     """Returns the exit code for the isobox process: the workload's own in the foreground."""
     from isobox.cli.terminal import raw_terminal, signal_forwarding
-    from isobox.drivers.base import Attach
+    from isobox.model.streams import Attach
     from isobox.service import workloads
     from isobox.service.context import open_context
 

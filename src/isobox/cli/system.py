@@ -51,10 +51,10 @@ def register(app: typer.Typer) -> None:
     def boot() -> None:
         """Start again the exited workloads whose restart policy is `always` (run at host boot by
         contrib/systemd/isobox-restart.service)."""
-        from isobox.service import workloads
+        from isobox.service import control
         from isobox.service.context import open_context
 
-        started, failed = workloads.boot(open_context())
+        started, failed = control.boot(open_context())
         for record in started:
             output.out.print(record.name)
         for record, error in failed:
@@ -65,10 +65,10 @@ def register(app: typer.Typer) -> None:
     @system.command("on-exit", hidden=True)
     def on_exit(workload_id: str = typer.Argument(...)) -> None:
         """Bookkeeping that conmon runs when a detached container exits (--rm, restart policies)."""
-        from isobox.service import workloads
+        from isobox.service import control
         from isobox.service.context import open_context
 
-        workloads.on_exit(open_context(), workload_id)
+        control.on_exit(open_context(), workload_id)
 
     @app.command("info")
     def info(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:

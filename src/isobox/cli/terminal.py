@@ -39,10 +39,10 @@ def signal_forwarding(ctx: Context, name: str, *, enabled: bool = True) -> Itera
 
     def forward(signum: int, frame: FrameType | None) -> None:
         from isobox.errors import IsoboxError
-        from isobox.service import workloads
+        from isobox.service import control
 
         try:
-            workloads.kill(ctx, name, signum)
+            control.kill(ctx, name, signum)
         except IsoboxError:
             pass
 

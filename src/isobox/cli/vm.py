@@ -5,9 +5,6 @@ with containers in cli/workloads.py; the logic lives in service/vms.py and servi
 
 from __future__ import annotations
 
-import os
-import select
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,34 +15,13 @@ import typer
 from isobox.cli import output
 
 if TYPE_CHECKING:
-    from isobox.drivers.vm.driver import VMDriver
-    from isobox.model.record import WorkloadRecord
     from isobox.service.context import Context
-
-DETACH_KEY = b"\x1d"  # Ctrl-], as virsh console and telnet
 
 
 def _ctx() -> Context:
     from isobox.service.context import open_context
 
     return open_context()
-
-
-def _vm(ctx: Context, name: str) -> WorkloadRecord:
-    from isobox.errors import InvalidArgumentError
-    from isobox.model.spec import Kind
-    from isobox.service import workloads
-
-    record = workloads.get(ctx, name)
-    if record.kind is not Kind.VM:
-        raise InvalidArgumentError(f"{name} is a {record.kind.value}, not a VM", op="find VM", id=name)
-    return record
-
-
-def _driver(ctx: Context) -> VMDriver:
-    from isobox.drivers.vm.driver import VMDriver
-
-    return VMDriver(ctx.paths)
 
 
 def register(app: typer.Typer) -> None:
@@ -94,19 +70,14 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
     def console(name: str = typer.Argument(...)) -> None:
         """Attach to a disk VM's serial console (detach with Ctrl-])."""
         from isobox.cli.terminal import raw_terminal
-        from isobox.drivers.vm import anyos
+        from isobox.model.streams import Attach
+        from isobox.service import control, workloads
 
         ctx = _ctx()
-        record = _vm(ctx, name)
-        path = anyos.console_socket(_driver(ctx).files(record))
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            try:
-                conn.connect(str(path))
-            except OSError as exc:
-                output.fail(f"cannot attach to the console of {name}: {exc} (is it a running disk VM?)")
-            output.err.print("[dim]attached; Ctrl-] detaches[/dim]", markup=True)
-            with raw_terminal(sys.stdin.isatty()):
-                _bridge(conn)
+        workloads.get(ctx, name)  # a missing workload is reported before the terminal is touched
+        output.err.print("[dim]attaching; Ctrl-] detaches[/dim]", markup=True)
+        with raw_terminal(sys.stdin.isatty()):
+            control.console(ctx, name, Attach(stdin=0, stdout=1, stderr=2))
 
 
 def _register_snapshot(snapshot: typer.Typer) -> None:
@@ -159,38 +130,3 @@ def _register_snapshot(snapshot: typer.Typer) -> None:
         from isobox.service import snapshots as snapshot_service
 
         output.out.print(snapshot_service.clone(_ctx(), workload, name, new_name).id)
-
-
-def _bridge(conn: socket.socket) -> None:
-    """Copy stdin to the console and the console to stdout until Ctrl-], end of input, or the VM ends."""
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
-    while True:
-        ready, _, _ = select.select([conn, stdin], [], [])
-        if conn in ready:
-            data = conn.recv(65536)
-            if not data:
-                return
-            os.write(stdout, data)
-        if stdin in ready:
-            data = os.read(stdin, 4096)
-            if data and DETACH_KEY not in data:
-                conn.sendall(data)
-                continue
-            conn.sendall(data.split(DETACH_KEY)[0])
-            _detach(conn, stdout)
-            return
-
-
-def _detach(conn: socket.socket, stdout: int, timeout_s: float = 2.0) -> None:
-    """Half-close, so QEMU reads what was sent before it sees the end (a plain close would make it
-    drop unread input: chardev/char-socket.c, tcp_chr_hup), and show output until it disconnects."""
-    conn.shutdown(socket.SHUT_WR)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([conn], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            return
-        data = conn.recv(65536)
-        if not data:
-            return
-        os.write(stdout, data)

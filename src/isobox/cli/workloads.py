@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         attach: bool = typer.Option(False, "-a", "--attach", help="Attach to output and return the exit code."),
     ) -> None:
         """Start created or stopped workloads."""
-        from isobox.drivers.base import Attach
+        from isobox.model.streams import Attach
         from isobox.service import workloads
 
         ctx = _ctx()
@@ -73,11 +73,11 @@ def register(app: typer.Typer) -> None:
         time_s: float | None = typer.Option(None, "-t", "--time", help="Seconds to wait before SIGKILL."),
     ) -> None:
         """Stop workloads: the stop signal (SIGTERM), then SIGKILL after -t seconds."""
-        from isobox.service import workloads
+        from isobox.service import control
 
         ctx = _ctx()
         for name in names:
-            workloads.stop(ctx, name, timeout_s=time_s)
+            control.stop(ctx, name, timeout_s=time_s)
             output.out.print(name)
 
     @app.command("kill")
@@ -87,11 +87,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send a signal to workloads."""
         from isobox.model.plan import parse_signal
-        from isobox.service import workloads
+        from isobox.service import control
 
         ctx = _ctx()
         for name in names:
-            workloads.kill(ctx, name, parse_signal(signal_name))
+            control.kill(ctx, name, parse_signal(signal_name))
             output.out.print(name)
 
     @app.command("attach", context_settings=FOREGROUND)
@@ -102,8 +102,8 @@ def register(app: typer.Typer) -> None:
         """Join a running workload's output (and stdin, if it runs with -i) until it ends; detach from a
         terminal with ctrl-p ctrl-q. Exits with the workload's exit code."""
         from isobox.cli.terminal import signal_forwarding
-        from isobox.drivers.base import Attach
-        from isobox.service import workloads
+        from isobox.model.streams import Attach
+        from isobox.service import control, workloads
 
         ctx = _ctx()
         process = workloads.get(ctx, name).plan.process
@@ -111,27 +111,27 @@ def register(app: typer.Typer) -> None:
         # Without a terminal, ^C and the like go to the workload (Docker's --sig-proxy); a terminal
         # passes them on as keys.
         with raw_terminal(process.tty and interactive), signal_forwarding(ctx, name, enabled=not process.tty):
-            code = workloads.attach(ctx, name, Attach(stdin=0 if interactive else None))
+            code = control.attach(ctx, name, Attach(stdin=0 if interactive else None))
         raise typer.Exit(0 if code is None else code)
 
     @app.command("pause")
     def pause(names: list[str] = typer.Argument(...)) -> None:
         """Freeze workloads: every process of a container, every vCPU of a VM."""
-        from isobox.service import workloads
+        from isobox.service import control
 
         ctx = _ctx()
         for name in names:
-            workloads.pause(ctx, name)
+            control.pause(ctx, name)
             output.out.print(name)
 
     @app.command("unpause")
     def unpause(names: list[str] = typer.Argument(...)) -> None:
         """Let paused workloads run on."""
-        from isobox.service import workloads
+        from isobox.service import control
 
         ctx = _ctx()
         for name in names:
-            workloads.unpause(ctx, name)
+            control.unpause(ctx, name)
             output.out.print(name)
 
     @app.command("restart")
@@ -140,11 +140,11 @@ def register(app: typer.Typer) -> None:
         time_s: float | None = typer.Option(None, "-t", "--time"),
     ) -> None:
         """Stop then start workloads."""
-        from isobox.service import workloads
+        from isobox.service import control
 
         ctx = _ctx()
         for name in names:
-            workloads.restart(ctx, name, timeout_s=time_s)
+            control.restart(ctx, name, timeout_s=time_s)
             output.out.print(name)
 
     @app.command("rm")
@@ -220,23 +220,23 @@ def register(app: typer.Typer) -> None:
         user: str | None = typer.Option(None, "-u", "--user"),
     ) -> None:
         """Run a command in a running workload."""
-        from isobox.drivers.base import ExecSpec
         from isobox.model.spec import parse_env
-        from isobox.service import workloads
+        from isobox.model.streams import ExecSpec
+        from isobox.service import control
 
         spec = ExecSpec(tuple(command), parse_env(env, dict(os.environ)), workdir, user, tty, interactive, detach)
         with raw_terminal(tty and interactive):
-            code = workloads.exec(_ctx(), name, spec)
+            code = control.exec(_ctx(), name, spec)
         raise typer.Exit(code)
 
     @app.command("wait")
     def wait(names: list[str] = typer.Argument(...)) -> None:
         """Wait for workloads to exit; print their exit codes."""
-        from isobox.service import workloads
+        from isobox.service import control
 
         ctx = _ctx()
         for name in names:
-            record = workloads.wait(ctx, name)
+            record = control.wait(ctx, name)
             output.out.print(str(record.exit_code if record.exit_code is not None else ""))
 
     @app.command("inspect")
@@ -275,9 +275,10 @@ def register(app: typer.Typer) -> None:
     @app.command("top")
     def top(name: str = typer.Argument(...)) -> None:
         """Processes of a running workload."""
-        from isobox.service import workloads
+        from isobox.service import control
 
-        output.print_table(["PID", "COMMAND"], workloads.top(_ctx(), name))
+        table = control.top(_ctx(), name)
+        output.print_table(list(table.titles), [list(row) for row in table.rows])
 
     @app.command("stats")
     def stats(
@@ -285,14 +286,14 @@ def register(app: typer.Typer) -> None:
         json_output: bool = typer.Option(False, "--json"),
     ) -> None:
         """CPU, memory and pids of running workloads (one sample)."""
-        from isobox.service import workloads
+        from isobox.service import control, workloads
 
         ctx = _ctx()
         targets = names or [r.id for r in workloads.list_workloads(ctx)]
         rows: list[dict[str, int | str]] = []
         for name in targets:
             record = workloads.get(ctx, name)
-            s = workloads.stats(ctx, name)
+            s = control.stats(ctx, name)
             rows.append(
                 {
                     "name": record.name,

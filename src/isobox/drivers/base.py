@@ -10,7 +10,9 @@ Contract, for both drivers:
   of ``isobox.drivers.logfile``.
 - ``observe(record)`` reports the real state (running, exited with code, OOM-killed), from the host alone.
 - ``stop``/``kill`` signal the workload; ``exec`` runs a further process in a running workload, with the
-  caller's stdio, returning its exit code; ``stats`` reads resource usage.
+  given stdio, returning its exit code; ``stats`` reads resource usage; ``top`` lists its processes.
+- Snapshots, clones, commit and the console are in the protocol too; what one kind (or one workload)
+  cannot do, ``capabilities`` says with the reason, and the operation raises UnsupportedError with it.
 - ``delete(record)`` removes every trace (processes, mounts, cgroups, TAP, sockets, files), is
   idempotent and succeeds on a half-created or crashed workload.
 """
@@ -20,35 +22,34 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
+from isobox.errors import UnsupportedError
+from isobox.model.capability import Capability
 from isobox.model.plan import RunPlan
-from isobox.model.record import Observation, Stats, WorkloadRecord
+from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
+from isobox.model.snapshot import SnapshotInfo
+from isobox.model.spec import Kind
+from isobox.model.streams import Attach, ExecSpec
 
 
 @dataclass(frozen=True)
-class Attach:
-    stdin: int | None = 0  # fd, or None when not interactive
-    stdout: int = 1
-    stderr: int = 2
+class Created:
+    """What `create` tells the service to keep in the record."""
 
-
-@dataclass(frozen=True)
-class ExecSpec:
-    argv: tuple[str, ...]
-    env: tuple[tuple[str, str], ...] = ()
-    cwd: str | None = None
-    user: str | None = None
-    tty: bool = False
-    interactive: bool = False
-    detach: bool = False
+    facts: dict[str, str]  # shown by inspect: the runtime, the accelerator and why …
+    exec_devices: bool = False  # a VM with the exec console and input port (WorkloadRecord.exec_devices)
 
 
 class Driver(Protocol):
-    kind: str
+    kind: Kind
 
-    def create(self, plan: RunPlan) -> dict[str, str]:
-        """Prepare; returns driver facts to keep in the record (e.g. accelerator and why)."""
+    def create(self, plan: RunPlan) -> Created:
+        """Prepare everything a start needs; nothing runs yet."""
+        ...
+
+    def missing_capabilities(self, record: WorkloadRecord) -> dict[Capability, str]:
+        """The capabilities this workload lacks, each with the reason (empty: it has them all)."""
         ...
 
     def start(
@@ -74,17 +75,70 @@ class Driver(Protocol):
         (True) or the caller detaches with ctrl-p ctrl-q on a terminal (False)."""
         ...
 
+    def console(self, record: WorkloadRecord, attach: Attach) -> None:
+        """Bridge the caller's terminal to the workload's serial console until the caller detaches
+        (Ctrl-]) or the workload ends (Capability.CONSOLE)."""
+        ...
+
     def pause(self, record: WorkloadRecord) -> None:
         """Freeze every process of the workload (a VM: all its vCPUs); observe() then says PAUSED."""
         ...
 
     def unpause(self, record: WorkloadRecord) -> None: ...
 
-    def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int: ...
+    def exec(self, record: WorkloadRecord, spec: ExecSpec, streams: Attach) -> int:
+        """A further process in the running workload, with ``streams`` as its stdio; its exit code."""
+        ...
 
     def stats(self, record: WorkloadRecord) -> Stats: ...
 
+    def top(self, record: WorkloadRecord) -> ProcessTable:
+        """The running workload's processes (a VM: the guest's, through its agent)."""
+        ...
+
+    def sync_logs(self, record: WorkloadRecord) -> None:
+        """Bring plan.log_path up to date with what the workload wrote (a no-op where the log is written
+        directly, as conmon does)."""
+        ...
+
+    def snapshot_create(self, record: WorkloadRecord, name: str) -> SnapshotInfo:
+        """Save the workload's files (and, while it runs and where possible, its processes or memory)."""
+        ...
+
+    def snapshot_list(self, record: WorkloadRecord) -> list[SnapshotInfo]: ...
+
+    def snapshot_restore(
+        self, record: WorkloadRecord, name: str, *, during_create: Callable[[], None] | None = None
+    ) -> int | None:
+        """Go back to a snapshot. A snapshot with processes or memory resumes the workload (its pid is
+        returned); a files-only one replaces the files (a workload that ran is started again: its pid)."""
+        ...
+
+    def snapshot_remove(self, record: WorkloadRecord, name: str) -> None: ...
+
+    def clone_plan(self, source: WorkloadRecord, plan: RunPlan) -> RunPlan:
+        """The plan of a clone of ``source`` (``plan``: the source's, with the clone's id, name and
+        directory) (Capability.CLONE)."""
+        ...
+
+    def snapshot_clone(self, source: WorkloadRecord, name: str, target: WorkloadRecord) -> int:
+        """Start ``target`` (created from clone_plan) from ``source``'s snapshot; its pid."""
+        ...
+
+    def commit_layer(self, record: WorkloadRecord, out: BinaryIO, skip: frozenset[str]) -> None:
+        """Write the workload's changes to its image as an uncompressed layer tar (whiteouts for deletions),
+        leaving out the paths in ``skip`` (Capability.COMMIT)."""
+        ...
+
     def delete(self, record: WorkloadRecord) -> None: ...
+
+
+def require(driver: Driver, record: WorkloadRecord, capability: Capability, *, op: str) -> None:
+    """Raise UnsupportedError (with the driver's reason) unless the workload has ``capability``."""
+    reason = driver.missing_capabilities(record).get(capability)
+    if reason is not None:
+        raise UnsupportedError(f"{capability.value} is not available for {record.name}: {reason}", op=op,
+                               id=record.name)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -11,31 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-
-@dataclass(frozen=True)
-class LogEntry:
-    timestamp: str
-    stream: str  # "stdout" | "stderr"
-    partial: bool
-    content: bytes
-
-    @property
-    def time(self) -> dt.datetime:
-        return parse_timestamp(self.timestamp)
-
-
-def parse_timestamp(text: str) -> dt.datetime:
-    # Python parses at most microseconds: cut the nanosecond fraction to 6 digits.
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
-    return dt.datetime.fromisoformat(text)
+from isobox.model.logs import LogEntry
 
 
 def now_timestamp() -> str:

@@ -1,18 +1,30 @@
-"""cgroup facts of this host: v1 (or hybrid) vs v2, and reading a workload's counters.
+"""The cgroups of workloads: /isobox/<id> in each hierarchy (cgroup v1, hybrid hosts included) or in the
+unified one (v2). One place for both drivers: a container's cgroup is made by the OCI runtime (this module
+reads and removes it), a VM's by isobox itself (QEMU is started inside it).
 
-isobox only ever reads or removes cgroups below its own `isobox` directory in each hierarchy.
+isobox only ever creates, reads and removes leaf directories below its own ``isobox`` directory in each
+hierarchy (never the shared parent, which other workloads use, and never anything else: on this kind of
+host the machine's own supervisor uses the cgroup tree too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import os
+import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from isobox.errors import HostError, InvalidArgumentError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT = "isobox"
+# The v1 controllers a VM's QEMU is placed in (no cpuset: a new cpuset cgroup needs cpus and mems first).
+VM_CONTROLLERS_V1 = ("memory", "cpuacct", "pids")
+REMOVE_TIMEOUT_S = 5.0
 
 
 class CgroupVersion(enum.StrEnum):
@@ -20,9 +32,9 @@ class CgroupVersion(enum.StrEnum):
     V2 = "v2"
 
 
-def version() -> CgroupVersion:
-    """v2 only when /sys/fs/cgroup itself is cgroup2 (unified); hybrid hosts count as v1."""
-    return CgroupVersion.V2 if (CGROUP_ROOT / "cgroup.controllers").exists() else CgroupVersion.V1
+def version(root: Path = CGROUP_ROOT) -> CgroupVersion:
+    """v2 only when the root itself is cgroup2 (unified); hybrid hosts count as v1."""
+    return CgroupVersion.V2 if (root / "cgroup.controllers").exists() else CgroupVersion.V1
 
 
 def workload_path(workload_id: str) -> str:
@@ -30,10 +42,138 @@ def workload_path(workload_id: str) -> str:
     return f"/{PARENT}/{workload_id}"
 
 
+@dataclass(frozen=True)
+class CgroupStats:
+    cpu_ns: int
+    memory_bytes: int
+    memory_limit_bytes: int  # 0: no limit
+    pids: int
+
+
+@dataclass(frozen=True)
+class WorkloadCgroup:
+    """/isobox/<id> in every hierarchy of this host."""
+
+    workload_id: str
+    directories: tuple[Path, ...]  # one per hierarchy (v1: per controller mount, plus "unified" on hybrid)
+    unified: bool
+
+    @classmethod
+    def of(cls, workload_id: str, root: Path = CGROUP_ROOT) -> WorkloadCgroup:
+        if not workload_id or "/" in workload_id or workload_id in (".", ".."):
+            raise InvalidArgumentError(f"invalid cgroup name {workload_id!r}", op="find cgroup")
+        if version(root) is CgroupVersion.V2:
+            return cls(workload_id, (root / PARENT / workload_id,), unified=True)
+        hierarchies = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+        return cls(workload_id, tuple(h / PARENT / workload_id for h in hierarchies), unified=False)
+
+    def _controller_dir(self, controller: str) -> Path | None:
+        if self.unified:
+            return self.directories[0]
+        # A v1 hierarchy may hold several controllers ("cpu,cpuacct", with symlinks named after each).
+        return next((d for d in self.directories if controller in d.parent.parent.name.split(",")), None)
+
+    # ---- a VM's cgroup, made by isobox ---------------------------------------------------------
+
+    def create(self) -> None:
+        """Make the cgroup for a VM (v2: one directory; v1: VM_CONTROLLERS_V1)."""
+        for controller in ("",) if self.unified else VM_CONTROLLERS_V1:
+            directory = self._controller_dir(controller)
+            if directory is None or not (directory.parent.parent / "cgroup.procs").exists():
+                continue
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise HostError(f"cannot create cgroup: {exc.strerror}", op="create cgroup",
+                                path=str(directory)) from exc
+
+    def limit_memory(self, limit_bytes: int) -> None:
+        """Cap what the workload's host processes may hold (for a VM: QEMU with the guest's RAM, virtiofsd,
+        and the host page cache of its disks, which the kernel reclaims before it reaches for the OOM killer)."""
+        directory = self._controller_dir("memory")
+        if directory is None:
+            return
+        name = "memory.max" if self.unified else "memory.limit_in_bytes"
+        try:
+            (directory / name).write_text(str(limit_bytes))
+        except OSError as exc:
+            raise HostError(f"cannot set the memory limit: {exc.strerror}", op="limit memory",
+                            path=str(directory)) from exc
+
+    @property
+    def procs_files(self) -> tuple[Path, ...]:
+        """cgroup.procs of each directory that exists (a process written to them joins the cgroup)."""
+        return tuple(d / "cgroup.procs" for d in self.directories if d.is_dir())
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for procs in self.procs_files:
+            with contextlib.suppress(OSError, ValueError):
+                found.update(int(line) for line in procs.read_text().split())
+        return sorted(found - {os.getpid()})
+
+    def stats(self) -> CgroupStats:
+        if self.unified:
+            base = self.directories[0]
+            return CgroupStats(
+                cpu_ns=_read_key(base / "cpu.stat", "usage_usec") * 1000,
+                memory_bytes=_read_int(base / "memory.current"),
+                memory_limit_bytes=_read_int(base / "memory.max"),
+                pids=_read_int(base / "pids.current"),
+            )
+        limit = self._read("memory", "memory.limit_in_bytes")
+        return CgroupStats(
+            cpu_ns=self._read("cpuacct", "cpuacct.usage"),
+            memory_bytes=self._read("memory", "memory.usage_in_bytes"),
+            memory_limit_bytes=0 if limit >= 1 << 62 else limit,  # v1 says "no limit" with a huge number
+            pids=self._read("pids", "pids.current"),
+        )
+
+    def _read(self, controller: str, name: str) -> int:
+        directory = self._controller_dir(controller)
+        return 0 if directory is None else _read_int(directory / name)
+
+    # ---- ending --------------------------------------------------------------------------------
+
+    def kill_all(self, timeout_s: float = REMOVE_TIMEOUT_S) -> None:
+        """SIGKILL every process left in the cgroup and wait until it is empty."""
+        deadline = time.monotonic() + timeout_s
+        while pids := self.pids():
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if time.monotonic() > deadline:
+                raise HostError(f"processes {pids} of the workload do not end", op="remove cgroup",
+                                id=self.workload_id)
+            time.sleep(0.02)
+
+    def remove(self, timeout_s: float = REMOVE_TIMEOUT_S) -> None:
+        """Remove the (empty) leaf in every hierarchy. A cgroup stays busy for a moment after its last
+        process exits (the kernel is still reaping it): EBUSY is retried until the timeout, then reported."""
+        deadline = time.monotonic() + timeout_s
+        for directory in self.directories:
+            while True:
+                try:
+                    os.rmdir(directory)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise HostError(f"cannot remove cgroup: {exc.strerror}", op="remove cgroup",
+                                        path=str(directory)) from exc
+                    time.sleep(0.01)
+
+    def exists(self) -> bool:
+        return any(d.is_dir() for d in self.directories)
+
+
 def _read_int(path: Path) -> int:
     try:
         text = path.read_text().split()
-    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
+    except OSError:
         return 0
     if not text or text[0] == "max":
         return 0
@@ -52,55 +192,3 @@ def _read_key(path: Path, key: str) -> int:
     except (OSError, ValueError):
         return 0
     return 0
-
-
-def read_stats(cgroup: str) -> dict[str, int]:
-    """cpu_ns, memory_bytes, memory_limit_bytes, pids for a cgroupsPath, v1 or v2."""
-    rel = cgroup.lstrip("/")
-    if version() is CgroupVersion.V2:
-        base = CGROUP_ROOT / rel
-        limit = _read_int(base / "memory.max")
-        return {
-            "cpu_ns": _read_key(base / "cpu.stat", "usage_usec") * 1000,
-            "memory_bytes": _read_int(base / "memory.current"),
-            "memory_limit_bytes": limit,
-            "pids": _read_int(base / "pids.current"),
-        }
-    limit = _read_int(CGROUP_ROOT / "memory" / rel / "memory.limit_in_bytes")
-    return {
-        "cpu_ns": _read_int(CGROUP_ROOT / "cpuacct" / rel / "cpuacct.usage"),
-        "memory_bytes": _read_int(CGROUP_ROOT / "memory" / rel / "memory.usage_in_bytes"),
-        "memory_limit_bytes": 0 if limit >= 1 << 62 else limit,
-        "pids": _read_int(CGROUP_ROOT / "pids" / rel / "pids.current"),
-    }
-
-
-def controllers_v1() -> list[str]:
-    return sorted(p.name for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "unified")
-
-
-BUSY_RETRIES = 100
-
-
-def remove(cgroup: str) -> None:
-    """Remove an (empty) cgroup isobox created, in every hierarchy; never anything outside /isobox/."""
-    rel = cgroup.lstrip("/")
-    if not rel.startswith(PARENT + "/") or ".." in rel.split("/"):
-        raise ValueError(f"refusing to remove cgroup {cgroup!r}: not below /{PARENT}/")
-    bases = [CGROUP_ROOT] if version() is CgroupVersion.V2 else [CGROUP_ROOT / c for c in controllers_v1()]
-    if version() is CgroupVersion.V1 and (CGROUP_ROOT / "unified").is_dir():
-        bases.append(CGROUP_ROOT / "unified")
-    for base in bases:
-        target = base / rel
-        # A cgroup stays busy for a moment after its last process exits (the kernel is still
-        # reaping it); retry EBUSY briefly, then leave it (the runtime's delete normally removes it).
-        for _ in range(BUSY_RETRIES):
-            try:
-                os.rmdir(target)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.EBUSY:
-                    break
-                time.sleep(0.01)

@@ -27,3 +27,40 @@ def x32_abi_enabled() -> bool:
         return False
     libc = ctypes.CDLL(None, use_errno=True)
     return bool(libc.syscall(_X32_SYSCALL_BIT | _SYS_GETPID) == os.getpid())
+
+
+def process_alive(pid: int | None, marker: bytes) -> bool:
+    """Whether ``pid`` is a live (not zombie) process with ``marker`` as one of its arguments (an exact
+    element of its command line): pids are
+    reused, so a pid file alone does not say the process is still the one that wrote it (conmon, QEMU,
+    dnsmasq and virtiofsd are all checked this way)."""
+    if not pid:
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and marker in argv
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def process_argv(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def process_exists(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not finished exiting (not yet a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

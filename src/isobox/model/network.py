@@ -162,6 +162,17 @@ class InterfacePlan:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """A workload's place on one network, as stored (one per network it is on)."""
+
+    workload_id: str
+    workload_name: str
+    interface: InterfacePlan
+    kind: str = "container"  # the workload's Kind value: a VM's entry carries its MAC for DHCP
+    ports: tuple[PortPlan, ...] = ()
+
+
+@dataclass(frozen=True)
 class NetworkPlan:
     mode: NetworkMode = NetworkMode.BRIDGE
     netns_path: str | None = None  # containers: the namespace isobox created; None for VMs, none and host

@@ -6,6 +6,7 @@ environment (image values, then the user's, by key) and working directory.
 
 from __future__ import annotations
 
+import enum
 import signal
 from dataclasses import dataclass, field
 
@@ -32,6 +33,23 @@ class Process:
         return [f"{key}={value}" for key, value in self.env]
 
 
+class Firmware(enum.StrEnum):
+    BIOS = "bios"  # SeaBIOS, QEMU's default for the pc machine
+    UEFI = "uefi"  # OVMF
+
+
+@dataclass(frozen=True)
+class DiskBoot:
+    """A VM that boots a disk image through firmware rather than an OCI image (`isobox vm create`): the
+    disk is the whole machine. Paths are absolute; the disk itself is never written (the VM runs on an
+    overlay)."""
+
+    disk: str
+    cdrom: str | None = None
+    cloud_init: str | None = None  # cloud-init user-data, served as a NoCloud seed
+    firmware: Firmware = Firmware.BIOS
+
+
 @dataclass(frozen=True)
 class RunPlan:
     id: str
@@ -54,6 +72,8 @@ class RunPlan:
     mounts: tuple[MountPlan, ...] = ()  # resolved by service/ (volumes created, bind sources checked)
     userns_base: int | None = None  # with --userns=auto: host uid/gid that root inside maps to
     network: NetworkPlan | None = None  # resolved by service/networks (None: created before networking existed)
+    disk_boot: DiskBoot | None = None  # a VM of a disk image, not of an OCI image
+    isolated_macs: tuple[str, ...] = ()  # a clone's NICs, kept off every bridge (its guest holds the source's)
 
     @property
     def log_path(self) -> str:

@@ -35,7 +35,10 @@ class WorkloadRecord:
     pid: int = 0
     restart_count: int = 0
     stopped_by_user: bool = False
-    driver_info: dict[str, str] = field(default_factory=dict)  # e.g. accelerator and why, runtime path
+    driver_info: dict[str, str] = field(default_factory=dict)  # facts to show: accelerator and why, runtime …
+    # A VM with the exec console and input port (exec -t and -i), as every image VM since they exist; its
+    # memory snapshots hold that device list, so a VM (or clone) made before keeps going without them.
+    exec_devices: bool = False
 
     @property
     def short_id(self) -> str:
@@ -48,3 +51,22 @@ class Stats:
     memory_bytes: int = 0
     memory_limit_bytes: int = 0
     pids: int = 0
+
+
+@dataclass(frozen=True)
+class ProcessTable:
+    """`top`: the processes of a workload as rows under titles (Docker's shape: Titles, Processes)."""
+
+    titles: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run returns: the record, and in the foreground the exit code (and, where the caller asked to
+    capture them, stdout and stderr)."""
+
+    record: WorkloadRecord
+    exit_code: int | None  # None when detached
+    stdout: bytes = b""
+    stderr: bytes = b""

@@ -8,6 +8,7 @@ from isobox.errors import InvalidStateError
 
 
 class Status(enum.StrEnum):
+    CREATING = "creating"  # name reserved, being made: a crash here leaves a record `rm -f` and `prune` finish
     CREATED = "created"  # rootfs and config prepared, nothing running
     RUNNING = "running"
     PAUSED = "paused"
@@ -27,23 +28,31 @@ class Op(enum.StrEnum):
     PAUSE = "pause"
     UNPAUSE = "unpause"
     ATTACH = "attach"
+    COMMIT = "commit"
+    RENAME = "rename"
 
+
+_MADE = frozenset(Status) - {Status.CREATING, Status.REMOVING}
 
 ALLOWED: dict[Op, frozenset[Status]] = {
     Op.START: frozenset({Status.CREATED, Status.EXITED}),
-    Op.STOP: frozenset({Status.RUNNING, Status.PAUSED}),
+    # Stopping a workload that does not run succeeds and does nothing, as Docker's (the API says 304).
+    Op.STOP: _MADE,
     Op.KILL: frozenset({Status.RUNNING, Status.PAUSED}),
     Op.EXEC: frozenset({Status.RUNNING}),
-    Op.REMOVE: frozenset({Status.CREATED, Status.EXITED, Status.REMOVING}),
+    Op.REMOVE: frozenset({Status.CREATING, Status.CREATED, Status.EXITED, Status.REMOVING}),
     Op.FORCE_REMOVE: frozenset(Status),
-    Op.SNAPSHOT: frozenset({Status.RUNNING, Status.PAUSED, Status.EXITED, Status.CREATED}),
-    Op.RESTART: frozenset(Status) - {Status.REMOVING},
+    Op.SNAPSHOT: _MADE,
+    Op.RESTART: _MADE,
     Op.PAUSE: frozenset({Status.RUNNING}),
     Op.UNPAUSE: frozenset({Status.PAUSED}),
     Op.ATTACH: frozenset({Status.RUNNING}),
+    Op.COMMIT: _MADE,
+    Op.RENAME: frozenset(Status) - {Status.REMOVING},
 }
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.CREATING: frozenset({Status.CREATED, Status.REMOVING}),
     Status.CREATED: frozenset({Status.RUNNING, Status.EXITED, Status.REMOVING}),
     Status.RUNNING: frozenset({Status.EXITED, Status.PAUSED, Status.REMOVING}),
     Status.PAUSED: frozenset({Status.RUNNING, Status.EXITED, Status.REMOVING}),

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from isobox.command import run
 from isobox.errors import HostError
+from isobox.linux.proc import process_alive, process_argv, process_exists, read_pid
 from isobox.model.network import DNS_SUFFIX, NetworkRecord, network_domain
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def start(network: NetworkRecord, entries: list[HostEntry], forwards: list[tuple
     directory = state_dir(network)
     argv = dnsmasq_argv(network, directory)
     pid = _pid(network)
-    if pid is not None and _argv(pid) != argv:
+    if pid is not None and process_argv(pid) != argv:
         stop(network)
         pid = None
     write(network, entries, forwards)
@@ -131,10 +132,12 @@ def stop(network: NetworkRecord, timeout_s: float = 3.0) -> None:
     pid = _pid(network)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
+        # Until the process is gone, not only until its command line is: an exiting process drops its
+        # memory (and so its cmdline) before its sockets, and the next dnsmasq needs the address.
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_exists(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        if _alive(pid):
+        if process_exists(pid):
             os.kill(pid, signal.SIGKILL)
     shutil.rmtree(state_dir(network), ignore_errors=True)
 
@@ -146,27 +149,8 @@ def running(network: NetworkRecord) -> bool:
 def _pid(network: NetworkRecord) -> int | None:
     """The pid from the pid file, only if that process is dnsmasq started for this directory (pids are reused)."""
     pidfile = state_dir(network) / "dnsmasq.pid"
-    try:
-        pid = int(pidfile.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if f"--pid-file={pidfile}".encode() in cmdline.split(b"\0") else None
-
-
-def _argv(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
-    except OSError:
-        return []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+    pid = read_pid(pidfile)
+    return pid if process_alive(pid, f"--pid-file={pidfile}".encode()) else None
 
 
 def check_installed() -> None:

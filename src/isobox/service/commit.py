@@ -1,10 +1,8 @@
 """`isobox commit`: a workload's changes become a new image layer on top of its image.
 
-A container's changes are its overlay upper directory. A VM's are read from its root disk, which
-has no upper directory: the stopped VM's qcow2 overlay is flattened to a raw copy, the copy is
-checked and repaired by e2fsck in user space (the guest wrote that file system, so the host kernel
-only mounts it once it is known to be sound), mounted read-only (noload: no journal replay) next to
-the image's own base disk, and the two trees are compared (layerdiff.write_diff).
+The driver hands the changes over as an uncompressed layer tar (a container's overlay upper directory; a
+stopped VM's disk compared with its image's, see drivers/vm/commit.py); this module stores it as a blob and
+records the new image (config with a new diff_id and history entry, an OCI manifest).
 """
 
 from __future__ import annotations
@@ -13,19 +11,15 @@ import datetime as dt
 import gzip
 import json
 import tempfile
-from pathlib import Path
-from typing import BinaryIO
 
-from isobox.command import run
-from isobox.errors import HostError, InvalidArgumentError, InvalidStateError
+from isobox.drivers import base as drivers
+from isobox.errors import HostError
 from isobox.images import reference
 from isobox.images.content import sha256_digest
-from isobox.images.layerdiff import write_diff, write_layer
 from isobox.images.store import OCI_CONFIG, OCI_MANIFEST, ImageRecord
-from isobox.linux.mount import mount_image_readonly, umount
+from isobox.model.capability import Capability
 from isobox.model.record import WorkloadRecord
-from isobox.model.spec import Kind
-from isobox.model.status import Status
+from isobox.model.status import Op, require
 from isobox.service import workloads
 from isobox.service.context import Context
 from isobox.state.locks import locked
@@ -43,20 +37,9 @@ RUNTIME_MOUNTS = frozenset({"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "
 
 def commit(ctx: Context, name_or_id: str, image: str, *, message: str = "", author: str = "") -> ImageRecord:
     record = workloads.get(ctx, name_or_id)
+    require(Op.COMMIT, record.status, workload=record.name)
+    drivers.require(workloads.driver_for(ctx, record.kind), record, Capability.COMMIT, op="commit")
     target = str(reference.parse(image))
-    if record.kind is Kind.VM:
-        from isobox.drivers.vm import anyos
-
-        if anyos.is_disk_vm(record.plan):
-            raise InvalidArgumentError(
-                "a VM booted from a disk image has no OCI image to add a layer to", op="commit", id=record.name
-            )
-        if workloads.refresh(ctx, record).status in (Status.RUNNING, Status.PAUSED):
-            raise InvalidStateError(
-                "stop the VM first: its disk is only consistent once the guest has shut down",
-                op="commit",
-                id=record.name,
-            )
     parent = ctx.images.get(record.plan.image_id)
     # Blobs written here are unreferenced until ctx.images.commit records the image: hold gc off meanwhile.
     with locked(ctx.paths.locks, "gc", shared=True):
@@ -73,48 +56,12 @@ def commit(ctx: Context, name_or_id: str, image: str, *, message: str = "", auth
             ) from exc
 
 
-# The root disk's own file system directory (mkfs.ext4), not image content.
-VM_INIT_PATHS = frozenset({"/lost+found"})
-
-
-def _write_vm_diff(ctx: Context, record: WorkloadRecord, out: BinaryIO, skip: frozenset[str]) -> None:
-    from isobox.drivers.vm import qemu_args, rootdisk
-
-    disk = qemu_args.VMFiles.of(record.plan.workload_dir, record.id, ctx.paths.run).disk
-    base = rootdisk.ensure_base(ctx.paths.cache, ctx.paths.locks, record.plan.image_id, record.plan.layers)
-    ctx.paths.tmp.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=ctx.paths.tmp, prefix="commit-") as scratch:
-        flat = Path(scratch) / "disk.raw"
-        run(
-            ["qemu-img", "convert", "-U", "-O", "raw", str(disk), str(flat)],
-            op="commit VM disk",
-            path=str(disk),
-            timeout_s=3600,
-        )
-        # -y on the private copy: repairs what an unclean stop left (exit 1: corrected), refuses worse.
-        run(["e2fsck", "-f", "-y", str(flat)], op="commit VM disk", path=str(disk), ok=(0, 1), timeout_s=3600)
-        mounts = [(flat, Path(scratch) / "new"), (base, Path(scratch) / "base")]
-        mounted: list[Path] = []
-        try:
-            for image, point in mounts:
-                point.mkdir()
-                mount_image_readonly(str(image), str(point))
-                mounted.append(point)
-            write_diff(Path(scratch) / "base", Path(scratch) / "new", out, skip=skip)
-        finally:
-            for point in reversed(mounted):
-                umount(str(point))
-
-
 def _commit_locked(
     ctx: Context, record: WorkloadRecord, parent: ImageRecord, target: str, message: str, author: str
 ) -> ImageRecord:
     skip = RUNTIME_MOUNTS | {m.target for m in record.plan.mounts}
     with tempfile.TemporaryFile(dir=ctx.paths.tmp) as tar:
-        if record.kind is Kind.VM:
-            _write_vm_diff(ctx, record, tar, skip | VM_INIT_PATHS)
-        else:
-            write_layer(Path(record.plan.workload_dir) / "upper", tar, skip=skip)
+        workloads.driver_for(ctx, record.kind).commit_layer(record, tar, skip)
         tar.seek(0)
         raw = tar.read()
     diff_id = sha256_digest(raw)

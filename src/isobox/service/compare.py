@@ -23,10 +23,10 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from isobox.drivers.base import Attach
 from isobox.model import ids
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind, WorkloadSpec
+from isobox.model.streams import Attach
 from isobox.service import footprint
 from isobox.service.context import Context
 

@@ -9,8 +9,9 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from isobox.drivers.logfile import LogEntry, parse_line, parse_timestamp, read_entries
+from isobox.drivers.logfile import parse_line, read_entries
 from isobox.errors import InvalidArgumentError
+from isobox.model.logs import LogEntry, parse_timestamp
 from isobox.model.status import Status
 from isobox.service import workloads
 from isobox.service.context import Context
@@ -51,9 +52,8 @@ def read(
     record = workloads.get(ctx, name)
     path = Path(record.plan.log_path)
     # A VM's output reaches the host as raw files that its driver turns into log entries when asked.
-    sync = getattr(workloads.driver_for(ctx, record.kind), "sync_logs", None)
-    if sync is not None:
-        sync(record)
+    driver = workloads.driver_for(ctx, record.kind)
+    driver.sync_logs(record)
     limit = None if tail in ("all", "") else int(tail)
     cutoff = parse_since(since) if since else None
     yield from select(read_entries(path), since=cutoff, tail=limit)
@@ -85,5 +85,4 @@ def read(
         finished = workloads.get(ctx, record.id).status not in (Status.RUNNING, Status.PAUSED, Status.CREATED)
         if not finished:
             time.sleep(FOLLOW_POLL_S)
-        if sync is not None:
-            sync(record)
+        driver.sync_logs(record)

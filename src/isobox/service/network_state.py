@@ -21,52 +21,22 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from isobox.errors import ConflictError, NotFoundError
+from isobox.errors import ConflictError
 from isobox.model import ids
-from isobox.model.network import InterfacePlan, NetworkRecord, PortPlan
+from isobox.model.network import Endpoint, NetworkRecord
 from isobox.model.spec import Kind
 from isobox.network import bridge, dns, firewall, ipam
 from isobox.service.context import Context
-from isobox.state import codec
 from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)
 LOCK_DIR = Path("/run/lock")
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS networks (
-        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, record TEXT NOT NULL, created_at REAL NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS endpoints (
-        network_id  TEXT NOT NULL REFERENCES networks(id),
-        workload_id TEXT NOT NULL,
-        ip          TEXT NOT NULL,
-        record      TEXT NOT NULL,              -- JSON Endpoint
-        PRIMARY KEY (network_id, workload_id),
-        UNIQUE (network_id, ip))""",
-)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A workload's place on one network, as stored."""
-
-    workload_id: str
-    workload_name: str
-    interface: InterfacePlan
-    kind: str = Kind.CONTAINER.value
-    ports: tuple[PortPlan, ...] = ()
-
-
 # ---- records ----------------------------------------------------------------------------------
-
-
-def schema(ctx: Context) -> None:
-    for statement in _SCHEMA:
-        ctx.db.query(statement)
 
 
 @contextmanager
@@ -76,37 +46,23 @@ def host_lock() -> Iterator[None]:
 
 
 def save(ctx: Context, network: NetworkRecord) -> None:
-    with ctx.db.transaction() as tx:
-        tx.execute(
-            "INSERT OR REPLACE INTO networks (id, name, record, created_at) VALUES (?, ?, ?, ?)",
-            (network.id, network.name, codec.dumps(network), network.created_at),
-        )
+    ctx.records.networks.save(network)
 
 
 def all_networks(ctx: Context) -> list[NetworkRecord]:
-    schema(ctx)
-    rows = ctx.db.query("SELECT record FROM networks ORDER BY created_at")
-    return [codec.loads(NetworkRecord, r["record"]) for r in rows]
+    return ctx.records.networks.all()
 
 
 def get(ctx: Context, name_or_id: str) -> NetworkRecord:
-    schema(ctx)
-    rows = ctx.db.query("SELECT record FROM networks WHERE name = ? OR id = ?", (name_or_id, name_or_id))
-    if not rows and len(name_or_id) >= 3:
-        rows = ctx.db.query("SELECT record FROM networks WHERE id LIKE ?", (name_or_id + "%",))
-    if len(rows) != 1:
-        what = "ambiguous network id prefix" if rows else "no such network"
-        raise (ConflictError if rows else NotFoundError)(f"{what}: {name_or_id}", op="find network", id=name_or_id)
-    return codec.loads(NetworkRecord, rows[0]["record"])
+    return ctx.records.networks.get(name_or_id)
 
 
 def endpoints(ctx: Context, network: NetworkRecord) -> list[Endpoint]:
-    rows = ctx.db.query("SELECT record FROM endpoints WHERE network_id = ?", (network.id,))
-    return [codec.loads(Endpoint, r["record"]) for r in rows]
+    return ctx.records.networks.endpoints(network.id)
 
 
 def all_endpoints(ctx: Context) -> list[Endpoint]:
-    return [codec.loads(Endpoint, r["record"]) for r in ctx.db.query("SELECT record FROM endpoints")]
+    return ctx.records.networks.endpoints()
 
 
 def _root_key(ctx: Context) -> str | None:
@@ -229,10 +185,9 @@ def forwards(ctx: Context, network: NetworkRecord) -> list[tuple[str, str]]:
 def sync(ctx: Context, touched: list[NetworkRecord]) -> None:
     """Make DNS and the firewall match the database for the touched networks (and every port)."""
     for stale in touched:
-        rows = ctx.db.query("SELECT record FROM networks WHERE id = ?", (stale.id,))
-        if not rows:
+        network = ctx.records.networks.by_id(stale.id)
+        if network is None:
             continue
-        network = codec.loads(NetworkRecord, rows[0]["record"])
         if not active(ctx, network):
             deactivate(network)
         elif bridge.exists(network.bridge):
@@ -257,20 +212,14 @@ def _applied(ctx: Context) -> Path:
 
 
 def forget(ctx: Context, network: NetworkRecord) -> None:
-    with ctx.db.transaction() as tx:
-        tx.execute("DELETE FROM networks WHERE id = ?", (network.id,))
-    deactivate(network)
+    deactivate(network)  # the host's side first: on a full disk the record still goes after it
+    ctx.records.networks.delete(network.id)
     apply_firewall(ctx)
 
 
 def insert_endpoint(ctx: Context, endpoint: Endpoint) -> None:
-    with ctx.db.transaction() as tx:
-        tx.execute(
-            "INSERT INTO endpoints (network_id, workload_id, ip, record) VALUES (?, ?, ?, ?)",
-            (endpoint.interface.network_id, endpoint.workload_id, endpoint.interface.ip, codec.dumps(endpoint)),
-        )
+    ctx.records.networks.insert_endpoint(endpoint)
 
 
 def delete_endpoints(ctx: Context, workload_id: str) -> None:
-    with ctx.db.transaction() as tx:
-        tx.execute("DELETE FROM endpoints WHERE workload_id = ?", (workload_id,))
+    ctx.records.networks.delete_endpoints(workload_id)

@@ -19,6 +19,7 @@ from isobox.model.network import (
     DEFAULT_NETWORK,
     HOST,
     NONE,
+    Endpoint,
     InterfacePlan,
     NetworkMode,
     NetworkPlan,
@@ -35,7 +36,7 @@ from isobox.network import attach as links
 from isobox.network import bridge, dns, ipam, netns, ports
 from isobox.service import network_state as state
 from isobox.service.context import Context
-from isobox.service.network_state import Endpoint, endpoints, get, table_name
+from isobox.service.network_state import endpoints, get, table_name
 from isobox.state import codec
 
 __all__ = [
@@ -54,12 +55,11 @@ def create(ctx: Context, name: str, *, subnet: str | None = None, gateway: str |
         raise ConflictError(f"{name!r} is a reserved network name", op="create network", id=name)
     if gateway is not None and subnet is None:
         raise InvalidArgumentError("--gateway needs --subnet", op="create network", id=name)
-    state.schema(ctx)
     with state.host_lock(), ExitStack() as undo:
-        if ctx.db.query("SELECT id FROM networks WHERE name = ?", (name,)):
+        if ctx.records.networks.exists(name):
             raise ConflictError(f"network {name!r} already exists", op="create network", id=name)
         network = state.new_record(ctx, name, subnet, gateway, default=False)
-        state.save(ctx, network)
+        ctx.records.networks.insert(network)
         undo.callback(state.forget, ctx, network)
         state.activate(ctx, network)
         state.sync(ctx, [network])
@@ -120,7 +120,7 @@ def _default(ctx: Context) -> NetworkRecord:
         return get(ctx, DEFAULT_NETWORK)
     except NotFoundError:
         network = state.new_record(ctx, DEFAULT_NETWORK, None, None, default=True)
-        state.save(ctx, network)
+        ctx.records.networks.insert(network)
         return network
 
 
@@ -135,7 +135,6 @@ def attach(ctx: Context, plan: RunPlan, spec: WorkloadSpec, exposed: tuple[str, 
         return NetworkPlan(mode=NetworkMode.NONE)
     if mode is NetworkMode.HOST:
         return NetworkPlan(mode=NetworkMode.HOST)
-    state.schema(ctx)
     with state.host_lock():
         networks = [_default(ctx) if n == DEFAULT_NETWORK else get(ctx, n) for n in dict.fromkeys(names)]
         undo.callback(state.sync, ctx, networks)  # registered first, so it runs last: after the rows are gone
@@ -161,7 +160,7 @@ def _mode(names: tuple[str, ...], spec: WorkloadSpec) -> NetworkMode:
 
 def _interface(ctx: Context, plan: RunPlan, spec: WorkloadSpec, network: NetworkRecord, index: int) -> InterfacePlan:
     subnet = IPv4Network(network.subnet)
-    used = [r["ip"] for r in ctx.db.query("SELECT ip FROM endpoints WHERE network_id = ?", (network.id,))]
+    used = ctx.records.networks.addresses(network.id)
     address = ipam.allocate(subnet, IPv4Address(network.gateway), used, spec.ip if index == 0 else None)
     make_name = ipam.tap_name if plan.kind is Kind.VM else ipam.veth_name
     return InterfacePlan(
@@ -210,22 +209,26 @@ def _ports(ctx: Context, spec: WorkloadSpec, exposed: tuple[str, ...], container
 
 
 def detach(ctx: Context, record: WorkloadRecord) -> None:
-    """Remove a workload's interfaces, namespace, addresses, names and ports; tolerant of anything gone."""
-    network = record.plan.network
-    if network is None or network.mode is not NetworkMode.BRIDGE:
+    """Remove a workload's interfaces, namespace, addresses, names and ports; tolerant of anything gone.
+    What to remove comes from its endpoints as stored (a create killed before its plan was saved has
+    them too), and from the plan."""
+    stored = ctx.records.networks.endpoints(workload_id=record.id)
+    interfaces = {i.host_ifname: i for i in (record.plan.network.interfaces if record.plan.network else ())}
+    interfaces.update({e.interface.host_ifname: e.interface for e in stored})
+    if not interfaces:
         return
-    state.schema(ctx)
     with state.host_lock():
-        if network.netns_path:
+        path = netns_path(ctx, record.id)
+        if record.kind is Kind.CONTAINER and netns.exists(path):
             # The veths go with the namespace: once unpinned (its processes are gone), the kernel frees it
             # and deletes every interface inside, and a veth's host end with its peer. That happens
             # asynchronously (a few ms later), so `rm` does not wait out the RCU grace period that an
             # explicit `ip link delete` of each veth costs (about 20 ms each).
-            netns.remove(Path(network.netns_path))
+            netns.remove(path)
         else:
-            for interface in network.interfaces:
-                links.delete_link(interface.host_ifname)
-        touched = [n for n in state.all_networks(ctx) if n.id in {i.network_id for i in network.interfaces}]
+            for name in interfaces:
+                links.delete_link(name)
+        touched = [n for n in state.all_networks(ctx) if n.id in {i.network_id for i in interfaces.values()}]
         state.delete_endpoints(ctx, record.id)
         state.sync(ctx, touched)
 

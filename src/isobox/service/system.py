@@ -72,12 +72,12 @@ def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = Fal
     ones, or all with all_images), then gc."""
     removed_workloads = []
     for record in workloads.list_workloads(ctx, all=True):
-        if record.status in (Status.EXITED, Status.CREATED):
+        if record.status in (Status.EXITED, Status.CREATED) or workloads.stale_creating(ctx, record):
             workloads.remove(ctx, record.id, force=True, volumes=True)
             removed_workloads.append(record.name)
     removed_networks = [n.name for n in networks.prune(ctx)]
     removed_volumes = volumes.prune(ctx) if include_volumes else []
-    used = {r["image_id"] for r in ctx.db.query("SELECT image_id FROM workloads")}
+    used = ctx.records.workloads.image_ids()
     removed_images = []
     for image, names in ctx.images.list():
         if image.id in used or (names and not all_images):

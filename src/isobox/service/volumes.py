@@ -9,15 +9,18 @@ from isobox.errors import InvalidArgumentError
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountKind, MountPlan, MountSpec
 from isobox.model.spec import Kind, parse_size
+from isobox.model.volume import DISK, VolumeRecord
 from isobox.service.context import Context
-from isobox.storage.volumes import DISK, VolumeRecord, VolumeStore
+from isobox.storage.volumes import VolumeStore
 
 
 def store(ctx: Context) -> VolumeStore:
-    return VolumeStore(ctx.paths, ctx.db)
+    return VolumeStore(ctx.paths, ctx.records.volumes, ctx.records.workloads)
 
 
-def create(ctx: Context, name: str | None = None, options: tuple[str, ...] = ()) -> VolumeRecord:
+def create(
+    ctx: Context, name: str | None = None, options: tuple[str, ...] = (), *, labels: dict[str, str] | None = None
+) -> VolumeRecord:
     """``options``: --opt values, type=dir|disk and size=SIZE (disk volumes)."""
     kind, size = None, None
     for option in options:
@@ -30,17 +33,12 @@ def create(ctx: Context, name: str | None = None, options: tuple[str, ...] = ())
             raise InvalidArgumentError(
                 f"unknown volume option {option!r} (type=dir|disk, size=SIZE)", op="create volume"
             )
-    return store(ctx).create(name, kind=kind, size_bytes=size)[0]
-
-
-def _running_users(ctx: Context, name: str) -> list[str]:
-    users = set(store(ctx).users(name))
-    rows = ctx.db.query("SELECT name FROM workloads WHERE status IN ('running', 'paused')")
-    return sorted(users & {r["name"] for r in rows})
+    return store(ctx).create(name, kind=kind, size_bytes=size, labels=labels)[0]
 
 
 def resize(ctx: Context, name: str, size: str) -> VolumeRecord:
-    return store(ctx).resize(name, parse_size(size, what="volume size"), _running_users(ctx, name))
+    volumes = store(ctx)
+    return volumes.resize(name, parse_size(size, what="volume size"), volumes.users(name, running_only=True))
 
 
 def inspect(ctx: Context, name: str) -> VolumeRecord:

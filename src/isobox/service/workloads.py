@@ -1,7 +1,14 @@
-"""Workload operations (containers and VMs alike): spec → plan → driver, with records and rollback.
+"""Workloads (containers and VMs alike): create, start, run, remove — spec → plan → driver, with records and
+rollback. Signals, pause, exec, attach and the rest of a running workload's life are in control.py.
 
-Every operation that changes a workload holds its lock, reads the driver's observation of the real
-state first (a workload may have exited while no isobox process was alive) and records the outcome.
+Every operation that changes a workload holds its lock, reads the driver's observation of the real state
+first (a workload may have exited while no isobox process was alive), checks the lifecycle table
+(model/status.py) and records the outcome through the workload repository (state/workloads.py).
+
+Creating reserves the name (and a --userns=auto range) with the record's first INSERT, before anything is
+made on the host; the record then says CREATING until everything is made. A create killed half-way leaves
+that record, which `ps -a` shows and `rm -f` or `system prune` finish: every volume, address and interface
+made so far is found from the records (the plan, the network endpoints), never lost.
 """
 
 from __future__ import annotations
@@ -10,32 +17,26 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from isobox.config import policy_path
-from isobox.drivers.base import Attach, Driver, ExecSpec
-from isobox.errors import ConflictError, InvalidArgumentError, IsoboxError, NotFoundError
+from isobox.drivers.base import Driver
+from isobox.errors import CommandError, ConflictError, InvalidArgumentError, InvalidStateError, NotFoundError
 from isobox.model import ids
 from isobox.model.image_config import ImageConfig
 from isobox.model.network import DEFAULT_NETWORK, NetworkMode, NetworkPlan, network_mode
-from isobox.model.plan import USERNS_SIZE, RunPlan, resolve
-from isobox.model.record import Stats, WorkloadRecord
-from isobox.model.spec import Kind, RestartPolicy, WorkloadSpec
+from isobox.model.plan import RunPlan, resolve
+from isobox.model.record import RunResult, WorkloadRecord
+from isobox.model.spec import Kind, WorkloadSpec
 from isobox.model.status import Op, Status, require
+from isobox.model.streams import Attach
 from isobox.service.context import Context
-from isobox.state import codec
 from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    record: WorkloadRecord
-    exit_code: int | None  # None when detached
 
 
 def driver_for(ctx: Context, kind: Kind) -> Driver:
@@ -64,79 +65,54 @@ def _exit_command(ctx: Context) -> tuple[str, ...]:
 # ---- records ----------------------------------------------------------------------------------
 
 
-def _save(ctx: Context, record: WorkloadRecord) -> None:
-    with ctx.db.transaction() as tx:
-        tx.execute(
-            "INSERT OR REPLACE INTO workloads (id, name, kind, status, image_id, record, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                record.name,
-                record.kind.value,
-                record.status.value,
-                record.plan.image_id,
-                codec.dumps(record),
-                record.created_at,
-            ),
-        )
-
-
-def save(ctx: Context, record: WorkloadRecord) -> None:
-    """Persist a record changed outside this module (e.g. a VM resumed from a memory snapshot)."""
-    _save(ctx, record)
-
-
-def _load(ctx: Context, name_or_id: str) -> WorkloadRecord:
-    rows = ctx.db.query("SELECT record FROM workloads WHERE name = ? OR id = ?", (name_or_id, name_or_id))
-    if not rows and len(name_or_id) >= 3:
-        rows = ctx.db.query("SELECT record FROM workloads WHERE id LIKE ?", (name_or_id + "%",))
-        if len(rows) > 1:
-            raise ConflictError(f"workload id prefix {name_or_id!r} is ambiguous", op="find workload")
-    if not rows:
-        raise NotFoundError(f"no such workload: {name_or_id}", op="find workload", id=name_or_id)
-    return codec.loads(WorkloadRecord, rows[0]["record"])
+def save(ctx: Context, record: WorkloadRecord, *, expect: Status | None = None) -> None:
+    """Persist a changed record (with ``expect``: only if the stored one still has that status)."""
+    ctx.records.workloads.save(record, expect=expect)
 
 
 def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
     """Bring the record in line with what the driver sees (exit codes written while isobox was away)."""
-    if record.status in (Status.CREATED, Status.REMOVING) or (record.status is Status.EXITED):
+    if record.status in (Status.CREATING, Status.CREATED, Status.REMOVING, Status.EXITED):
         return record
     seen = driver_for(ctx, record.kind).observe(record)
     if seen.status is record.status:
         return record
     if {seen.status, record.status} == {Status.RUNNING, Status.PAUSED}:  # paused or resumed elsewhere
         updated = replace(record, status=seen.status)
-        _save(ctx, updated)
-        return updated
-    updated = replace(
-        record,
-        status=seen.status,
-        exit_code=seen.exit_code,
-        oom_killed=seen.oom_killed,
-        finished_at=seen.finished_at or time.time(),
-        pid=seen.pid,
-    )
-    _save(ctx, updated)
+    else:
+        updated = replace(
+            record,
+            status=seen.status,
+            exit_code=seen.exit_code,
+            oom_killed=seen.oom_killed,
+            finished_at=seen.finished_at or time.time(),
+            pid=seen.pid,
+        )
+    try:
+        save(ctx, updated, expect=record.status)
+    except NotFoundError:
+        return updated  # removed meanwhile: the observation still answers the caller
+    except InvalidStateError:
+        return ctx.records.workloads.find(record.id) or updated  # another process recorded it first
     return updated
 
 
 def get(ctx: Context, name_or_id: str) -> WorkloadRecord:
-    return refresh(ctx, _load(ctx, name_or_id))
+    return refresh(ctx, ctx.records.workloads.get(name_or_id))
 
 
 def list_workloads(ctx: Context, *, all: bool = False) -> list[WorkloadRecord]:
-    rows = ctx.db.query("SELECT record FROM workloads ORDER BY created_at DESC")
-    records = [refresh(ctx, codec.loads(WorkloadRecord, r["record"])) for r in rows]
+    records = [refresh(ctx, r) for r in ctx.records.workloads.all()]
     return records if all else [r for r in records if r.status in (Status.RUNNING, Status.PAUSED)]
 
 
 @contextmanager
-def _locked(ctx: Context, record_id: str) -> Iterator[None]:
+def locked_workload(ctx: Context, record_id: str) -> Iterator[None]:
     with locked(ctx.paths.locks, f"workload-{record_id}"):
         yield
 
 
-# ---- create / start / run ---------------------------------------------------------------------
+# ---- create -----------------------------------------------------------------------------------
 
 
 def _image(ctx: Context, image: str) -> tuple[str, tuple[str, ...], ImageConfig]:
@@ -155,10 +131,20 @@ def _image(ctx: Context, image: str) -> tuple[str, tuple[str, ...], ImageConfig]
     return record.id, ctx.images.layer_dirs(record), ctx.images.config(record)
 
 
+def _refuse_taken(ctx: Context, name: str) -> None:
+    """An early, friendly check before an image is pulled; the INSERT of `reserve` is the real guard."""
+    existing = ctx.records.workloads.find(name)
+    if existing is not None and existing.name == name:
+        raise ConflictError(
+            f'the name "{name}" is already in use by workload {existing.short_id}: remove it or choose another',
+            op="create",
+            id=name,
+        )
+
+
 def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
     name = ids.validate_name(spec.name) if spec.name else ids.random_name()
-    if ctx.db.query("SELECT id FROM workloads WHERE name = ?", (name,)):
-        raise ConflictError(f"the name {name!r} is already in use", op="create", id=name)
+    _refuse_taken(ctx, name)
     image_id, layers, image_config = _image(ctx, spec.image)
     # The isolation policy picks the kind (or refuses) before a driver is chosen; see service/policy.py.
     # Without a policy file the kind is the one asked for, and the policy code is not even imported.
@@ -169,22 +155,41 @@ def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
         spec = policy.apply(ctx, spec, image_id)
     else:
         spec = replace(spec, kind_by_policy=False)
-    plan = _new_plan(ctx, spec, name, image_id, layers, image_config)
-    workload_id = plan.id
     if spec.kind is Kind.VM and spec.security.userns:
         # Not silently ignored: a VM has its own kernel, so there is no host user namespace to remap into.
         raise InvalidArgumentError("--userns applies to containers only", op="create", id=name)
-    if spec.security.userns == "auto":
-        plan = replace(plan, userns_base=_allocate_userns(ctx))
+    plan = _new_plan(ctx, spec, name, image_id, layers, image_config)
     driver = driver_for(ctx, spec.kind)
-    with _locked(ctx, workload_id), ExitStack() as undo:
+    with locked_workload(ctx, plan.id), ExitStack() as undo:
+        record = _reserve(ctx, plan, userns=spec.security.userns == "auto", undo=undo)
+        plan = record.plan
         if spec.mounts or image_config.volumes:
             from isobox.service import volumes
 
             plan = replace(plan, mounts=volumes.resolve_mounts(ctx, spec.mounts, image_config, undo, spec.kind))
+            record = replace(record, plan=plan)
+            save(ctx, record)  # the volumes it holds, should this create be killed before it ends
         plan = replace(plan, network=_attach(ctx, plan, spec, image_config.exposed_ports, undo))
-        record = _create_record(ctx, driver, plan, undo)
+        record = _made(ctx, driver, replace(record, plan=plan), undo)
         undo.pop_all()
+    return record
+
+
+def _reserve(ctx: Context, plan: RunPlan, *, userns: bool, undo: ExitStack) -> WorkloadRecord:
+    """The first record of a workload (CREATING): its name, and its uid range with --userns=auto."""
+    record = WorkloadRecord(
+        id=plan.id, name=plan.name, kind=plan.kind, status=Status.CREATING, plan=plan, created_at=time.time()
+    )
+    record = ctx.records.workloads.reserve(record, userns=userns)
+    undo.callback(ctx.records.workloads.delete, record.id)
+    return record
+
+
+def _made(ctx: Context, driver: Driver, record: WorkloadRecord, undo: ExitStack) -> WorkloadRecord:
+    created = driver.create(record.plan)
+    undo.callback(driver.delete, record)
+    record = replace(record, status=Status.CREATED, driver_info=dict(created.facts), exec_devices=created.exec_devices)
+    save(ctx, record, expect=Status.CREATING)
     return record
 
 
@@ -202,7 +207,7 @@ def _attach(
     return networks.attach(ctx, plan, spec, exposed, undo)
 
 
-def _bridged(plan: RunPlan) -> bool:
+def bridged(plan: RunPlan) -> bool:
     return plan.network is not None and plan.network.mode is NetworkMode.BRIDGE
 
 
@@ -231,59 +236,34 @@ def plan(ctx: Context, spec: WorkloadSpec) -> RunPlan:
     return _new_plan(ctx, spec, workload_name, image_id, layers, image_config)
 
 
-def _create_record(ctx: Context, driver: Driver, plan: RunPlan, undo: ExitStack) -> WorkloadRecord:
-    info = driver.create(plan)
-    record = WorkloadRecord(
-        id=plan.id,
-        name=plan.name,
-        kind=plan.kind,
-        status=Status.CREATED,
-        plan=plan,
-        created_at=time.time(),
-        driver_info=dict(info),
-    )
-    undo.callback(driver.delete, record)
-    _save(ctx, record)
-    return record
-
-
-def create_from_plan(ctx: Context, plan: RunPlan) -> WorkloadRecord:
-    """A workload from a plan made elsewhere (e.g. a VM booting a disk image rather than an OCI image)."""
-    if ctx.db.query("SELECT id FROM workloads WHERE name = ?", (plan.name,)):
-        raise ConflictError(f"the name {plan.name!r} is already in use", op="create", id=plan.name)
-    with _locked(ctx, plan.id), ExitStack() as undo:
-        record = _create_record(ctx, driver_for(ctx, plan.kind), plan, undo)
+def create_from_plan(ctx: Context, plan: RunPlan, *, exec_devices: bool | None = None) -> WorkloadRecord:
+    """A workload from a plan made elsewhere (a VM of a disk image, a clone); ``exec_devices`` overrides
+    the driver's choice (a clone keeps its source's devices: its memory snapshot holds them)."""
+    driver = driver_for(ctx, plan.kind)
+    with locked_workload(ctx, plan.id), ExitStack() as undo:
+        record = _reserve(ctx, plan, userns=False, undo=undo)
+        record = _made(ctx, driver, record, undo)
+        if exec_devices is not None and exec_devices != record.exec_devices:
+            record = replace(record, exec_devices=exec_devices)
+            save(ctx, record)
         undo.pop_all()
     return record
 
 
-USERNS_FIRST = 1_000_000  # above the ranges /etc/subuid usually hands to users (100000…)
-
-
-def _allocate_userns(ctx: Context) -> int:
-    """The lowest free uid/gid range for a --userns=auto workload (ranges never overlap)."""
-    with locked(ctx.paths.locks, "userns"):
-        taken = {
-            codec.loads(WorkloadRecord, row["record"]).plan.userns_base
-            for row in ctx.db.query("SELECT record FROM workloads WHERE record LIKE '%\"userns_base\": 1%'")
-        }
-        slot = 0
-        while USERNS_FIRST + slot * USERNS_SIZE in taken:
-            slot += 1
-        return USERNS_FIRST + slot * USERNS_SIZE
+# ---- start, run -------------------------------------------------------------------------------
 
 
 def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> RunResult:
     """Start a workload. Attached, it returns when the workload exits; the record says RUNNING from the
     moment it starts, and the lock is held only for that transition, so `stop`, `kill` or `exec` from
     elsewhere (or this process's own signal forwarding) never wait for the workload to end."""
-    found = _load(ctx, name_or_id)
+    found = ctx.records.workloads.get(name_or_id)
     driver = driver_for(ctx, found.kind)
-    with _locked(ctx, found.id):
+    with locked_workload(ctx, found.id):
         before = get(ctx, found.id)
         require(Op.START, before.status, workload=before.name)
         plumb = None
-        if _bridged(before.plan):
+        if bridged(before.plan):
             from isobox.service import networks
 
             plumb = networks.prepare(ctx, before)  # interfaces: made while the runtime creates the container
@@ -298,19 +278,30 @@ def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> Run
             stopped_by_user=False,
         )
         if attach is None:
-            record = replace(record, pid=driver.start(before, None, during_create=plumb))
-        _save(ctx, record)
+            record = replace(record, pid=_start(ctx, driver, before, None, plumb))
+        save(ctx, record, expect=before.status)
     if attach is None:
         return RunResult(record, None)
     try:
-        driver.start(before, attach, during_create=plumb)
+        _start(ctx, driver, before, attach, plumb)
     except BaseException:
-        with _locked(ctx, record.id):
-            _save(ctx, refresh(ctx, record) if _started(driver, record) else before)
+        with locked_workload(ctx, record.id):
+            save(ctx, refresh(ctx, record) if _started(driver, record) else before)
         raise
     seen = driver.wait(record)
     record = refresh(ctx, record)
     return RunResult(record, seen.exit_code)
+
+
+def _start(
+    ctx: Context, driver: Driver, record: WorkloadRecord, attach: Attach | None, plumb: Callable[[], None] | None
+) -> int:
+    try:
+        return driver.start(record, attach, during_create=plumb)
+    except CommandError as exc:
+        # As Docker's: the workload stays as it was (created), with the shell's code for what went wrong.
+        save(ctx, replace(record, exit_code=exc.exit_code))
+        raise
 
 
 def _started(driver: Driver, record: WorkloadRecord) -> bool:
@@ -336,93 +327,27 @@ def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attac
     return result
 
 
-# ---- signals, stop, remove --------------------------------------------------------------------
-
-
-def attach(ctx: Context, name_or_id: str, streams: Attach) -> int | None:
-    """Join a running workload's streams; its exit code once it ended, None if the caller detached."""
-    record = get(ctx, name_or_id)
-    require(Op.ATTACH, record.status, workload=record.name)
-    driver = driver_for(ctx, record.kind)
-    if not driver.attach(record, streams):
-        return None
-    driver.wait(record)
-    return refresh(ctx, record).exit_code
-
-
-def pause(ctx: Context, name_or_id: str) -> WorkloadRecord:
-    """Freeze a running workload (its processes, or a VM's vCPUs) until unpause."""
-    return _set_frozen(ctx, name_or_id, frozen=True)
-
-
-def unpause(ctx: Context, name_or_id: str) -> WorkloadRecord:
-    return _set_frozen(ctx, name_or_id, frozen=False)
-
-
-def _set_frozen(ctx: Context, name_or_id: str, *, frozen: bool) -> WorkloadRecord:
-    record = get(ctx, name_or_id)
-    require(Op.PAUSE if frozen else Op.UNPAUSE, record.status, workload=record.name)
-    with _locked(ctx, record.id):
-        driver = driver_for(ctx, record.kind)
-        (driver.pause if frozen else driver.unpause)(record)
-        record = replace(record, status=Status.PAUSED if frozen else Status.RUNNING)
-        _save(ctx, record)
-    return record
-
-
-def _thaw(ctx: Context, record: WorkloadRecord) -> None:
-    """A frozen process handles no signal, not even SIGKILL under the v1 freezer: stop, kill and rm -f
-    resume a paused workload first (as Docker does)."""
-    if record.status is Status.PAUSED:
-        try:
-            driver_for(ctx, record.kind).unpause(record)
-        except IsoboxError as exc:
-            log.warning("could not resume %s before stopping it: %s", record.name, exc)
-
-
-def stop(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> WorkloadRecord:
-    record = get(ctx, name_or_id)
-    if record.status not in (Status.RUNNING, Status.PAUSED):
-        return record  # Docker: stopping a stopped container succeeds
-    with _locked(ctx, record.id):
-        _thaw(ctx, record)
-        record = replace(record, status=Status.RUNNING, stopped_by_user=True)
-        _save(ctx, record)
-        driver_for(ctx, record.kind).stop(record, record.plan.stop_timeout_s if timeout_s is None else timeout_s)
-    return refresh(ctx, record)
-
-
-def kill(ctx: Context, name_or_id: str, signal: int) -> WorkloadRecord:
-    record = get(ctx, name_or_id)
-    require(Op.KILL, record.status, workload=record.name)
-    with _locked(ctx, record.id):
-        _thaw(ctx, record)
-        record = replace(record, status=Status.RUNNING, stopped_by_user=True)
-        _save(ctx, record)
-        driver_for(ctx, record.kind).kill(record, signal)
-    return record
-
-
-def restart(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> RunResult:
-    record = stop(ctx, name_or_id, timeout_s=timeout_s)
-    return start(ctx, record.id)
+# ---- remove -----------------------------------------------------------------------------------
 
 
 def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool = False) -> WorkloadRecord:
-    """Remove a workload; with ``volumes`` (or for --rm workloads) also its anonymous volumes."""
-    record = get(ctx, name_or_id)
-    require(Op.FORCE_REMOVE if force else Op.REMOVE, record.status, workload=record.name)
-    with _locked(ctx, record.id):
-        _thaw(ctx, record)
-        record = replace(record, status=Status.REMOVING)
-        _save(ctx, record)
+    """Remove a workload (a half-created one too); with ``volumes`` (or for --rm workloads) also its
+    anonymous volumes. On a full disk the files go first, so the removal frees space before it records
+    itself."""
+    found = ctx.records.workloads.get(name_or_id)
+    with locked_workload(ctx, found.id):
+        record = get(ctx, found.id)
+        require(Op.FORCE_REMOVE if force else Op.REMOVE, record.status, workload=record.name)
+        if record.status in (Status.RUNNING, Status.PAUSED):
+            from isobox.service import control
+
+            control.thaw(ctx, record)
         driver_for(ctx, record.kind).delete(record)
-        if _bridged(record.plan):
+        if bridged(record.plan) or record.status is Status.CREATING:  # a killed create: its endpoints tell
             from isobox.service import networks
 
             networks.detach(ctx, record)
-        with ctx.db.transaction() as tx:
-            tx.execute("DELETE FROM workloads WHERE id = ?", (record.id,))
+        ctx.records.workloads.delete(record.id)
     shutil.rmtree(Path(record.plan.workload_dir), ignore_errors=True)
     if (volumes or record.plan.remove) and record.plan.mounts:
         from isobox.service import volumes as volume_service
@@ -431,80 +356,12 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool 
     return record
 
 
-def on_exit(ctx: Context, workload_id: str) -> None:
-    """Run by conmon when a detached container exits: --rm and restart policies."""
-    try:
-        record = get(ctx, workload_id)
-    except NotFoundError:
-        return
-    if record.plan.remove:
-        remove(ctx, record.id, force=True)
-        return
-    if _should_restart(record):
-        with _locked(ctx, record.id):
-            _save(ctx, replace(record, restart_count=record.restart_count + 1))
-        start(ctx, record.id)
-
-
-def boot(ctx: Context) -> tuple[list[WorkloadRecord], list[tuple[WorkloadRecord, IsoboxError]]]:
-    """After the host restarted: start again every exited workload whose restart policy is `always`, as
-    Docker's daemon does when it starts and Podman's podman-restart.service does at boot (a workload
-    stopped by hand included, as Docker's `always`). Nothing else runs isobox at boot: the unit in
-    contrib/systemd calls this. Returns (started, failed with the reason)."""
-    started: list[WorkloadRecord] = []
-    failed: list[tuple[WorkloadRecord, IsoboxError]] = []
-    for record in reversed(list_workloads(ctx, all=True)):  # oldest first, as they were created
-        if record.plan.restart.policy is not RestartPolicy.ALWAYS or record.status is not Status.EXITED:
-            continue
-        try:
-            started.append(start(ctx, record.id).record)
-        except IsoboxError as exc:
-            failed.append((record, exc))
-    return started, failed
-
-
-def _should_restart(record: WorkloadRecord) -> bool:
-    policy = record.plan.restart
-    if record.stopped_by_user or policy.policy is RestartPolicy.NO:
+def stale_creating(ctx: Context, record: WorkloadRecord) -> bool:
+    """A CREATING record whose creator is gone (its lock is free): a create that was killed."""
+    if record.status is not Status.CREATING:
         return False
-    if policy.policy is RestartPolicy.ON_FAILURE:
-        return (record.exit_code or 0) != 0 and (policy.max_retries == 0 or record.restart_count < policy.max_retries)
-    return True
-
-
-# ---- inside a workload ------------------------------------------------------------------------
-
-
-def exec(ctx: Context, name_or_id: str, spec: ExecSpec) -> int:
-    record = get(ctx, name_or_id)
-    require(Op.EXEC, record.status, workload=record.name)
-    return driver_for(ctx, record.kind).exec(record, spec)
-
-
-def wait(ctx: Context, name_or_id: str, timeout_s: float | None = None) -> WorkloadRecord:
-    record = get(ctx, name_or_id)
-    if record.status in (Status.RUNNING, Status.PAUSED):
-        driver_for(ctx, record.kind).wait(record, timeout_s)
-    return refresh(ctx, record)
-
-
-def stats(ctx: Context, name_or_id: str) -> Stats:
-    record = get(ctx, name_or_id)
-    return driver_for(ctx, record.kind).stats(record)
-
-
-def top(ctx: Context, name_or_id: str) -> list[tuple[int, str]]:
-    """(pid, command line) of each process of a running workload, as the host sees them."""
-    record = get(ctx, name_or_id)
-    driver = driver_for(ctx, record.kind)
-    pids = getattr(driver, "top", None)
-    if pids is None:
-        raise InvalidArgumentError(f"top is not available for {record.kind.value} workloads", op="top")
-    rows = []
-    for pid in pids(record):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue  # exited meanwhile
-        rows.append((int(pid), cmdline.replace(b"\0", b" ").decode(errors="replace").strip()))
-    return rows
+    try:
+        with locked(ctx.paths.locks, f"workload-{record.id}", wait=False):
+            return True
+    except BlockingIOError:
+        return False

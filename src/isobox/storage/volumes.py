@@ -17,34 +17,19 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from isobox.command import run
 from isobox.config import Paths
 from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
 from isobox.model.mounts import validate_volume_name
-from isobox.state.db import Database
+from isobox.model.volume import DIR, DISK, VolumeRecord
+from isobox.state.volumes import VolumeRepository, VolumeRow
+from isobox.state.workloads import WorkloadRepository
 
-DIR = "dir"
-DISK = "disk"
 DISK_FILE = "disk.ext4"
 DEFAULT_DISK_BYTES = 10 * 1024**3  # sparse: only what the guest writes takes space
 MIN_DISK_BYTES = 16 * 1024**2
-
-
-@dataclass(frozen=True)
-class VolumeRecord:
-    name: str
-    path: str  # the data directory (dir) or the disk image (disk) that workloads mount
-    anonymous: bool
-    created_at: float
-    kind: str = DIR
-    size_bytes: int = 0  # a disk volume's capacity
-
-    @property
-    def is_disk(self) -> bool:
-        return self.kind == DISK
 
 
 def make_disk(image: Path, size_bytes: int) -> None:
@@ -60,17 +45,19 @@ def make_disk(image: Path, size_bytes: int) -> None:
 
 
 class VolumeStore:
-    def __init__(self, paths: Paths, db: Database) -> None:
+    def __init__(self, paths: Paths, rows: VolumeRepository, workloads: WorkloadRepository) -> None:
         self.root = paths.lib / "volumes"
-        self.db = db
+        self.rows = rows
+        self.workloads = workloads
 
-    def _record(self, name: str, anonymous: bool, created_at: float) -> VolumeRecord:
-        image = self.root / name / DISK_FILE
+    def _record(self, row: VolumeRow) -> VolumeRecord:
+        image = self.root / row.name / DISK_FILE
         try:
             size = image.stat().st_size
         except OSError:
-            return VolumeRecord(name, str(self.root / name / "_data"), anonymous, created_at)
-        return VolumeRecord(name, str(image), anonymous, created_at, DISK, size)
+            return VolumeRecord(row.name, str(self.root / row.name / "_data"), row.anonymous, row.created_at,
+                                labels=row.labels)
+        return VolumeRecord(row.name, str(image), row.anonymous, row.created_at, DISK, size, row.labels)
 
     def create(
         self,
@@ -79,6 +66,7 @@ class VolumeStore:
         anonymous: bool = False,
         kind: str | None = None,
         size_bytes: int | None = None,
+        labels: dict[str, str] | None = None,
     ) -> tuple[VolumeRecord, bool]:
         """The volume ``name`` (created if missing, as a ``kind`` volume, dir by default); returns
         (record, created_now). An existing volume of another kind or size than asked is a conflict."""
@@ -91,17 +79,9 @@ class VolumeStore:
                 op="create volume",
                 id=chosen,
             )
-        with self.db.transaction() as tx:
-            row = tx.execute("SELECT anonymous, created_at FROM volumes WHERE name = ?", (chosen,)).fetchone()
-            if row is not None:
-                existing = self._record(chosen, bool(row["anonymous"]), row["created_at"])
-                if kind not in (None, existing.kind) or size_bytes not in (None, existing.size_bytes):
-                    raise ConflictError(
-                        f"volume {chosen} already exists as a {existing.kind} volume", op="create volume", id=chosen
-                    )
-                return existing, False
-            now = time.time()
-            directory = self.root / chosen
+        directory = self.root / chosen
+
+        def make() -> None:
             try:
                 if kind == DISK:
                     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -111,10 +91,17 @@ class VolumeStore:
             except BaseException:
                 shutil.rmtree(directory, ignore_errors=True)
                 raise
-            tx.execute(
-                "INSERT INTO volumes (name, anonymous, created_at) VALUES (?, ?, ?)", (chosen, int(anonymous), now)
-            )
-        return self._record(chosen, anonymous, now), True
+
+        row = VolumeRow(chosen, anonymous, time.time(), tuple(sorted((labels or {}).items())))
+        existing_row = self.rows.insert(row, make)
+        if existing_row is not None:
+            existing = self._record(existing_row)
+            if kind not in (None, existing.kind) or size_bytes not in (None, existing.size_bytes):
+                raise ConflictError(
+                    f"volume {chosen} already exists as a {existing.kind} volume", op="create volume", id=chosen
+                )
+            return existing, False
+        return self._record(row), True
 
     def resize(self, name: str, size_bytes: int, running_users: list[str]) -> VolumeRecord:
         """Grow a disk volume's image and its ext4 file system (offline: no running workload uses it)."""
@@ -146,28 +133,26 @@ class VolumeStore:
         return self.get(name)
 
     def get(self, name: str) -> VolumeRecord:
-        rows = self.db.query("SELECT anonymous, created_at FROM volumes WHERE name = ?", (name,))
-        if not rows:
+        row = self.rows.get(name)
+        if row is None:
             raise NotFoundError(f"no such volume: {name}", op="find volume", id=name)
-        return self._record(name, bool(rows[0]["anonymous"]), rows[0]["created_at"])
+        return self._record(row)
 
     def all(self) -> list[VolumeRecord]:
-        rows = self.db.query("SELECT name, anonymous, created_at FROM volumes ORDER BY name")
-        return [self._record(r["name"], bool(r["anonymous"]), r["created_at"]) for r in rows]
+        return [self._record(row) for row in self.rows.all()]
 
-    def users(self, name: str) -> list[str]:
+    def users(self, name: str, *, running_only: bool = False) -> list[str]:
         """Names of workloads whose plan mounts this volume."""
-        pattern = f'%"volume": "{name}"%'
-        return [r["name"] for r in self.db.query("SELECT name FROM workloads WHERE record LIKE ?", (pattern,))]
+        return self.workloads.names_using_volume(name, running_only=running_only)
 
     def remove(self, name: str, *, force: bool = False) -> None:
         self.get(name)
         users = self.users(name)
         if users and not force:
             raise ConflictError(f"volume {name} is in use by {', '.join(users)}", op="remove volume", id=name)
-        with self.db.transaction() as tx:
-            tx.execute("DELETE FROM volumes WHERE name = ?", (name,))
+        # The files first: on a full disk the removal frees space before it records itself.
         shutil.rmtree(self.root / name, ignore_errors=True)
+        self.rows.delete(name)
 
     def prune(self) -> list[str]:
         removed: list[str] = []

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from isobox.drivers.container import capabilities, oci_spec, seccomp
-from isobox.errors import InvalidArgumentError, IsoboxError, WorkloadError
+from isobox.errors import InvalidArgumentError, WorkloadError
 from isobox.linux import cgroups, idmap
 from isobox.linux.mount import is_mountpoint, mount, umount
 from isobox.linux.proc import bounding_capabilities, x32_abi_enabled
@@ -291,8 +291,7 @@ def cleanup(plan: RunPlan) -> None:
         unmount_rootfs(plan)
     except OSError as exc:
         raise WorkloadError(f"cannot unmount rootfs: {exc}", op="remove", path=str(rootfs_dir(plan))) from exc
-    try:
-        cgroups.remove(cgroups.workload_path(plan.id))
-    except (ValueError, IsoboxError):
-        pass
+    # runc removes the cgroup when it deletes the container; one left (runc killed, a crash) goes here. A
+    # cgroup that stays busy is reported: leaving it silently would hide a process that did not end.
+    cgroups.WorkloadCgroup.of(plan.id).remove()
     shutil.rmtree(plan.workload_dir, ignore_errors=True)

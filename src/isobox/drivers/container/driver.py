@@ -6,35 +6,52 @@ import contextlib
 import json
 import logging
 import os
+import re
 import select
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 from isobox.config import Paths
-from isobox.drivers.base import Attach, ExecSpec, TerminalSize
+from isobox.drivers.base import Created, TerminalSize
 from isobox.drivers.container import bundle, checkpoint, monitor
+from isobox.drivers.container import snapshots as container_snapshots
+from isobox.drivers.container.processes import host_processes
 from isobox.drivers.container.runtime import Runtime, probe
-from isobox.errors import HostError, InvalidArgumentError, InvalidStateError, NotFoundError, WorkloadError
-from isobox.linux import cgroups
+from isobox.errors import (
+    CommandError,
+    HostError,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+    UnsupportedError,
+    WorkloadError,
+)
+from isobox.linux.cgroups import WorkloadCgroup
+from isobox.linux.proc import process_alive, read_pid
+from isobox.model.capability import Capability
 from isobox.model.network import NetworkMode
 from isobox.model.plan import RunPlan
-from isobox.model.record import Observation, Stats, WorkloadRecord
-from isobox.model.spec import RestartPolicy
+from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
+from isobox.model.snapshot import SnapshotInfo
+from isobox.model.spec import Kind, RestartPolicy
 from isobox.model.status import Status
+from isobox.model.streams import Attach, ExecSpec
 from isobox.model.users import resolve_user
 from isobox.storage import rootfs as rootfs_access
+from isobox.storage.layerdiff import write_layer
 
 log = logging.getLogger(__name__)
 POLL_S = 0.01
+KILLED_MARKER = "killed"  # isobox sent SIGKILL: the exit code is 137 even if conmon could not record it
 
 
 class ContainerDriver:
-    kind = "container"
+    kind = Kind.CONTAINER
 
     def __init__(self, paths: Paths, exit_command: tuple[str, ...] = ()) -> None:
         self.paths = paths
@@ -57,8 +74,23 @@ class ContainerDriver:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    def create(self, plan: RunPlan) -> dict[str, str]:
-        return bundle.prepare(plan, self.runtime.name)
+    def create(self, plan: RunPlan) -> Created:
+        return Created(bundle.prepare(plan, self.runtime.name))
+
+    def missing_capabilities(self, record: WorkloadRecord) -> dict[Capability, str]:
+        missing = {
+            Capability.CLONE: "snapshot clone starts VMs; for a container, commit it and run the image",
+            Capability.CONSOLE: "a container has no serial console: use attach, or exec -it",
+        }
+        if record.plan.process.tty or record.plan.process.interactive:
+            missing[Capability.PROCESS_SNAPSHOT] = (
+                "a container with -t or -i could not be restored (its terminal or stdin is gone)"
+            )
+        else:
+            criu = self.criu()
+            if not criu.usable:
+                missing[Capability.PROCESS_SNAPSHOT] = criu.reason
+        return missing
 
     def start(
         self, record: WorkloadRecord, attach: Attach | None = None, *, during_create: Callable[[], None] | None = None
@@ -108,6 +140,15 @@ class ContainerDriver:
     def _create(self, conmon_plan: monitor.ConmonPlan, during: Callable[[], None] | None) -> int:
         """conmon + `runtime create`, running ``during`` meanwhile; if that fails, the created container is
         deleted (its process never ran) and the failure raised."""
+        try:
+            return self._spawn(conmon_plan, during)
+        except WorkloadError as exc:
+            command_error = exec_failure(str(exc.message), conmon_plan.id)
+            if command_error is not None:
+                raise command_error from exc
+            raise
+
+    def _spawn(self, conmon_plan: monitor.ConmonPlan, during: Callable[[], None] | None) -> int:
         if during is None:
             return monitor.spawn(conmon_plan)
         failure: BaseException | None = None
@@ -133,7 +174,8 @@ class ContainerDriver:
             self.runtime.run("delete", "--force", plan.id, op="start", workload=plan.id, check=False)
         bundle.mount_rootfs(plan)
         self.exit_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (self.exit_dir / plan.id, workdir / "persist" / "exit", workdir / "persist" / "oom"):
+        for stale in (self.exit_dir / plan.id, workdir / "persist" / "exit", workdir / "persist" / "oom",
+                      workdir / KILLED_MARKER):
             stale.unlink(missing_ok=True)
         return monitor.ConmonPlan(
             conmon=self.conmon_path(),
@@ -190,32 +232,51 @@ class ContainerDriver:
 
     def observe(self, record: WorkloadRecord) -> Observation:
         plan = record.plan
-        code = self._exit_code(plan)
-        if code is not None:
-            oom = (Path(plan.workload_dir) / "persist" / "oom").exists()
-            finished = self._exit_time(plan)
-            return Observation(Status.EXITED, 0, code, oom, finished)
+        recorded = self._recorded_exit(plan)
+        if recorded is not None:
+            return recorded
         state = self.runtime.state(plan.id) if record.status is not Status.CREATED else None
         if state is None:
             if record.status in (Status.RUNNING, Status.PAUSED):
                 # The runtime forgot it (host reboot) and conmon recorded nothing: it died with the host.
-                return Observation(Status.EXITED, 0, record.exit_code if record.exit_code is not None else 255)
+                return Observation(Status.EXITED, 0, self._unknown_exit(plan), finished_at=time.time())
             return Observation(record.status, 0, record.exit_code, record.oom_killed, record.finished_at)
-        status = {"running": Status.RUNNING, "paused": Status.PAUSED, "created": Status.RUNNING}.get(
-            str(state.get("status")), Status.EXITED
-        )
-        return Observation(status, int(state.get("pid") or 0))
+        status = str(state.get("status"))
+        if status in ("running", "created", "paused"):
+            return Observation(Status.PAUSED if status == "paused" else Status.RUNNING, int(state.get("pid") or 0))
+        if self._conmon_pid(plan) is not None:
+            # Stopped, and conmon is writing its exit code this very moment: the code comes with it.
+            return Observation(Status.RUNNING, int(state.get("pid") or 0))
+        # conmon is gone: it wrote the exit code just before it ended (since the first look), or never will.
+        recorded = self._recorded_exit(plan)
+        if recorded is not None:
+            return recorded
+        return Observation(Status.EXITED, 0, self._unknown_exit(plan), finished_at=time.time())
+
+    def _recorded_exit(self, plan: RunPlan) -> Observation | None:
+        code = self._exit_code(plan)
+        if code is None:
+            return None
+        oom = (Path(plan.workload_dir) / "persist" / "oom").exists()
+        return Observation(Status.EXITED, 0, code, oom, self._exit_time(plan))
+
+    def _unknown_exit(self, plan: RunPlan) -> int:
+        """The exit code of a container whose conmon recorded none (conmon killed, a full disk that left its
+        exit file empty, a host reboot): 137 if isobox killed it, else 255 (unknown), as a VM's."""
+        return 137 if (Path(plan.workload_dir) / KILLED_MARKER).exists() else 255
 
     def wait(self, record: WorkloadRecord, timeout_s: float | None = None) -> Observation:
+        """Until the exit code is recorded, or nobody is left to record it (conmon gone): never longer."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         delay = POLL_S
         while True:
-            code = self._exit_code(record.plan)
-            if code is not None or (deadline is not None and time.monotonic() >= deadline):
+            if self._exit_code(record.plan) is not None or (deadline is not None and time.monotonic() >= deadline):
                 return self.observe(record)
             conmon = self._conmon_pid(record.plan)
-            if conmon is None and self.runtime.state(record.plan.id) is None:
-                return self.observe(record)
+            if conmon is None:
+                state = self.runtime.state(record.plan.id)
+                if state is None or state.get("status") == "stopped":
+                    return self.observe(record)
             _wait_for_exit(conmon, delay)
             delay = min(delay * 1.5, 0.2)
 
@@ -226,6 +287,7 @@ class ContainerDriver:
             pass
         if self.wait(record, timeout_s).status is Status.EXITED:
             return
+        (Path(record.plan.workload_dir) / KILLED_MARKER).touch()
         try:
             self.runtime.run("kill", "--all", record.plan.id, "KILL", op="stop", workload=record.id)
         except (NotFoundError, WorkloadError):
@@ -233,6 +295,8 @@ class ContainerDriver:
         self.wait(record, 10.0)
 
     def kill(self, record: WorkloadRecord, signal_number: int) -> None:
+        if signal_number == int(signal.SIGKILL):
+            (Path(record.plan.workload_dir) / KILLED_MARKER).touch()
         self.runtime.run("kill", record.plan.id, str(signal_number), op="kill", workload=record.id)
 
     def pause(self, record: WorkloadRecord) -> None:
@@ -242,7 +306,7 @@ class ContainerDriver:
     def unpause(self, record: WorkloadRecord) -> None:
         self.runtime.run("resume", record.plan.id, op="unpause", workload=record.id)
 
-    def exec(self, record: WorkloadRecord, spec: ExecSpec) -> int:
+    def exec(self, record: WorkloadRecord, spec: ExecSpec, streams: Attach) -> int:
         plan = record.plan
         root = bundle.rootfs_dir(plan)
         user = resolve_user(
@@ -270,18 +334,51 @@ class ContainerDriver:
             argv.append("--detach")
         argv.append(plan.id)
         try:
-            return _run_foreground(argv, spec.interactive)
+            return _run_foreground(argv, streams if spec.interactive else replace(streams, stdin=None))
         finally:
             spec_path.unlink(missing_ok=True)
 
     def stats(self, record: WorkloadRecord) -> Stats:
-        values = cgroups.read_stats(cgroups.workload_path(record.plan.id))
-        return Stats(values["cpu_ns"], values["memory_bytes"], values["memory_limit_bytes"], values["pids"])
+        values = WorkloadCgroup.of(record.plan.id).stats()
+        return Stats(values.cpu_ns, values.memory_bytes, values.memory_limit_bytes, values.pids)
 
-    def top(self, record: WorkloadRecord) -> list[int]:
+    def top(self, record: WorkloadRecord) -> ProcessTable:
+        """The container's processes as the host sees them (Docker's `top` runs ps on the host too)."""
         if self.runtime.state(record.plan.id) is None:
             raise InvalidStateError(f"container {record.name} is not running", op="top", id=record.id)
-        return self.runtime.pids(record.plan.id)
+        return host_processes(self.runtime.pids(record.plan.id))
+
+    def sync_logs(self, record: WorkloadRecord) -> None:
+        """conmon writes the log itself: nothing to bring up to date."""
+
+    def console(self, record: WorkloadRecord, attach: Attach) -> None:
+        raise UnsupportedError("a container has no serial console", op="console", id=record.name)
+
+    # ---- snapshots and commit ------------------------------------------------------------------
+
+    def snapshot_create(self, record: WorkloadRecord, name: str) -> SnapshotInfo:
+        return container_snapshots.take(self, record, name)
+
+    def snapshot_list(self, record: WorkloadRecord) -> list[SnapshotInfo]:
+        return [container_snapshots.info(s) for s in container_snapshots.list_snapshots(record)]
+
+    def snapshot_restore(
+        self, record: WorkloadRecord, name: str, *, during_create: Callable[[], None] | None = None
+    ) -> int | None:
+        return container_snapshots.go_back(self, record, name, during_create)
+
+    def snapshot_remove(self, record: WorkloadRecord, name: str) -> None:
+        container_snapshots.remove(record, name)
+
+    def clone_plan(self, source: WorkloadRecord, plan: RunPlan) -> RunPlan:
+        raise UnsupportedError("snapshot clone is for VMs", op="snapshot clone", id=source.name)
+
+    def snapshot_clone(self, source: WorkloadRecord, name: str, target: WorkloadRecord) -> int:
+        raise UnsupportedError("snapshot clone is for VMs", op="snapshot clone", id=source.name)
+
+    def commit_layer(self, record: WorkloadRecord, out: BinaryIO, skip: frozenset[str]) -> None:
+        """The overlay upper directory is the container's changes (whiteouts included)."""
+        write_layer(Path(record.plan.workload_dir) / "upper", out, skip=skip)
 
     def delete(self, record: WorkloadRecord) -> None:
         plan = record.plan
@@ -324,14 +421,8 @@ class ContainerDriver:
 
     def _conmon_pid(self, plan: RunPlan) -> int | None:
         """conmon's pid, only if that pid still is the conmon of this container (pids get reused)."""
-        try:
-            pid = int((Path(plan.workload_dir) / "conmon.pid").read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        if cmdline and cmdline[0].endswith(b"conmon") and plan.id.encode() in cmdline:
-            return pid
-        return None
+        pid = read_pid(Path(plan.workload_dir) / "conmon.pid")
+        return pid if process_alive(pid, plan.id.encode()) else None
 
     def _conmon_alive(self, plan: RunPlan) -> bool:
         return self._conmon_pid(plan) is not None
@@ -350,6 +441,25 @@ class ContainerDriver:
             time.sleep(POLL_S)
 
 
+_EXEC_FAILURE = re.compile(r'exec: "(?P<command>[^"]*)": (?P<why>.*)$')
+
+
+def exec_failure(message: str, workload: str) -> CommandError | None:
+    """runc checks the command before the process runs (`runc create`): a command it cannot find is Docker's
+    exit code 127, one it may not execute 126."""
+    match = _EXEC_FAILURE.search(message)
+    if match is None:
+        return None
+    why = match.group("why")
+    if "not found" in why or "no such file or directory" in why:
+        code = 127
+    elif "permission denied" in why or "is a directory" in why:
+        code = 126
+    else:
+        return None
+    return CommandError(f'exec: "{match.group("command")}": {why}', exit_code=code, op="start", id=workload)
+
+
 def _wait_for_exit(pid: int | None, timeout_s: float) -> None:
     """Sleep up to ``timeout_s``, waking as soon as process ``pid`` (conmon) ends: it writes the exit
     file just before, so a foreground run learns the exit code without a polling delay."""
@@ -366,9 +476,9 @@ def _wait_for_exit(pid: int | None, timeout_s: float) -> None:
         os.close(fd)
 
 
-def _run_foreground(argv: list[str], interactive: bool) -> int:
+def _run_foreground(argv: list[str], streams: Attach) -> int:
     import subprocess
 
-    stdin = None if interactive else subprocess.DEVNULL
-    done = subprocess.run(argv, stdin=stdin, stdout=sys.stdout.fileno(), stderr=sys.stderr.fileno(), check=False)
+    stdin = subprocess.DEVNULL if streams.stdin is None else streams.stdin
+    done = subprocess.run(argv, stdin=stdin, stdout=streams.stdout, stderr=streams.stderr, check=False)
     return done.returncode

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isobox.drivers.base import write_all
+from isobox.drivers.container.runtime import runtime_message
 from isobox.errors import WorkloadError
 
 STDOUT_ID = 2
@@ -135,7 +136,8 @@ def spawn(plan: ConmonPlan, during: Callable[[], None] | None = None) -> int:
     data = message.get("data", -1)
     pid = data if isinstance(data, int) else -1
     if pid <= 0:
-        detail = str(message.get("message") or stderr.decode(errors="replace").strip() or "no reason given")
+        raw = str(message.get("message") or stderr.decode(errors="replace").strip())
+        detail = runtime_message(raw) or "no reason given"  # runc's log line: keep its message
         raise WorkloadError(
             f"the OCI runtime could not create the container: {detail}", op="create container", id=plan.id
         )

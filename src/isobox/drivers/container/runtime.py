@@ -39,7 +39,7 @@ class Runtime:
         except subprocess.TimeoutExpired as exc:
             raise WorkloadError(f"{self.name} {args[0]} timed out after {timeout_s}s", op=op, id=workload) from exc
         if check and done.returncode != 0:
-            message = _runtime_message(done.stderr) or f"exit status {done.returncode}"
+            message = runtime_message(done.stderr) or f"exit status {done.returncode}"
             if "does not exist" in message or "not found" in message.lower():
                 raise NotFoundError(f"{self.name}: {message}", op=op, id=workload)
             raise WorkloadError(f"{self.name} {args[0]} failed: {message}", op=op, id=workload)
@@ -57,7 +57,7 @@ class Runtime:
         return [int(p) for p in json.loads(out or "[]")]
 
 
-def _runtime_message(stderr: str) -> str:
+def runtime_message(stderr: str) -> str:
     """runc logs JSON or logfmt lines; keep the last message."""
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     if not lines:
@@ -70,8 +70,8 @@ def _runtime_message(stderr: str) -> str:
     except json.JSONDecodeError:
         pass
     marker = 'msg="'
-    if marker in last:
-        return last.split(marker, 1)[1].rsplit('"', 1)[0]
+    if marker in last:  # logfmt: the value is quoted, with its own quotes escaped
+        return last.split(marker, 1)[1].rsplit('"', 1)[0].replace('\\"', '"')
     return last
 
 
@@ -106,7 +106,7 @@ def _probe_one(path: str, busybox: Path) -> str | None:
             )
         except subprocess.TimeoutExpired:
             return "timed out"
-        return None if done.returncode == 0 else (_runtime_message(done.stderr) or f"exit {done.returncode}")
+        return None if done.returncode == 0 else (runtime_message(done.stderr) or f"exit {done.returncode}")
 
 
 def probe(run_dir: Path, busybox: Path = Path("/bin/busybox")) -> Runtime:

@@ -15,14 +15,22 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isobox.drivers.container import bundle
-from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
-from isobox.images.layerdiff import write_layer
+from isobox.errors import ConflictError, NotFoundError
 from isobox.images.unpack import unpack_layer
+from isobox.model.capability import Capability
 from isobox.model.ids import validate_name
 from isobox.model.record import WorkloadRecord
+from isobox.model.snapshot import SnapshotContent, SnapshotInfo
+from isobox.model.status import Status
+from isobox.storage.layerdiff import write_layer
+
+if TYPE_CHECKING:
+    from isobox.drivers.container.driver import ContainerDriver
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,46 @@ def restore(record: WorkloadRecord, name: str) -> None:
 def remove(record: WorkloadRecord, name: str) -> None:
     path = _path(record, name)
     if not path.exists():
-        raise InvalidArgumentError(f"no snapshot {name} of {record.name}", op="snapshot rm", id=record.name)
+        raise NotFoundError(f"no snapshot {name} of {record.name}", op="snapshot rm", id=record.name)
     path.unlink()
     shutil.rmtree(images_dir(record, name), ignore_errors=True)
+
+
+# ---- the driver's snapshot operations (ContainerDriver delegates here) --------------------------------
+
+
+def info(snapshot: ContainerSnapshot, note: str = "") -> SnapshotInfo:
+    content = SnapshotContent.FILES_AND_PROCESSES if snapshot.processes else SnapshotContent.FILES
+    return SnapshotInfo(snapshot.name, content, snapshot.created_at, snapshot.size_bytes, note)
+
+
+def take(driver: ContainerDriver, record: WorkloadRecord, name: str) -> SnapshotInfo:
+    """The writable layer, and the processes too while the container runs and CRIU can restore them."""
+    note = ""
+    checkpoint = None
+    if driver.observe(record).status is Status.RUNNING:
+        reason = driver.missing_capabilities(record).get(Capability.PROCESS_SNAPSHOT)
+        if reason is None:
+            checkpoint = partial(driver.checkpoint, record)
+        else:
+            note = f"process state not saved: {reason}"
+    return info(create(record, name, checkpoint=checkpoint), note)
+
+
+def go_back(
+    driver: ContainerDriver, record: WorkloadRecord, name: str, during_create: Callable[[], None] | None
+) -> int | None:
+    """Swap the writable layer for the snapshot's. With its processes, they continue where they were (the
+    running ones are replaced at once); a files-only snapshot of a running container restarts it."""
+    snapshot = find(record, name)
+    was_running = driver.observe(record).status in (Status.RUNNING, Status.PAUSED)
+    if was_running:
+        driver.stop(record, 0 if snapshot.processes else record.plan.stop_timeout_s)
+    restore(record, name)
+    if snapshot.processes:
+        if during_create is not None:
+            during_create()
+        return driver.restore_checkpoint(record, images_dir(record, name))
+    if was_running:
+        return driver.start(record, during_create=during_create)
+    return None

@@ -4,8 +4,8 @@ with ``firmware="uefi"`` OVMF (EDK II for QEMU, Debian package ovmf) as two pfla
 read-only and a copy of its variable store per VM. That copy is qcow2, not raw as OVMF ships it: savevm
 needs every writable drive to hold snapshots, and pflash accepts any format of the right size.
 
-Such a VM is a workload like the others (same records, lifecycle and log), told apart by the label
-``org.isobox.vm.disk`` on its plan. Its disk is never written: the VM runs on a qcow2 overlay in its
+Such a VM is a workload like the others (same records, lifecycle and log), told apart by the
+``disk_boot`` of its plan. Its disk is never written: the VM runs on a qcow2 overlay in its
 workload directory, like image VMs. The serial console is a unix socket chardev that `isobox console`
 attaches to; its ``logfile`` (docs/system/invocation, -chardev logfile=) is the stdout stream of the
 workload log, so the console output is kept with no client attached. There is no agent in such a
@@ -24,25 +24,12 @@ from pathlib import Path
 from isobox.drivers.vm.accel import Accel
 from isobox.drivers.vm.qemu_args import VMFiles, base
 from isobox.errors import HostError, InvalidArgumentError
-from isobox.model.plan import Process, RunPlan
+from isobox.model.plan import DiskBoot, Firmware, Process, RunPlan
 from isobox.model.spec import Kind, Resources
 
-DISK_LABEL = "org.isobox.vm.disk"
-FIRMWARE_LABEL = "org.isobox.vm.firmware"
-FIRMWARES = ("bios", "uefi")
 OVMF_DIR = Path("/usr/share/OVMF")
 # (code, variable store template) in the order tried: the 4 MiB build first, as current distributions use.
 OVMF_BUILDS = (("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"), ("OVMF_CODE.fd", "OVMF_VARS.fd"))
-CDROM_LABEL = "org.isobox.vm.cdrom"
-SEED_LABEL = "org.isobox.vm.cloud-init"
-
-
-def is_disk_vm(plan: RunPlan) -> bool:
-    return any(key == DISK_LABEL for key, _ in plan.labels)
-
-
-def label(plan: RunPlan, key: str) -> str | None:
-    return next((value for k, value in plan.labels if k == key), None)
 
 
 def plan(
@@ -57,18 +44,20 @@ def plan(
     firmware: str = "bios",
 ) -> RunPlan:
     """A RunPlan for a disk-image VM (no image, no layers: the disk is the whole machine)."""
-    if firmware not in FIRMWARES:
-        raise InvalidArgumentError(f"unknown firmware {firmware!r} (use bios or uefi)", op="create VM", id=name)
+    try:
+        chosen = Firmware(firmware)
+    except ValueError:
+        choices = ", ".join(f.value for f in Firmware)
+        raise InvalidArgumentError(f"unknown firmware {firmware!r} (use {choices})", op="create VM", id=name) from None
     for path, what in ((disk, "disk"), (cdrom, "CD-ROM image"), (cloud_init, "cloud-init user-data")):
         if path is not None and not path.is_file():
             raise InvalidArgumentError(f"{what} {path} does not exist", op="create VM", path=str(path))
-    labels = [(DISK_LABEL, str(disk.absolute()))]
-    if cdrom is not None:
-        labels.append((CDROM_LABEL, str(cdrom.absolute())))
-    if cloud_init is not None:
-        labels.append((SEED_LABEL, str(cloud_init.absolute())))
-    if firmware != "bios":
-        labels.append((FIRMWARE_LABEL, firmware))
+    boot = DiskBoot(
+        disk=str(disk.absolute()),
+        cdrom=str(cdrom.absolute()) if cdrom is not None else None,
+        cloud_init=str(cloud_init.absolute()) if cloud_init is not None else None,
+        firmware=chosen,
+    )
     return RunPlan(
         id=id,
         name=name,
@@ -81,7 +70,7 @@ def plan(
         workload_dir=workload_dir,
         resources=resources or Resources(),
         stop_timeout_s=60.0,
-        labels=tuple(labels),
+        disk_boot=boot,
     )
 
 
@@ -95,10 +84,6 @@ def disk_format(disk: Path) -> str:
             f"disk format {fmt!r} is not supported (use qcow2 or raw)", op="create VM", path=str(disk)
         )
     return fmt
-
-
-def is_uefi(plan: RunPlan) -> bool:
-    return label(plan, FIRMWARE_LABEL) == "uefi"
 
 
 def ovmf() -> tuple[Path, Path]:
@@ -153,8 +138,10 @@ def console_socket(files: VMFiles) -> Path:
 
 def build(*, id: str, accel: Accel, plan: RunPlan, files: VMFiles, loadvm: str | None = None) -> list[str]:
     """QEMU argv of a disk-image VM: firmware boot from the CD-ROM (if any) once, then the disk."""
+    boot = plan.disk_boot
+    assert boot is not None
     args = base(name=id, accel=accel, memory_bytes=plan.resources.memory_bytes, cpus=plan.resources.cpus, files=files)
-    if is_uefi(plan):
+    if boot.firmware is Firmware.UEFI:
         code, _ = ovmf()
         args += [
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
@@ -171,7 +158,7 @@ def build(*, id: str, accel: Accel, plan: RunPlan, files: VMFiles, loadvm: str |
         "-serial",
         "chardev:console",
     ]
-    cdrom = label(plan, CDROM_LABEL)
+    cdrom = boot.cdrom
     if cdrom:
         args += [
             "-drive",
@@ -179,7 +166,7 @@ def build(*, id: str, accel: Accel, plan: RunPlan, files: VMFiles, loadvm: str |
             "-device",
             "ide-cd,drive=cd0,bootindex=0",
         ]
-    if label(plan, SEED_LABEL):
+    if boot.cloud_init:
         args += [
             "-drive",
             f"file={seed_path(files)},if=none,id=seed,media=cdrom,readonly=on",

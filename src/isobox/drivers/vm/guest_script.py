@@ -8,7 +8,8 @@ guest unchanged. The workload is started as
 env -i gives exactly the image's environment; busybox nsenter chroots into the image root, changes
 to the working directory and drops to the user (setgroups, setgid, setuid) without forking (-F), so
 the workload's pid is the one init waits for and signals. The user is resolved on the host against
-the image's /etc/passwd and /etc/group (the guest's initramfs has its own), as Docker does.
+the image's /etc/passwd and /etc/group by model/users.py, the same code containers use (the guest's
+initramfs has files of its own); supplementary groups need setpriv (see SETPRIV_DIR).
 """
 
 from __future__ import annotations
@@ -16,76 +17,40 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from isobox.errors import InvalidArgumentError
 from isobox.model.network import InterfacePlan
+from isobox.model.users import ResolvedUser
 
 GUEST_ROOT = "/root"
 
 
-@dataclass(frozen=True)
-class GuestUser:
-    uid: int
-    gid: int
-    home: str = "/"
-
-
-def _table(text: str | None) -> list[list[str]]:
-    return [line.split(":") for line in (text or "").splitlines() if line and not line.startswith("#")]
-
-
-def resolve_user(spec: str, passwd: str | None, group: str | None) -> GuestUser:
-    """ "", "name", "uid", "uid:gid", "name:group" → numeric ids, looked up in the image's files."""
-    if not spec:
-        return GuestUser(0, 0, _home_of(passwd, "0") or "/root")
-    user_part, _, group_part = spec.partition(":")
-    entry = next((e for e in _table(passwd) if len(e) >= 4 and user_part in (e[0], e[2])), None)
-    if entry is not None:
-        uid, gid, home = int(entry[2]), int(entry[3]), entry[5] if len(entry) > 5 else "/"
-    elif user_part.isdigit():
-        uid, gid, home = int(user_part), 0, "/"
-    else:
-        raise InvalidArgumentError(
-            f"unable to find user {user_part}: no matching entry in passwd file", op="resolve user"
-        )
-    if group_part:
-        found = next((e for e in _table(group) if len(e) >= 3 and group_part in (e[0], e[2])), None)
-        if found is not None:
-            gid = int(found[2])
-        elif group_part.isdigit():
-            gid = int(group_part)
-        else:
-            raise InvalidArgumentError(
-                f"unable to find group {group_part}: no matching entry in group file", op="resolve user"
-            )
-    return GuestUser(uid, gid, home or "/")
-
-
-def _home_of(passwd: str | None, uid: str) -> str | None:
-    entry = next((e for e in _table(passwd) if len(e) >= 6 and e[2] == uid), None)
-    return entry[5] if entry else None
+# util-linux setpriv, which busybox lacks, sets supplementary groups (busybox nsenter -G clears them). It is a
+# dynamic binary in the initramfs (initramfs.SETPRIV_DIR, with its libraries), started after nsenter's chroot
+# through its own dynamic loader, reached as /proc/1/root/…: init (pid 1) keeps the initramfs as its root.
+SETPRIV_DIR = "/usr/lib/isobox"
+_SETPRIV = (
+    f"/proc/1/root{SETPRIV_DIR}/ld.so",
+    "--library-path",
+    f"/proc/1/root{SETPRIV_DIR}",
+    f"/proc/1/root{SETPRIV_DIR}/setpriv",
+)
 
 
 def command_line(
-    argv: tuple[str, ...], env: tuple[tuple[str, str], ...], cwd: str, user: GuestUser, *, tty: bool = False
+    argv: tuple[str, ...], env: tuple[tuple[str, str], ...], cwd: str, user: ResolvedUser, *, tty: bool = False
 ) -> str:
-    """The shell command that runs argv in the image root as the user (see the module docstring).
-    With a terminal, busybox `setsid -c` first makes it a session leader whose controlling terminal is
-    its stdin (/dev/hvc0), so ^C and job control reach it as on any terminal."""
+    """The shell command that runs argv in the image root as the user (see the module docstring), with
+    the user's supplementary groups. With a terminal, busybox `setsid -c` first makes it a session leader
+    whose controlling terminal is its stdin (/dev/hvc0), so ^C and job control reach it as on any terminal."""
     environment = dict(env)
     environment.setdefault("HOME", user.home)
     words = ["exec", *(("setsid", "-c") if tty else ()), "env", "-i"]
     words += [shlex.quote(f"{key}={value}") for key, value in environment.items()]
-    words += [
-        "/bin/nsenter",
-        shlex.quote(f"-r{GUEST_ROOT}"),
-        shlex.quote(f"-w{GUEST_ROOT}{cwd}"),
-        "-S",
-        str(user.uid),
-        "-G",
-        str(user.gid),
-        "-F",
-        "--",
-    ]
+    words += ["/bin/nsenter", shlex.quote(f"-r{GUEST_ROOT}"), shlex.quote(f"-w{GUEST_ROOT}{cwd}")]
+    if user.additional_gids:
+        groups = ",".join(str(g) for g in user.additional_gids)
+        words += ["-F", "--", *_SETPRIV, f"--reuid={user.uid}", f"--regid={user.gid}", f"--groups={groups}", "--"]
+    else:
+        words += ["-S", str(user.uid), "-G", str(user.gid), "-F", "--"]
     words += [shlex.quote(arg) for arg in argv]
     return " ".join(words)
 
@@ -119,7 +84,7 @@ def run_script(
     argv: tuple[str, ...],
     env: tuple[tuple[str, str], ...],
     cwd: str,
-    user: GuestUser,
+    user: ResolvedUser,
     interactive: bool = False,
     tty: bool = False,
     network: GuestNetwork | None = None,

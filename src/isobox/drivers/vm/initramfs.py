@@ -16,11 +16,35 @@ from importlib import resources
 from pathlib import Path
 
 from isobox.drivers.vm import kernel as guest_kernel
+from isobox.drivers.vm.guest_script import SETPRIV_DIR
 from isobox.errors import HostError
 from isobox.images.builtin import find_busybox
 from isobox.state.locks import locked
 
-_DIRS = ("bin", "dev", "etc", "etc/isobox", "lib", "lib/modules", "proc", "root", "run", "sys", "tmp")
+_DIRS = (
+    "bin", "dev", "etc", "etc/isobox", "lib", "lib/modules", "proc", "root", "run", "sys", "tmp", "usr", "usr/lib",
+    SETPRIV_DIR.lstrip("/"),
+)  # fmt: skip
+SETPRIV = Path("/usr/bin/setpriv")  # util-linux: sets supplementary groups (see guest_script.SETPRIV_DIR)
+
+
+def setpriv_files(binary: Path = SETPRIV) -> dict[str, Path]:
+    """setpriv, its libraries and its dynamic loader (as ld.so), by name in SETPRIV_DIR, found with ldd."""
+    try:
+        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise HostError(f"cannot list the libraries of {binary} (util-linux): {exc}", op="build initramfs",
+                        path=str(binary)) from exc
+    files = {"setpriv": binary}
+    for line in out.splitlines():
+        words = line.split()
+        if "=>" in words and len(words) > words.index("=>") + 1 and words[words.index("=>") + 1].startswith("/"):
+            files[words[0]] = Path(words[words.index("=>") + 1])
+        elif words and words[0].startswith("/") and "ld-linux" in words[0]:
+            files["ld.so"] = Path(words[0])
+    if "ld.so" not in files:
+        raise HostError(f"no dynamic loader found for {binary}", op="build initramfs", path=str(binary))
+    return files
 
 
 class CpioWriter:
@@ -73,6 +97,8 @@ def build_archive(busybox: Path, modules: list[Path], optional: dict[str, list[P
     cpio.file("bin/busybox", busybox.read_bytes(), 0o755)
     for applet in _applets(busybox):
         cpio.symlink(f"bin/{applet}", "busybox")
+    for name, path in setpriv_files().items():
+        cpio.file(f"{SETPRIV_DIR.lstrip('/')}/{name}", path.read_bytes(), 0o755)
     cpio.file("init", guest_file("init.sh"), 0o755)
     cpio.file("etc/isobox/agent.sh", guest_file("agent.sh"))
     cpio.file("etc/isobox/modules", "".join(f"{m.name}\n" for m in modules).encode())
@@ -88,7 +114,7 @@ def _cache_key(busybox: Path, kernel: guest_kernel.Kernel) -> str:
     # File identities (size, mtime) instead of content hashes: this runs on every VM start and must
     # not read megabytes; the modules are those of the kernel version, whose directory is immutable.
     digest = hashlib.sha256()
-    for path in (busybox, kernel.vmlinuz, kernel.modules_dir):
+    for path in (busybox, kernel.vmlinuz, kernel.modules_dir, SETPRIV):
         stat = path.stat()
         digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}".encode())
     for name in ("init.sh", "agent.sh"):

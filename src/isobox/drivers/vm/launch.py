@@ -16,15 +16,18 @@ import subprocess
 import time
 from pathlib import Path
 
-from isobox.drivers.vm.cgroup import VMCgroup
 from isobox.errors import HostError, WorkloadError
+from isobox.linux.cgroups import WorkloadCgroup
+from isobox.linux.proc import process_alive, read_pid
+
+__all__ = ["alive", "kill", "read_pid", "start", "wait_exit"]
 
 # The launcher joins the cgroup(s) and then becomes QEMU: no fork from Python with preexec_fn
 # (DESIGN.md, habit 10), and QEMU and every thread it makes start inside the cgroup.
 JOIN_AND_EXEC = 'for procs in $ISOBOX_CGROUP_PROCS; do echo $$ > "$procs" || exit 125; done; exec "$@"'
 
 
-def start(argv: list[str], cgroup: VMCgroup, pidfile: Path, workload: str, timeout_s: float = 60.0) -> int:
+def start(argv: list[str], cgroup: WorkloadCgroup, pidfile: Path, workload: str, timeout_s: float = 60.0) -> int:
     """Run QEMU daemonized in the cgroup; return the VM's pid."""
     env = dict(os.environ, ISOBOX_CGROUP_PROCS=" ".join(str(p) for p in cgroup.procs_files))
     command = ["/bin/sh", "-c", JOIN_AND_EXEC, "isobox-qemu", *argv]
@@ -45,22 +48,9 @@ def start(argv: list[str], cgroup: VMCgroup, pidfile: Path, workload: str, timeo
     return pid
 
 
-def read_pid(pidfile: Path) -> int | None:
-    try:
-        return int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def alive(pid: int | None, pidfile: Path) -> bool:
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return str(pidfile).encode() in cmdline.split(b"\0") and state != "Z"
+    """Whether ``pid`` is still the QEMU of this VM (its command line names the VM's pid file)."""
+    return process_alive(pid, str(pidfile).encode())
 
 
 def wait_exit(pid: int, pidfile: Path, timeout_s: float | None) -> bool:

@@ -44,7 +44,6 @@ KERNEL_CMDLINE = (
     "console=ttyS0 quiet loglevel=4 panic=-1 reboot=t i8042.noaux i8042.nokbd i8042.nopnp "
     "random.trust_cpu=on tsc=reliable rdinit=/init"
 )
-ISOLATED_NICS_LABEL = "org.isobox.vm.isolated-nics"
 # TCG's translation cache defaults to 1 GiB (docs/system/invocation, -accel tb-size); a VM that
 # mostly idles after boot touches ~50 MiB of it. 32 MiB cut an idle VM's PSS from 202 to 182 MiB here,
 # with boot times (2.5-2.7 s) within the noise of the default's.

@@ -18,28 +18,27 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isobox.command import run
 from isobox.drivers.vm import launch, qmp
 from isobox.drivers.vm import volumes as vm_volumes
-from isobox.drivers.vm.driver import VMDriver
-from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError, WorkloadError
+from isobox.errors import ConflictError, InvalidArgumentError, InvalidStateError, NotFoundError, WorkloadError
+from isobox.model.plan import RunPlan
 from isobox.model.record import WorkloadRecord
+from isobox.model.snapshot import SnapshotContent, SnapshotInfo
+
+if TYPE_CHECKING:
+    from isobox.drivers.vm.driver import VMDriver
 
 HMP_TIMEOUT_S = 300.0
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    name: str
-    vm_state_bytes: int  # 0: disk only
-    created_at: float
-
-    @property
-    def has_memory(self) -> bool:
-        return self.vm_state_bytes > 0
+def _has_memory(snapshot: SnapshotInfo) -> bool:
+    return snapshot.content is SnapshotContent.DISK_AND_MEMORY
 
 
 def _qemu_img(*args: str, op: str, path: Path) -> str:
@@ -70,29 +69,33 @@ def _refuse_volumes(record: WorkloadRecord, op: str) -> None:
         )
 
 
-def list_snapshots(driver: VMDriver, record: WorkloadRecord) -> list[Snapshot]:
+def list_snapshots(driver: VMDriver, record: WorkloadRecord) -> list[SnapshotInfo]:
     disk = driver.files(record).disk
     if not disk.exists():
         raise NotFoundError("the VM has no disk", op="list snapshots", id=record.id, path=str(disk))
     info = json.loads(_qemu_img("info", "-U", "--output=json", str(disk), op="list snapshots", path=disk))
-    return [
-        Snapshot(
-            name=str(s["name"]),
-            vm_state_bytes=int(s.get("vm-state-size", 0)),
-            created_at=float(s.get("date-sec", 0)) + float(s.get("date-nsec", 0)) / 1e9,
+    found = []
+    for s in info.get("snapshots", []):
+        state_bytes = int(s.get("vm-state-size", 0))
+        found.append(
+            SnapshotInfo(
+                name=str(s["name"]),
+                content=SnapshotContent.DISK_AND_MEMORY if state_bytes > 0 else SnapshotContent.DISK,
+                created_at=float(s.get("date-sec", 0)) + float(s.get("date-nsec", 0)) / 1e9,
+                size_bytes=state_bytes,
+            )
         )
-        for s in info.get("snapshots", [])
-    ]
+    return found
 
 
-def find(driver: VMDriver, record: WorkloadRecord, name: str) -> Snapshot:
+def find(driver: VMDriver, record: WorkloadRecord, name: str) -> SnapshotInfo:
     for snapshot in list_snapshots(driver, record):
         if snapshot.name == name:
             return snapshot
     raise NotFoundError(f"no snapshot {name!r}", op="find snapshot", id=record.id)
 
 
-def create(driver: VMDriver, record: WorkloadRecord, name: str) -> Snapshot:
+def create(driver: VMDriver, record: WorkloadRecord, name: str) -> SnapshotInfo:
     if not name or any(c in name for c in " \t\n\"'"):
         raise InvalidArgumentError(f"invalid snapshot name {name!r}", op="create snapshot", id=record.id)
     if any(s.name == name for s in list_snapshots(driver, record)):
@@ -106,22 +109,23 @@ def create(driver: VMDriver, record: WorkloadRecord, name: str) -> Snapshot:
     return find(driver, record, name)
 
 
-def restore(driver: VMDriver, record: WorkloadRecord, name: str) -> bool:
-    """Go back to a snapshot; True if the VM runs afterwards (memory state restored or kept running)."""
+def restore(
+    driver: VMDriver, record: WorkloadRecord, name: str, during_create: Callable[[], None] | None = None
+) -> int | None:
+    """Go back to a snapshot; the VM's pid if it runs afterwards (memory state restored), else None."""
     snapshot = find(driver, record, name)
     disk = driver.files(record).disk
     if _running(driver, record):
-        if not snapshot.has_memory:
-            raise InvalidArgumentError(
+        if not _has_memory(snapshot):
+            raise InvalidStateError(
                 f"snapshot {name!r} holds only the disk: stop the VM to restore it", op="restore snapshot", id=record.id
             )
         _hmp(driver, record, f"loadvm {name}", "restore snapshot")
-        return True
-    if snapshot.has_memory:
-        driver.start(record, loadvm=name)
-        return True
+        return launch.read_pid(driver.files(record).pidfile)
+    if _has_memory(snapshot):
+        return driver.start(record, loadvm=name, during_create=during_create)
     _qemu_img("snapshot", "-a", name, str(disk), op="restore snapshot", path=disk)
-    return False
+    return None
 
 
 def remove(driver: VMDriver, record: WorkloadRecord, name: str) -> None:
@@ -131,6 +135,19 @@ def remove(driver: VMDriver, record: WorkloadRecord, name: str) -> None:
         _hmp(driver, record, f"delvm {name}", "remove snapshot")
     else:
         _qemu_img("snapshot", "-d", name, str(disk), op="remove snapshot", path=disk)
+
+
+def clone_plan(source: WorkloadRecord, plan: RunPlan) -> RunPlan:
+    """A clone's guest holds the source's addresses: its NICs stay off the bridge (isolated), and it takes
+    no part of the source's network plan (whose TAPs `rm` of the clone would otherwise delete)."""
+    if source.plan.disk_boot is None and any(m.disk for m in source.plan.mounts):
+        raise InvalidArgumentError(
+            "a VM with disk volumes cannot be cloned: a disk volume is attached to one VM at a time",
+            op="snapshot clone",
+            id=source.name,
+        )
+    macs = tuple(i.mac for i in source.plan.network.interfaces) if source.plan.network else ()
+    return replace(plan, network=None, isolated_macs=(*source.plan.isolated_macs, *macs))
 
 
 def clone(driver: VMDriver, source: WorkloadRecord, name: str, target: WorkloadRecord) -> int:
@@ -146,7 +163,7 @@ def clone(driver: VMDriver, source: WorkloadRecord, name: str, target: WorkloadR
                 monitor.command("cont")
     else:
         shutil.copyfile(source_disk, target_disk)
-    if snapshot.has_memory:
+    if _has_memory(snapshot):
         return driver.start(target, loadvm=name)
     _qemu_img("snapshot", "-a", name, str(target_disk), op="clone snapshot", path=target_disk)
     return driver.start(target)

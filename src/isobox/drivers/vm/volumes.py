@@ -35,8 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from isobox.drivers.vm.cgroup import VMCgroup
 from isobox.errors import HostError, WorkloadError
+from isobox.linux.cgroups import WorkloadCgroup
 from isobox.model.mounts import MountKind, MountPlan
 
 VIRTIOFSD = Path("/usr/lib/qemu/virtiofsd")
@@ -154,7 +154,7 @@ _JOIN_AND_SPAWN = (
 
 
 def start_daemons(
-    mounts: VMMounts, sockets: Path, log: Path, cgroup: VMCgroup, workload: str, timeout_s: float = 10.0
+    mounts: VMMounts, sockets: Path, log: Path, cgroup: WorkloadCgroup, workload: str, timeout_s: float = 10.0
 ) -> None:
     """One virtiofsd per share, inside the VM's cgroup, listening before QEMU starts; their messages
     go to ``log``."""

@@ -1,0 +1,144 @@
+"""The options of `run` and `create`, named and typed as users give them (Docker's flags), and their pure
+translation into a WorkloadSpec. The CLI's flags and the Python API's keyword arguments are both this one
+RunOptions, so the two always mean the same."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from isobox.errors import InvalidArgumentError
+from isobox.model import ids
+from isobox.model.mounts import parse_mount, parse_tmpfs, parse_volume
+from isobox.model.network import PortSpec
+from isobox.model.spec import (
+    Kind,
+    Resources,
+    Restart,
+    Security,
+    WorkloadSpec,
+    parse_env,
+    parse_labels,
+    parse_size,
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    name: str | None = None
+    env: list[str] | None = None
+    env_file: list[str] | None = None
+    workdir: str | None = None
+    user: str | None = None
+    entrypoint: str | list[str] | None = None  # the CLI's one word ("" clears); the Python API's list
+    hostname: str | None = None
+    read_only: bool = False
+    init: bool = False
+    rm: bool = False
+    interactive: bool = False
+    tty: bool = False
+    memory: str | None = None
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+    cpuset_cpus: str | None = None
+    cap_add: list[str] | None = None
+    cap_drop: list[str] | None = None
+    security_opt: list[str] | None = None
+    privileged: bool = False
+    restart: str = "no"
+    label: list[str] | None = None
+    vm: bool = False
+    container: bool = False
+    policy: str | None = None
+    stop_timeout: float = 10.0
+    volume: list[str] | None = None
+    mount: list[str] | None = None
+    tmpfs: list[str] | None = None
+    userns: str = ""
+    network: list[str] | None = None
+    publish: list[str] | None = None
+    publish_all: bool = False
+    ip: str | None = None
+    network_alias: list[str] | None = None
+
+
+def _security(options: RunOptions) -> Security:
+    seccomp: str | None = None
+    no_new_privs = True
+    for option in options.security_opt or []:
+        key, _, value = option.partition("=")
+        if key == "seccomp" and value:
+            seccomp = value
+        elif key == "no-new-privileges":
+            no_new_privs = value.lower() not in ("false", "0", "no")
+        else:
+            raise InvalidArgumentError(f"unknown --security-opt {option!r}", op="parse --security-opt")
+    if options.userns not in ("", "host", "auto"):
+        raise InvalidArgumentError(f"invalid --userns {options.userns!r}: use auto or host", op="parse --userns")
+    return Security(
+        userns="" if options.userns == "host" else options.userns,
+        privileged=options.privileged,
+        cap_add=tuple(options.cap_add or ()),
+        cap_drop=tuple(options.cap_drop or ()),
+        no_new_privileges=no_new_privs,
+        seccomp_profile=seccomp,
+        read_only=options.read_only,
+    )
+
+
+def _entrypoint(value: str | list[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return (value,) if isinstance(value, str) and value else tuple(value) if isinstance(value, list) else ()
+
+
+def to_spec(
+    image: str,
+    command: list[str] | tuple[str, ...],
+    options: RunOptions,
+    *,
+    env_file_lines: tuple[str, ...] = (),
+    environ: Mapping[str, str] | None = None,
+) -> WorkloadSpec:
+    """The WorkloadSpec these options ask for. ``env_file_lines``: the KEY=VALUE lines of the --env-file
+    files (read by the caller); ``environ``: where a bare `-e KEY` takes its value from."""
+    if options.vm and options.container:
+        raise InvalidArgumentError("--vm and --container exclude each other", op="parse flags")
+    return WorkloadSpec(
+        image=image,
+        command=tuple(command),
+        kind=Kind.VM if options.vm else Kind.CONTAINER,
+        kind_by_policy=not (options.vm or options.container),
+        name=options.name or ids.random_name(),
+        entrypoint=_entrypoint(options.entrypoint),
+        env=parse_env([*env_file_lines, *(options.env or [])], dict(environ or {})),
+        workdir=options.workdir,
+        user=options.user,
+        hostname=options.hostname,
+        tty=options.tty,
+        interactive=options.interactive,
+        init=options.init,
+        remove=options.rm,
+        labels=parse_labels(options.label or []),
+        resources=Resources(
+            memory_bytes=parse_size(options.memory, what="memory") if options.memory else None,
+            cpus=options.cpus,
+            cpu_shares=options.cpu_shares,
+            pids_limit=options.pids_limit,
+            cpuset_cpus=options.cpuset_cpus,
+        ),
+        security=_security(options),
+        restart=Restart.parse(options.restart),
+        stop_timeout_s=options.stop_timeout,
+        mounts=tuple(
+            [parse_volume(v) for v in options.volume or []]
+            + [parse_mount(m) for m in options.mount or []]
+            + [parse_tmpfs(t) for t in options.tmpfs or []]
+        ),
+        networks=tuple(options.network or ()),
+        publish=tuple(PortSpec.parse(p) for p in options.publish or []),
+        publish_all=options.publish_all,
+        ip=options.ip,
+        network_aliases=tuple(options.network_alias or ()),
+    )

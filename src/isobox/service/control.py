@@ -1,0 +1,202 @@
+"""A workload's life after create: signals, stop, pause, restart, attach, exec, wait, stats, top, rename,
+and what happens when a container exits (--rm, restart policies) or the host restarts (`system boot`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from isobox.drivers import base as drivers
+from isobox.errors import IsoboxError, NotFoundError
+from isobox.model import ids
+from isobox.model.capability import Capability
+from isobox.model.record import ProcessTable, RunResult, Stats, WorkloadRecord
+from isobox.model.spec import RestartPolicy
+from isobox.model.status import Op, Status, require
+from isobox.model.streams import Attach, ExecSpec
+from isobox.service.context import Context
+from isobox.service.workloads import driver_for, get, locked_workload, refresh, save, start
+
+log = logging.getLogger(__name__)
+
+
+def attach(ctx: Context, name_or_id: str, streams: Attach) -> int | None:
+    """Join a running workload's streams; its exit code once it ended, None if the caller detached."""
+    record = get(ctx, name_or_id)
+    require(Op.ATTACH, record.status, workload=record.name)
+    driver = driver_for(ctx, record.kind)
+    if not driver.attach(record, streams):
+        return None
+    driver.wait(record)
+    return refresh(ctx, record).exit_code
+
+
+def pause(ctx: Context, name_or_id: str) -> WorkloadRecord:
+    """Freeze a running workload (its processes, or a VM's vCPUs) until unpause."""
+    return _set_frozen(ctx, name_or_id, frozen=True)
+
+
+def unpause(ctx: Context, name_or_id: str) -> WorkloadRecord:
+    return _set_frozen(ctx, name_or_id, frozen=False)
+
+
+def _set_frozen(ctx: Context, name_or_id: str, *, frozen: bool) -> WorkloadRecord:
+    found = ctx.records.workloads.get(name_or_id)
+    with locked_workload(ctx, found.id):
+        record = get(ctx, found.id)
+        require(Op.PAUSE if frozen else Op.UNPAUSE, record.status, workload=record.name)
+        driver = driver_for(ctx, record.kind)
+        (driver.pause if frozen else driver.unpause)(record)
+        updated = replace(record, status=Status.PAUSED if frozen else Status.RUNNING)
+        save(ctx, updated, expect=record.status)
+    return updated
+
+
+def thaw(ctx: Context, record: WorkloadRecord) -> None:
+    """A frozen process handles no signal, not even SIGKILL under the v1 freezer: stop, kill and rm -f
+    resume a paused workload first (as Docker does)."""
+    if record.status is Status.PAUSED:
+        try:
+            driver_for(ctx, record.kind).unpause(record)
+        except IsoboxError as exc:
+            log.warning("could not resume %s before stopping it: %s", record.name, exc)
+
+
+def stop(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> WorkloadRecord:
+    """Stop a running workload (its stop signal, then SIGKILL after the timeout). Stopping one that does not
+    run succeeds and changes nothing, as Docker's."""
+    found = ctx.records.workloads.get(name_or_id)
+    with locked_workload(ctx, found.id):
+        record = get(ctx, found.id)
+        require(Op.STOP, record.status, workload=record.name)
+        if record.status not in (Status.RUNNING, Status.PAUSED):
+            return record
+        thaw(ctx, record)
+        # Remembered before the signal: when conmon's exit command runs, it must know not to restart it.
+        save(ctx, replace(record, stopped_by_user=True), expect=record.status)
+        driver_for(ctx, record.kind).stop(record, record.plan.stop_timeout_s if timeout_s is None else timeout_s)
+        return refresh(ctx, replace(record, stopped_by_user=True))
+
+
+def kill(ctx: Context, name_or_id: str, signal: int) -> WorkloadRecord:
+    found = ctx.records.workloads.get(name_or_id)
+    with locked_workload(ctx, found.id):
+        record = get(ctx, found.id)
+        require(Op.KILL, record.status, workload=record.name)
+        thaw(ctx, record)
+        record = replace(record, status=Status.RUNNING, stopped_by_user=True)
+        save(ctx, record)
+        driver_for(ctx, record.kind).kill(record, signal)
+    return record
+
+
+def restart(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> RunResult:
+    record = get(ctx, name_or_id)
+    require(Op.RESTART, record.status, workload=record.name)
+    record = stop(ctx, record.id, timeout_s=timeout_s)
+    return start(ctx, record.id)
+
+
+def rename(ctx: Context, name_or_id: str, new_name: str) -> WorkloadRecord:
+    found = ctx.records.workloads.get(name_or_id)
+    with locked_workload(ctx, found.id):
+        record = get(ctx, found.id)
+        require(Op.RENAME, record.status, workload=record.name)
+        renamed = replace(record, name=ids.validate_name(new_name))
+        save(ctx, renamed)  # the UNIQUE name column refuses a taken name (ConflictError)
+    return renamed
+
+
+# ---- inside a workload ------------------------------------------------------------------------
+
+
+def exec(ctx: Context, name_or_id: str, spec: ExecSpec, streams: Attach | None = None) -> int:
+    """A further process in a running workload, with ``streams`` (default: this process's stdio)."""
+    record = get(ctx, name_or_id)
+    require(Op.EXEC, record.status, workload=record.name)
+    driver = driver_for(ctx, record.kind)
+    drivers.require(driver, record, Capability.EXEC, op="exec")
+    if spec.tty and not spec.detach:
+        drivers.require(driver, record, Capability.EXEC_TTY, op="exec")
+    elif spec.interactive and not spec.detach:
+        drivers.require(driver, record, Capability.EXEC_STDIN, op="exec")
+    return driver.exec(record, spec, streams or Attach())
+
+
+def wait(ctx: Context, name_or_id: str, timeout_s: float | None = None) -> WorkloadRecord:
+    record = get(ctx, name_or_id)
+    if record.status in (Status.RUNNING, Status.PAUSED):
+        driver_for(ctx, record.kind).wait(record, timeout_s)
+    return refresh(ctx, record)
+
+
+def stats(ctx: Context, name_or_id: str) -> Stats:
+    record = get(ctx, name_or_id)
+    return driver_for(ctx, record.kind).stats(record)
+
+
+def top(ctx: Context, name_or_id: str) -> ProcessTable:
+    """The processes of a running workload (a VM's: those of its guest, through the agent)."""
+    record = get(ctx, name_or_id)
+    if record.status not in (Status.RUNNING, Status.PAUSED):
+        require(Op.ATTACH, record.status, workload=record.name)  # "cannot … it is exited"
+    driver = driver_for(ctx, record.kind)
+    drivers.require(driver, record, Capability.GUEST_PROCESSES, op="top")
+    return driver.top(record)
+
+
+def console(ctx: Context, name_or_id: str, streams: Attach) -> None:
+    """Bridge ``streams`` to the serial console of a VM booted from a disk image, until Ctrl-]."""
+    record = get(ctx, name_or_id)
+    require(Op.ATTACH, record.status, workload=record.name)
+    driver = driver_for(ctx, record.kind)
+    drivers.require(driver, record, Capability.CONSOLE, op="console")
+    driver.console(record, streams)
+
+
+# ---- exits and host restarts ------------------------------------------------------------------
+
+
+def on_exit(ctx: Context, workload_id: str) -> None:
+    """Run by conmon when a detached container exits: --rm and restart policies."""
+    from isobox.service import workloads
+
+    try:
+        record = get(ctx, workload_id)
+    except NotFoundError:
+        return
+    if record.plan.remove:
+        workloads.remove(ctx, record.id, force=True)
+        return
+    if should_restart(record):
+        with locked_workload(ctx, record.id):
+            save(ctx, replace(record, restart_count=record.restart_count + 1))
+        start(ctx, record.id)
+
+
+def boot(ctx: Context) -> tuple[list[WorkloadRecord], list[tuple[WorkloadRecord, IsoboxError]]]:
+    """After the host restarted: start again every exited workload whose restart policy is `always`, as
+    Docker's daemon does when it starts and Podman's podman-restart.service does at boot (a workload
+    stopped by hand included, as Docker's `always`). Nothing else runs isobox at boot: the unit in
+    contrib/systemd calls this. Returns (started, failed with the reason)."""
+    from isobox.service import workloads
+
+    started: list[WorkloadRecord] = []
+    failed: list[tuple[WorkloadRecord, IsoboxError]] = []
+    for record in reversed(workloads.list_workloads(ctx, all=True)):  # oldest first, as they were created
+        if record.plan.restart.policy is not RestartPolicy.ALWAYS or record.status is not Status.EXITED:
+            continue
+        try:
+            started.append(start(ctx, record.id).record)
+        except IsoboxError as exc:
+            failed.append((record, exc))
+    return started, failed
+
+
+def should_restart(record: WorkloadRecord) -> bool:
+    policy = record.plan.restart
+    if record.stopped_by_user or policy.policy is RestartPolicy.NO:
+        return False
+    if policy.policy is RestartPolicy.ON_FAILURE:
+        return (record.exit_code or 0) != 0 and (policy.max_retries == 0 or record.restart_count < policy.max_retries)
+    return True
