@@ -16,18 +16,25 @@ The executor (contexts, RUN, COPY, the layer cache, the CLI verb) is built on to
 from __future__ import annotations
 
 from isobox.build.dockerfile import Dockerfile, Stage, parse
+from isobox.build.dockerignore import IgnoreRules, find_ignore_file, load_ignore_rules
 from isobox.build.source import DockerfileError, Origin
-from isobox.build.stages import BuildPlan, StageBase, StagePlan, Step, plan
+from isobox.build.stages import BaseImage, BaseKind, BuildPlan, SourceRef, StageBase, StagePlan, Step, plan
 
 __all__ = [
+    "BaseImage",
+    "BaseKind",
     "BuildPlan",
     "Dockerfile",
     "DockerfileError",
+    "IgnoreRules",
     "Origin",
+    "SourceRef",
     "Stage",
     "StageBase",
     "StagePlan",
     "Step",
+    "find_ignore_file",
+    "load_ignore_rules",
     "parse",
     "plan",
 ]
