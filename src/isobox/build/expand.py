@@ -72,8 +72,9 @@ class _Words:
             self.char(ch)
 
     def raw(self, text: str) -> None:
-        self.buf.append(text)
-        self.in_word = True
+        if text:
+            self.buf.append(text)
+        self.in_word = True  # an empty quoted string ("") adds nothing and makes no word of its own
 
     def _flush(self) -> None:
         self.parts.append("".join(self.buf))
