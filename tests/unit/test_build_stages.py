@@ -428,3 +428,21 @@ def test_bad_onbuild_trigger_of_a_base_image_names_the_from_line() -> None:
     base = {"img": BaseImage(onbuild=("FROM other",))}
     error = refused("FROM a\nFROM img\n", "ONBUILD trigger 'FROM other' of the base image", base_image=base)
     assert error.line == 2
+
+
+def test_base_image_is_asked_once_per_image_and_platform() -> None:
+    asked: list[tuple[str, Platform | None]] = []
+
+    def lookup(image: str, platform: Platform | None) -> BaseImage:
+        asked.append((image, platform))
+        return BaseImage(env=(("FROM_IMAGE", image),))
+
+    result = plan(parse("FROM img AS one\nFROM img AS two\nCOPY --from=one / /\nRUN x\n"), build_platform=AMD64,
+                  base_image=lookup)
+    assert asked == [("img", None)]
+    assert env_of(steps(result)[-1])["FROM_IMAGE"] == "img"
+
+
+def test_a_stage_named_scratch_shadows_the_empty_image() -> None:
+    result = build("FROM alpine AS scratch\nFROM scratch\n")
+    assert (result.final.base.kind, result.final.base.stage) == (BaseKind.STAGE, 0)

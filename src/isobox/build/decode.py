@@ -294,7 +294,8 @@ def _healthcheck(req: _Request) -> ins.Healthcheck:
     kind_word = re.split(r"\s", req.rest, maxsplit=1)[0]
     command_text = req.rest[len(kind_word):].lstrip()
     if kind_word.upper() == "NONE":
-        req.flags()
+        if req.flag_words:
+            raise req.fail("HEALTHCHECK NONE takes no options")
         if command_text:
             raise req.fail("HEALTHCHECK NONE takes no arguments")
         return ins.Healthcheck(origin=req.origin, kind=ins.HealthcheckKind.NONE)

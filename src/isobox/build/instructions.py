@@ -55,6 +55,13 @@ class From(Instruction):
 
 @dataclass(frozen=True, kw_only=True)
 class Run(Instruction):
+    """A command run in the stage's filesystem.
+
+    With heredocs (shell form only): when the command is one heredoc word (``RUN <<EOF``) Docker runs
+    the body with the stage's shell, or as a script of its own when it starts with ``#!``; otherwise
+    the bodies follow the command line as shell heredocs (command, then each body and its delimiter).
+    """
+
     keyword: ClassVar[str] = "RUN"
     command: CommandLine
     heredocs: tuple[Heredoc, ...] = ()

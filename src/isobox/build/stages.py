@@ -166,6 +166,7 @@ class _Planner:
     bases: list[StageBase] = field(default_factory=list)
     bodies: list[list[tuple[ins.Instruction, bool]]] = field(default_factory=list)
     declared: set[str] = field(default_factory=set)
+    images: dict[tuple[str, Platform | None], BaseImage] = field(default_factory=dict)
 
     @property
     def escape(self) -> str:
@@ -209,11 +210,11 @@ class _Planner:
                 platform = platforms.parse(text)
             except InvalidArgumentError as exc:
                 raise DockerfileError.at(from_.origin, exc.message, op=_OP) from exc
+        named = self._stage_named(image, exclude=stage.index)
+        if named is not None:  # a stage name shadows an image of that name, even "scratch"
+            return StageBase(BaseKind.STAGE, stage=named.index, platform=platform)
         if image == SCRATCH:
             return StageBase(BaseKind.SCRATCH, platform=platform)
-        named = self._stage_named(image, exclude=stage.index)
-        if named is not None:
-            return StageBase(BaseKind.STAGE, stage=named.index, platform=platform)
         return StageBase(BaseKind.IMAGE, image=image, platform=platform)
 
     def _stage_named(self, name: str, *, exclude: int | None = None) -> Stage | None:
@@ -259,11 +260,15 @@ class _Planner:
                           for ref in self.refs(instruction) if ref.stage is not None]
         return found
 
-    def image_triggers(self, stage: Stage) -> BaseImage:
+    def image_config(self, stage: Stage) -> BaseImage:
+        """The Env and OnBuild triggers of the stage's base image (asked once per image and platform)."""
         base = self.bases[stage.index]
         if self.base_image is None or base.kind != BaseKind.IMAGE:
             return BaseImage()
-        return self.base_image(base.image, base.platform)
+        key = (base.image, base.platform)
+        if key not in self.images:
+            self.images[key] = self.base_image(base.image, base.platform)
+        return self.images[key]
 
     def resolve(self, stage: Stage, scope: _Scope) -> tuple[StagePlan, _Scope]:
         steps = []
@@ -309,7 +314,7 @@ def _initial_scope(planner: _Planner, stage: Stage, scopes: Mapping[int, _Scope]
     base = planner.bases[stage.index]
     if base.stage is not None:
         return scopes[base.stage].copy()
-    env = dict(planner.image_triggers(stage).env)
+    env = dict(planner.image_config(stage).env)
     env.setdefault("PATH", DEFAULT_PATH)
     return _Scope(env)
 
@@ -340,7 +345,7 @@ def _stages_needed(planner: _Planner, target: int) -> tuple[set[int], list[graph
         if not fresh:
             return needed, dependencies
         for index in fresh:
-            texts = planner.image_triggers(stages[index]).onbuild
+            texts = planner.image_config(stages[index]).onbuild
             image_triggers[index] = [decode_trigger(text, stages[index].from_.origin)
                                      for text in texts]
 
