@@ -446,3 +446,12 @@ def test_base_image_is_asked_once_per_image_and_platform() -> None:
 def test_a_stage_named_scratch_shadows_the_empty_image() -> None:
     result = build("FROM alpine AS scratch\nFROM scratch\n")
     assert (result.final.base.kind, result.final.base.stage) == (BaseKind.STAGE, 0)
+
+
+def test_package_surface_resolves() -> None:
+    import isobox.build
+
+    for name in isobox.build.__all__:
+        assert getattr(isobox.build, name) is not None, name
+    for name in ins.__all__:
+        assert getattr(ins, name) is not None, name

@@ -15,10 +15,11 @@ from isobox.build.lexer import Heredoc
 from isobox.build.mounts import NetworkMode, RunMount, SecurityMode
 from isobox.build.source import Origin
 
-__all__ = [
+__all__ = [  # Heredoc, RunMount, NetworkMode and SecurityMode are re-exported: instruction fields use them
     "Add", "Arg", "ArgDeclaration", "Cmd", "CommandForm", "CommandLine", "Copy", "Entrypoint", "Env", "Expose",
-    "From", "Healthcheck", "HealthcheckKind", "InlineFile", "Instruction", "KeyValue", "Label", "Maintainer",
-    "Onbuild", "Run", "Shell", "StopSignal", "User", "Volume", "Workdir",
+    "From", "Healthcheck", "HealthcheckKind", "Heredoc", "InlineFile", "Instruction", "KeyValue", "Label",
+    "Maintainer", "NetworkMode", "Onbuild", "Run", "RunMount", "SecurityMode", "Shell", "StopSignal", "User",
+    "Volume", "Workdir",
 ]
 
 
