@@ -137,6 +137,11 @@ def test_arg_default_expands_with_env_of_the_stage() -> None:
     assert last(result, ins.Workdir).path == "/opt/app"
 
 
+def test_arg_default_quotes_are_removed_when_declared() -> None:
+    result = build('ARG G="global value"\nFROM a\nARG LOCAL="123 456" G\nRUN x\n')
+    assert steps(result)[-1].build_args == (("LOCAL", "123 456"), ("G", "global value"))
+
+
 def test_step_build_args_are_in_declaration_order() -> None:
     result = build("FROM a\nARG B=2\nARG A=1 C\nRUN x\n")
     assert steps(result)[-1].build_args == (("B", "2"), ("A", "1"))

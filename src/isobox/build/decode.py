@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
 from isobox.build import instructions as ins
@@ -302,7 +302,7 @@ def _healthcheck(req: _Request) -> ins.Healthcheck:
     if kind_word.upper() != "CMD":
         raise req.fail(f"unknown type {kind_word!r} in HEALTHCHECK (try CMD)")
     flags = req.flags(_HEALTHCHECK_FLAGS)
-    command = _Request(req.keyword, [], command_text, req.text, (), req.origin, req.escape).command()
+    command = replace(req, rest=command_text).command()
     if not command.args:
         raise req.fail("missing command after HEALTHCHECK CMD")
     retries_text = flags.string("retries")
