@@ -156,6 +156,12 @@ def test_template_errors_leave_no_output() -> None:
 # -- golden tables ---------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def eighty_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every table here is rendered as for an 80-column terminal: the width must change nothing."""
+    monkeypatch.setenv("COLUMNS", "80")
+
+
 def _check_golden(name: str, text: str, cells: list[str]) -> None:
     assert text == (GOLDEN / name).read_text()
     # Docker prints whole cells and lets an 80-column terminal wrap the line: nothing is cut to fit.
@@ -356,3 +362,33 @@ def test_ids_and_commands() -> None:
     assert quoted_command('echo "hi"', no_trunc=True) == '"echo \\"hi\\""'
     assert (ellipsis("abcdef", 4), ellipsis("abc", 3), ellipsis("名前名前", 5), ellipsis("ab", 1)) == (
         "abc…", "abc", "名前…", "a")  # fmt: skip
+
+
+# -- a demonstration: isobox's own records through the engine ---------------------------------------------------
+
+
+def test_demonstration_with_a_workload_record() -> None:
+    """How the CLI will use the engine: inspect -f over the JSON document of a record, and a ps row made of
+    the record with the cell helpers."""
+    from isobox.cli.gotemplate import parse
+    from isobox.model.image_config import ImageConfig
+    from isobox.model.plan import resolve
+    from isobox.model.record import WorkloadRecord
+    from isobox.model.spec import Kind, WorkloadSpec
+    from isobox.state.codec import to_jsonable
+
+    plan = resolve(WorkloadSpec("busybox", ("sleep", "60")), ImageConfig(cmd=("sh",)), id="c0ffee" * 10 + "abcd",
+                   name="nap", image_id="sha256:1", layers=("/a",), workload_dir="/w")  # fmt: skip
+    record = WorkloadRecord(plan.id, "nap", Kind.CONTAINER, Status.RUNNING, plan, NOW - 3 * MINUTE,
+                            started_at=NOW - 2 * MINUTE)  # fmt: skip
+    document = to_jsonable(record)
+    inspect_f = parse('{{.name}} {{.status}} ({{.kind}}): {{join .plan.process.argv " "}} {{json .exit_code}}')
+    assert inspect_f.render(document) == "nap running (container): sleep 60 null"
+
+    row = ContainerRow(short_id(record.id), record.plan.image, quoted_command(" ".join(record.plan.process.argv)),
+                       time_ago(record.created_at, NOW),
+                       status_text(record.status, started_at_s=record.started_at, finished_at_s=record.finished_at,
+                                   exit_code=record.exit_code, now_s=NOW), "", record.name)  # fmt: skip
+    table = render_listing("table {{.ID}}\\t{{.Status}}\\t{{.Names}}", [row], default_table=PS_DEFAULT,
+                           headers=PS_HEADERS)  # fmt: skip
+    assert table == "CONTAINER ID   STATUS         NAMES\nc0ffeec0ffee   Up 2 minutes   nap\n"
