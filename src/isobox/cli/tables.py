@@ -13,6 +13,11 @@ titles, so ``table {{.ID}}\\t{{.Names}}`` gets ``CONTAINER ID   NAMES`` from {"I
 "NAMES"}. Columns are aligned as Docker's tabwriter aligns them (a column is as wide as its widest cell plus 3
 spaces, at least 10): cells are never cut, and a line wider than the terminal wraps there, as Docker's do.
 
+Rows are what templates see: best a frozen dataclass whose fields carry Docker's names (ID, Names, Status …)
+and whose methods take arguments ({{.Label "key"}}), as Docker's row contexts do; ``json`` writes its fields
+with sorted keys, as Docker's MarshalJSON does. ``inspect -f`` needs no listing: ``parse(f).render(document)``
+for each document, each followed by a newline.
+
 The rest of the module writes the words inside the cells as Docker does: sizes and durations as docker/go-units
 (HumanSize, BytesSize, HumanDuration), statuses as the Docker daemon, ports, ids and commands as docker/cli.
 """
