@@ -213,7 +213,7 @@ def test_gzip_bomb_after_the_end_of_the_archive(ctx: Context, registry: registri
     ctx.images.policy = UnpackPolicy(max_bytes=1 << 20)
     bomb = tar_bytes([Member("small", data=b"x")], trailing=bytes(80 << 20))
     assert len(gzip.compress(bomb)) < 1 << 20
-    with pytest.raises(UnsafeLayerError, match="decompresses to more than the limit"):
+    with pytest.raises(UnsafeLayerError, match=r"decompresses to more than \d+ bytes: the limit of a layer's size"):
         pull_crafted(ctx, registry, [bomb])
     assert_store_empty(ctx)
 

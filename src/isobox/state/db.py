@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from isobox.state import images as image_records
 from isobox.state.locks import locked
 
 SCHEMA = """
@@ -23,6 +24,16 @@ CREATE TABLE IF NOT EXISTS image_refs (
     name     TEXT PRIMARY KEY,             -- normalized reference, e.g. docker.io/library/busybox:latest
     image_id TEXT NOT NULL REFERENCES images(id)
 );
+CREATE TABLE IF NOT EXISTS image_digests (  -- RepoDigests: see state/images.py
+    repository      TEXT NOT NULL,         -- registry/repository, e.g. docker.io/library/busybox
+    digest          TEXT NOT NULL,         -- as pulled or pushed: an index's digest for a multi-platform image
+    image_id        TEXT NOT NULL REFERENCES images(id),
+    manifest_digest TEXT NOT NULL,         -- the image manifest behind it
+    platform        TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    PRIMARY KEY (repository, digest, image_id)
+);
+CREATE INDEX IF NOT EXISTS image_digests_by_image ON image_digests (image_id);
 CREATE TABLE IF NOT EXISTS workloads (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -58,6 +69,7 @@ class Database:
         with locked(path.parent, path.name + ".init", shared=False):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(SCHEMA)
+            image_records.backfill(self._conn)
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
 

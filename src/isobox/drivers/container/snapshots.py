@@ -21,6 +21,7 @@ from isobox.drivers.container import bundle
 from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
 from isobox.images.layerdiff import write_layer
 from isobox.images.unpack import unpack_layer
+from isobox.linux.tree import discard_tree
 from isobox.model.ids import validate_name
 from isobox.model.record import WorkloadRecord
 
@@ -111,11 +112,11 @@ def restore(record: WorkloadRecord, name: str) -> None:
         old = workdir / f"upper.old-{time.monotonic_ns()}"
         os.replace(workdir / "upper", old)
         os.replace(fresh, workdir / "upper")
-        shutil.rmtree(old, ignore_errors=True)
-        shutil.rmtree(workdir / "work", ignore_errors=True)
+        discard_tree(old)  # upper dirs hold whatever depth the container made
+        discard_tree(workdir / "work")
         (workdir / "work").mkdir(mode=0o700)
     except BaseException:
-        shutil.rmtree(fresh, ignore_errors=True)
+        discard_tree(fresh)
         raise
 
 

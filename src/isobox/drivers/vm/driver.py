@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.cgroup import VMCgroup, pids_in
 from isobox.drivers.vm.qemu_args import VMFiles
 from isobox.errors import InvalidStateError, WorkloadError
+from isobox.linux.tree import discard_tree
 from isobox.model.network import hosts_file, resolv_conf
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, Stats, WorkloadRecord
@@ -529,7 +529,7 @@ def _undo_create(files: VMFiles, existed: bool) -> None:
 
 
 def _remove_tree(root: Path) -> None:
-    shutil.rmtree(root, ignore_errors=True)
+    discard_tree(root)
 
 
 def _accel_facts() -> dict[str, str]:
