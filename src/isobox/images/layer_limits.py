@@ -23,13 +23,10 @@ from __future__ import annotations
 import collections
 import os
 from dataclasses import dataclass, replace
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-from isobox.errors import ImageError, InvalidArgumentError, UnsafeLayerError
+from isobox.errors import ImageError, InvalidArgumentError
 from isobox.model.spec import parse_size
-
-if TYPE_CHECKING:
-    from hashlib import _Hash
 
 RATIO_ENV = "ISOBOX_UNPACK_MAX_RATIO"
 RATIO_FROM_ENV = "ISOBOX_UNPACK_RATIO_FROM"
@@ -82,33 +79,19 @@ class UnpackPolicy:
         return by_size, "the limit of a layer's size"
 
 
-class LimitedReader:
-    """The decompressed tar stream, hashed (the diff_id) and bounded; keeps its last bytes for the end check.
+class TailReader:
+    """Counts what the tar reader consumed and keeps its last bytes, for the end-of-archive check."""
 
-    The bound covers what the per-file check cannot see: huge tar/pax headers and data after the
-    end-of-archive marker, both of which a decompression bomb can use.
-    """
-
-    def __init__(self, stream: IO[bytes], limit: int, why: str, label: str) -> None:
-        import hashlib
-
+    def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
-        self.hasher: _Hash = hashlib.sha256()
         self.total = 0
-        self.limit = limit
-        self.why = why
-        self.label = label
         self._tail: collections.deque[bytes] = collections.deque()
         self._tail_bytes = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)
-        self.total += len(data)
-        if self.total > self.limit:
-            raise UnsafeLayerError(f"layer {self.label} decompresses to more than {self.limit} bytes: {self.why} "
-                                   "(a decompression bomb?)", op="unpack layer")
-        self.hasher.update(data)
         if data:
+            self.total += len(data)
             self._tail.append(data)
             self._tail_bytes += len(data)
             while self._tail_bytes - len(self._tail[0]) >= _TAIL_BYTES:

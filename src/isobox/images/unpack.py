@@ -38,7 +38,6 @@ an entry costs one openat per new path component instead of one per component.
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import os
 import stat
@@ -47,10 +46,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
 
 from isobox.errors import ImageError, UnsafeLayerError
-from isobox.images.layer_limits import LimitedReader, SpaceGuard
+from isobox.images.decompress import Prefetched
+from isobox.images.layer_limits import SpaceGuard, TailReader
 from isobox.images.layer_limits import UnpackPolicy as UnpackPolicy
 from isobox.linux.tree import remove_tree_at
 
@@ -62,8 +61,6 @@ _ALLOWED_XATTR_PREFIXES = ("user.", "security.capability")
 # overlayfs mounted with "userxattr" (rootless) reads its own metadata from user.overlay.* (overlayfs.rst,
 # "User xattr"): a layer must not carry it either.
 _FORBIDDEN_XATTR_PREFIXES = ("user.overlay.",)
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _BLOCK = 512
 # Directory descriptors kept open along the current path; deeper components are opened per entry.
 _MAX_CACHED_DEPTH = 64
@@ -77,69 +74,30 @@ class UnpackResult:
     diff_id: str  # sha256 of the uncompressed tar stream, to check against the image config
 
 
-def open_decompressed(stream: IO[bytes]) -> IO[bytes]:
-    """Wrap a layer blob in the decompressor its magic bytes call for (gzip, zstd, or plain tar)."""
-    head = stream.read(4)
-    rest = _Prefixed(head, stream)
-    if head.startswith(_GZIP_MAGIC):
-        import gzip
-
-        return gzip.GzipFile(fileobj=rest, mode="rb")  # type: ignore[return-value]
-    if head.startswith(_ZSTD_MAGIC):
-        import zstandard
-
-        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], rest), read_across_frames=True
-        )
-        return reader
-    return rest  # type: ignore[return-value]
-
-
-class _Prefixed(io.RawIOBase):
-    """A stream with a few already-read bytes put back in front."""
-
-    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
-        self._head = head
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer)
-        if self._head:
-            n = min(len(self._head), len(view))
-            view[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._stream.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-
 def unpack_layer(blob: Path, dest: Path, *, policy: UnpackPolicy = UnpackPolicy(), what: str = "") -> UnpackResult:
     """Apply the layer ``blob`` into ``dest`` (which must exist and be empty)."""
     label = what or blob.name
-    with open(blob, "rb") as raw:
+    with open(blob, "rb", buffering=0) as raw:
         try:
             limit, why = policy.stream_limit(os.fstat(raw.fileno()).st_size)
-            stream = LimitedReader(open_decompressed(raw), limit, why, label)
             space = SpaceGuard(str(dest), policy.reserve_bytes, label)
-            with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
-                entries, written = _Applier(dest, policy, label, space).apply(archive)
-                _check_end(stream, archive.offset, label)
-            return UnpackResult(entries, written, "sha256:" + stream.hasher.hexdigest())
+            with Prefetched(raw, limit, why, label) as decompressed:
+                stream = TailReader(decompressed)  # type: ignore[arg-type]
+                with tarfile.open(fileobj=stream, mode="r|") as archive:  # type: ignore[call-overload]
+                    entries, written = _Applier(dest, policy, label, space).apply(archive)
+                    _check_end(stream, archive.offset, label)
+                return UnpackResult(entries, written, "sha256:" + decompressed.hasher.hexdigest())
         except ImageError:
             raise
         except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise ImageError(f"no space left unpacking layer {label}", op="unpack layer", path=str(dest)) from exc
             raise ImageError(f"layer {label} is not a valid tar stream: {exc}", op="unpack layer") from exc
-        except Exception as exc:  # zstandard raises its own ZstdError
+        except Exception as exc:  # zlib.error, zstandard's ZstdError
             raise ImageError(f"layer {label} could not be decompressed: {exc}", op="unpack layer") from exc
 
 
-def _check_end(stream: LimitedReader, offset: int, label: str) -> None:
+def _check_end(stream: TailReader, offset: int, label: str) -> None:
     """What follows the last entry must be a zero block, then zero padding only (POSIX ustar: two zero
     blocks end the archive; a lone one is accepted, as GNU tar and Go do). tarfile stops at the first
     header it cannot parse, at ``offset``: a bad checksum there would otherwise pass for the end."""
