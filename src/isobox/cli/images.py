@@ -10,9 +10,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
 from isobox.cli import output
 from isobox.errors import InvalidArgumentError
@@ -22,6 +22,9 @@ from isobox.images.reference import parse as parse_reference
 from isobox.service import images as service
 from isobox.service.context import Context, open_context
 from isobox.service.images import ImageSummary
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 INSECURE_HELP = "An insecure registry: HTTPS without verifying its certificate, or plain HTTP if it has no TLS."
 CA_HELP = "Trust this CA bundle for the registry (default: ISOBOX_CA, LIB/certs.d/HOST/*.crt)."
@@ -51,6 +54,9 @@ class PullDisplay:
     """One progress bar per layer (rich, on stderr), fed from the pull's worker threads."""
 
     def __init__(self) -> None:
+        # Imported here: `pull -q` and pulls without a terminal never draw, and rich.progress costs ~20 ms.
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
             console=output.err.get(), transient=False,
