@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from tests.integration.conftest import Cli
 
 from fixtures import registry as registries
 from fixtures.registry_crafted import (
@@ -213,7 +214,7 @@ def test_gzip_bomb_after_the_end_of_the_archive(ctx: Context, registry: registri
     ctx.images.policy = UnpackPolicy(max_bytes=1 << 20)
     bomb = tar_bytes([Member("small", data=b"x")], trailing=bytes(80 << 20))
     assert len(gzip.compress(bomb)) < 1 << 20
-    with pytest.raises(UnsafeLayerError, match="decompresses to more than the limit"):
+    with pytest.raises(UnsafeLayerError, match=r"decompresses to more than \d+ bytes: the limit of a layer's size"):
         pull_crafted(ctx, registry, [bomb])
     assert_store_empty(ctx)
 
@@ -369,4 +370,72 @@ def test_oci_archive_with_a_blob_that_lies_about_its_digest(ctx: Context, tmp_pa
             tar.addfile(info, io.BytesIO(data))
     with pytest.raises(DigestMismatchError, match=f"expected {digest(layer_blob)}"):
         service.load(ctx, archive)
+    assert_store_empty(ctx)
+
+
+# ---- layer semantics and limits (OCI image-spec layer.md; Python tarfile's lenient end) ----------
+
+
+def test_a_whiteout_leaves_the_file_of_its_own_layer(ctx: Context, registry: registries.Registry, canary: Path) -> None:
+    """image-spec layer.md: a whiteout hides only lower layers' files; the file of the same layer stays."""
+    layer = tar_bytes([Member("etc", kind="dir", mode=0o755), Member("etc/config", data=b"kept"),
+                       Member("etc/.wh.config"), Member("etc/.wh.later"), Member("etc/later", data=b"also kept")])
+    record = pull_crafted(ctx, registry, [layer])
+    root = Path(ctx.images.layer_dirs(record)[0])  # type: ignore[attr-defined]
+    assert (root / "etc/config").read_bytes() == b"kept"
+    assert (root / "etc/later").read_bytes() == b"also kept"
+    service.remove(ctx, record.id, force=True)  # type: ignore[attr-defined]
+    assert_store_empty(ctx)
+
+
+def _with_bad_second_header(layer: bytes) -> bytes:
+    first = tarfile.TarInfo.frombuf(layer[:512], "utf-8", "surrogateescape")
+    offset = 512 + (first.size + 511) // 512 * 512
+    return layer[:offset] + layer[offset : offset + 148] + b"0000000\0" + layer[offset + 156 :]
+
+
+def test_a_bad_header_checksum_after_the_first_entry(ctx: Context, registry: registries.Registry, canary: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in ("first", "second", "third"):
+            info = tarfile.TarInfo(name)
+            info.size = len(name)
+            tar.addfile(info, io.BytesIO(name.encode()))
+    with pytest.raises(UnsafeLayerError, match="invalid tar header at byte 1024"):
+        pull_crafted(ctx, registry, [_with_bad_second_header(buffer.getvalue())])
+    assert_store_empty(ctx)
+
+
+def test_a_compression_bomb_is_stopped_by_the_ratio(
+    cli: Cli, registry: registries.Registry, canary: Path, monkeypatch: pytest.MonkeyPatch, isobox_root: Path
+) -> None:
+    """32 MiB of zeros in a 32 KiB gzip, against a ratio of 50 past 4 MiB, set where a user sets it."""
+    repository = f"evil/bomb{next(_names)}"
+    push_image(registry, repository, "1", [tar_bytes([Member("zeros", data=bytes(32 << 20))])])
+    monkeypatch.setenv("ISOBOX_UNPACK_MAX_RATIO", "50")
+    monkeypatch.setenv("ISOBOX_UNPACK_RATIO_FROM", "4m")
+    done = cli("pull", "--insecure", f"{registry.host}/{repository}:1")
+    assert done.returncode != 0
+    assert "50 times its compressed size" in done.stderr and "decompression bomb" in done.stderr, done.stderr
+    layers = isobox_root / "lib" / "layers"
+    assert list(layers.iterdir()) == [] and list((isobox_root / "lib" / "tmp").iterdir()) == []
+
+
+def test_the_free_space_reserve(ctx: Context, registry: registries.Registry, canary: Path) -> None:
+    info = os.statvfs(ctx.paths.layers)
+    ctx.images.policy = UnpackPolicy(reserve_bytes=info.f_bavail * info.f_frsize - (8 << 20))
+    with pytest.raises(ImageError, match=r"would leave less than \d+ bytes free"):
+        pull_crafted(ctx, registry, [tar_bytes([Member("big", data=os.urandom(24 << 20))])])
+    assert_store_empty(ctx)
+
+
+def test_a_very_deep_layer_is_removed_by_rmi_and_prune(
+    ctx: Context, registry: registries.Registry, canary: Path
+) -> None:
+    deep = "d/" * 1500
+    layer = tar_bytes([Member(deep + "file", data=b"bottom"), Member(deep + "locked", kind="dir", mode=0o000)])
+    record = pull_crafted(ctx, registry, [layer])
+    assert len(list(ctx.paths.layers.iterdir())) == 1
+    service.remove(ctx, record.id)  # type: ignore[attr-defined]
+    service.prune(ctx)
     assert_store_empty(ctx)

@@ -81,6 +81,8 @@ def policy_file(tmp_path: Path, isobox_root: Path, monkeypatch: pytest.MonkeyPat
     try:
         plain = layer_tar([Entry("etc", "dir", mode=0o755), Entry("etc/passwd", data=b"root:x:0:0::/:/bin/sh\n")])
         mine = commit_image(ctx.images, "registry.example.com/team/app:1", plain, {"Cmd": ["true"]})
+        # As a pull of registry.example.com/team/app@<digest> records it (a RepoDigest).
+        ctx.images.add_repo_digest(mine, "registry.example.com/team/app", mine.manifest_digest)
         reviewed = commit_image(ctx.images, "other.example/reviewed:1", plain + b"\0" * 512, {"Cmd": ["true"]})
         commit_image(ctx.images, "other.example/unknown:1", plain + b"\0" * 1024, {"Cmd": ["true"]})
         commit_image(ctx.images, "other.example/app-user:1", plain + b"\0" * 1536, {"Cmd": ["true"], "User": "1000"})
@@ -129,9 +131,10 @@ def test_every_rule_kind_decides(cli: Cli, policy_file: Path, tmp_path: Path) ->
     assert rule_of(cli, "registry.example.com/team/app:1") == ("default", "vm")
     assert rule_of(cli, f"registry.example.com/team/app@{mine_digest}") == ("pinned-from-mine", "container")
     reviewed_digest = (tmp_path / "reviewed-digest").read_text()
-    # Another image's digest behind my registry's name: judged by its own name, not passed off as mine.
-    assert rule_of(cli, f"registry.example.com/team/app@{reviewed_digest}") == ("reviewed", "container")
-    assert explain(cli, f"registry.example.com/team/app@{reviewed_digest}")["facts"]["registry"] == "other.example"
+    # Another image's digest behind my registry's name is not one of its RepoDigests: not found, not passed
+    # off as mine.
+    done = cli("policy", "explain", "--json", f"registry.example.com/team/app@{reviewed_digest}")
+    assert done.returncode != 0 and "not in the store" in done.stderr
     mine_id = (tmp_path / "mine-id").read_text()
     assert rule_of(cli, mine_id[:19]) == ("pinned-from-mine", "container")  # by id: its stored name stands in
     assert rule_of(cli, "other.example/reviewed:1") == ("reviewed", "container")

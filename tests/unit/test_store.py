@@ -69,7 +69,8 @@ def test_commit_resolve_and_share_layers(ctx: Context) -> None:
     assert ctx.images.resolve("example.com/app:1").id == app.id
     assert ctx.images.resolve(app.id).id == app.id
     assert ctx.images.resolve(app.short_id).id == app.id
-    assert ctx.images.resolve(f"example.com/app@{app.manifest_digest}").id == app.id
+    with pytest.raises(NotFoundError):  # a digest is found only as a RepoDigest (pulled or pushed by it)
+        ctx.images.resolve(f"example.com/app@{app.manifest_digest}")
     assert (Path(ctx.images.layer_dirs(app)[1]) / "app/run").read_bytes() == b"#!/bin/sh\n"
     with pytest.raises(NotFoundError, match="pull it first"):
         ctx.images.resolve("example.com/nothing:1")
@@ -223,3 +224,72 @@ def test_gc_removes_the_work_directory_of_a_killed_unpack_but_not_a_live_one(ctx
     with locked(ctx.paths.locks, f"layer-{'b' * 64}"):  # an unpack of that layer is in progress
         assert ctx.images.gc() == (1, 0)
     assert not stale.exists() and live.exists()
+
+
+# ---- RepoDigests -------------------------------------------------------------------------------
+
+
+def reworded(manifest: bytes, note: str) -> bytes:
+    """The same image (config, layers) under another manifest: another manifest digest."""
+    document = json.loads(manifest)
+    document["annotations"] = {"note": note}
+    return json.dumps(document).encode()
+
+
+@needs_root
+def test_every_manifest_an_image_was_pulled_by_is_kept(ctx: Context) -> None:
+    first = manifest_for(ctx.images, [BASE])
+    second = reworded(first, "docker")
+    one = ctx.images.commit(first, ["example.com/busybox:1"], digests=[("example.com/busybox", sha256_digest(first))])
+    two = ctx.images.commit(second, ["example.com/busybox:docker"],
+                            digests=[("example.com/busybox", sha256_digest(second))])
+    assert one.id == two.id
+    assert [str(d) for d in ctx.images.repo_digests(one.id)] == [
+        f"example.com/busybox@{sha256_digest(first)}", f"example.com/busybox@{sha256_digest(second)}"]
+    for manifest in (first, second):
+        assert ctx.images.resolve(f"example.com/busybox@{sha256_digest(manifest)}").id == one.id
+    with pytest.raises(NotFoundError):  # the digest under another repository: not this image's RepoDigest
+        ctx.images.resolve(f"example.com/other@{sha256_digest(first)}")
+    assert ctx.images.gc() == (0, 0), "both manifests stay in the store"
+    assert ctx.images.blobs.has(sha256_digest(first)) and ctx.images.blobs.has(sha256_digest(second))
+    # rmi of a digest reference drops only that RepoDigest; the last tag takes the image and the rest.
+    assert ctx.images.remove(f"example.com/busybox@{sha256_digest(first)}") == [
+        f"untagged example.com/busybox@{sha256_digest(first)}"]
+    ctx.images.remove("example.com/busybox:1")
+    done = ctx.images.remove("example.com/busybox:docker")
+    assert done[-1] == f"deleted {one.id}" and f"untagged example.com/busybox@{sha256_digest(second)}" in done
+    assert ctx.images.blobs.all_digests() == []
+
+
+@needs_root
+def test_an_index_digest_leads_to_the_image_of_the_platform(ctx: Context) -> None:
+    index = "sha256:" + "1" * 64
+    amd64 = ctx.images.commit(manifest_for(ctx.images, [BASE]), [], platform="linux/amd64",
+                              digests=[("example.com/multi", index)])
+    arm64 = ctx.images.commit(manifest_for(ctx.images, [APP]), [], platform="linux/arm64",
+                              digests=[("example.com/multi", index)])
+    assert ctx.images.resolve(f"example.com/multi@{index}").id == amd64.id  # this host (x86_64)
+    assert ctx.images.resolve(f"example.com/multi@{index}", platform="linux/arm64").id == arm64.id
+    assert ctx.images.names(amd64.id) == [], "a digest reference is no tag"
+
+
+@needs_root
+def test_a_store_from_before_repo_digests_is_backfilled_once(isobox_root: Path) -> None:
+    from isobox.service.context import open_context
+
+    ctx = open_context(isobox_root, require_root=False)
+    record = commit(ctx, [BASE], "example.com/old:1")
+    with ctx.db.transaction() as tx:  # what an older isobox left: no RepoDigests, digest refs as names
+        tx.execute("DROP TABLE image_digests")
+        tx.execute("INSERT INTO image_refs (name, image_id) VALUES (?, ?)",
+                   (f"example.com/pinned@{record.manifest_digest}", record.id))
+    ctx.db.query("PRAGMA user_version = 1")  # the schema before RepoDigests: its migration backfills them
+    ctx.close()
+    ctx = open_context(isobox_root, require_root=False)
+    try:
+        assert sorted(str(d) for d in ctx.images.repo_digests(record.id)) == [
+            f"example.com/old@{record.manifest_digest}", f"example.com/pinned@{record.manifest_digest}"]
+        assert ctx.images.names(record.id) == ["example.com/old:1"]
+        assert ctx.images.resolve(f"example.com/pinned@{record.manifest_digest}").id == record.id
+    finally:
+        ctx.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from isobox.errors import ImageError, UnsafeLayerError
+from isobox.errors import ImageError, InvalidArgumentError, UnsafeLayerError
 from isobox.images.unpack import UnpackPolicy, split_member_name, unpack_layer
 
 ROOT = os.geteuid() == 0
@@ -159,3 +159,97 @@ def test_many_directories_and_no_descriptor_leak(tmp_path: Path) -> None:
     assert all((dest / f"d{i}/sub/f").read_text() == str(i) for i in range(400))
     assert all((dest / f"d{i}/sub/g").read_text() == str(i) for i in range(0, 400, 7))
     assert len(os.listdir("/proc/self/fd")) < 64, "no directory descriptor outlives the unpack"
+
+
+# ---- whiteouts of the same layer, the end of the archive, bombs, free space --------------------
+
+
+@pytest.mark.skipif(not ROOT, reason="whiteouts are 0/0 character devices: root only")
+@pytest.mark.parametrize("whiteout_first", [False, True], ids=["file-then-whiteout", "whiteout-then-file"])
+def test_a_whiteout_never_hides_an_entry_of_its_own_layer(tmp_path: Path, whiteout_first: bool) -> None:
+    entries = [("d", "dir", b"", 0o755), ("d/keep", "file", "kept", 0o644), ("d/sub", "dir", b"", 0o755),
+               ("d/sub/f", "file", "deep", 0o644)]
+    whiteouts = [("d/.wh.keep", "file", b"", 0o644), ("d/.wh.sub", "file", b"", 0o644)]
+    dest, _ = unpack(tmp_path, build(*(whiteouts + entries if whiteout_first else entries + whiteouts)))
+    assert (dest / "d/keep").read_text() == "kept"
+    assert (dest / "d/sub/f").read_text() == "deep"
+
+
+def _corrupt_second_header(layer: bytes) -> bytes:
+    """The layer with the checksum of its second tar header broken (the first entry is 1 block + data)."""
+    first = tarfile.TarInfo.frombuf(layer[:512], "utf-8", "surrogateescape")
+    offset = 512 + (first.size + 511) // 512 * 512
+    header = bytearray(layer[offset : offset + 512])
+    header[148:156] = b"0000000\0"
+    return layer[:offset] + bytes(header) + layer[offset + 512 :]
+
+
+def build_plain(*files: tuple[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@needs_root
+def test_a_bad_header_after_the_first_entry_refuses_the_layer(tmp_path: Path) -> None:
+    layer = _corrupt_second_header(build_plain(("a", b"first"), ("b", b"second"), ("c", b"third")))
+    with pytest.raises(UnsafeLayerError, match="invalid tar header at byte 1024"):
+        unpack(tmp_path, gzip.compress(layer))
+
+
+@needs_root
+def test_data_after_the_end_of_archive_refuses_the_layer(tmp_path: Path) -> None:
+    layer = build_plain(("a", b"x")) + b"garbage" + bytes(505)
+    with pytest.raises(UnsafeLayerError, match="data after its end-of-archive marker"):
+        unpack(tmp_path, layer)
+
+
+@needs_root
+def test_a_missing_end_of_archive_refuses_the_layer(tmp_path: Path) -> None:
+    layer = build_plain(("a", b"x"))[:1024]  # one entry, no zero blocks after it
+    with pytest.raises(UnsafeLayerError, match="without an end-of-archive marker"):
+        unpack(tmp_path, layer)
+
+
+@needs_root
+def test_zero_padding_after_the_end_is_part_of_the_diff_id(tmp_path: Path) -> None:
+    layer = build_plain(("a", b"x")) + bytes(1 << 20)
+    _, diff_id = unpack(tmp_path, gzip.compress(layer))
+    assert diff_id == "sha256:" + hashlib.sha256(layer).hexdigest()
+
+
+@needs_root
+def test_compression_ratio_bound_stops_a_bomb_but_not_a_real_layer(tmp_path: Path) -> None:
+    policy = UnpackPolicy(max_ratio=20, ratio_from_bytes=1 << 20)
+    bomb = gzip.compress(build_plain(("zeros", bytes(8 << 20))))
+    (tmp_path / "bomb").mkdir()
+    with pytest.raises(UnsafeLayerError, match=r"20 times its compressed size .*ISOBOX_UNPACK_MAX_RATIO"):
+        unpack(tmp_path / "bomb", bomb, policy)
+    real = gzip.compress(build_plain(("random", os.urandom(4 << 20)), ("text", b"line of text\n" * 100_000)))
+    (tmp_path / "real").mkdir()
+    dest, _ = unpack(tmp_path / "real", real, policy)
+    assert (dest / "random").stat().st_size == 4 << 20
+
+
+@needs_root
+def test_free_space_reserve(tmp_path: Path) -> None:
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    policy = UnpackPolicy(reserve_bytes=free - (16 << 20))
+    layer = build_plain(("big", os.urandom(40 << 20)))
+    with pytest.raises(ImageError, match=r"would leave less than .* ISOBOX_UNPACK_RESERVE"):
+        unpack(tmp_path, layer, policy)
+
+
+def test_unpack_limits_from_the_environment() -> None:
+    policy = UnpackPolicy.from_env({"ISOBOX_UNPACK_MAX_RATIO": "50", "ISOBOX_UNPACK_RATIO_FROM": "1g",
+                                    "ISOBOX_UNPACK_RESERVE": "256m"})
+    assert (policy.max_ratio, policy.ratio_from_bytes, policy.reserve_bytes) == (50, 1 << 30, 256 << 20)
+    assert UnpackPolicy.from_env({}) == UnpackPolicy()
+    assert UnpackPolicy().stream_limit(2_000_000)[0] == 512 << 20, "a 2 MB layer may not write GiBs"
+    assert UnpackPolicy().stream_limit(1 << 30)[0] == 64 * (1 << 30) + (64 << 20), "large layers: the size limit"
+    with pytest.raises(InvalidArgumentError, match="ISOBOX_UNPACK_MAX_RATIO"):
+        UnpackPolicy.from_env({"ISOBOX_UNPACK_MAX_RATIO": "zero"})

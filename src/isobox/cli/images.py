@@ -10,9 +10,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
 from isobox.cli import output
 from isobox.errors import InvalidArgumentError
@@ -22,6 +22,9 @@ from isobox.images.reference import parse as parse_reference
 from isobox.service import images as service
 from isobox.service.context import Context, open_context
 from isobox.service.images import ImageSummary
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 INSECURE_HELP = "An insecure registry: HTTPS without verifying its certificate, or plain HTTP if it has no TLS."
 CA_HELP = "Trust this CA bundle for the registry (default: ISOBOX_CA, LIB/certs.d/HOST/*.crt)."
@@ -51,6 +54,9 @@ class PullDisplay:
     """One progress bar per layer (rich, on stderr), fed from the pull's worker threads."""
 
     def __init__(self) -> None:
+        # Imported here: `pull -q` and pulls without a terminal never draw, and rich.progress costs ~20 ms.
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
             console=output.err.get(), transient=False,
@@ -162,26 +168,47 @@ def logout(registry: str = typer.Argument(..., help="Registry host[:port].")) ->
 def images(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only image ids."),
+    digests: bool = typer.Option(False, "--digests", help="Show the digests images were pulled or pushed by."),
 ) -> None:
     """List the images in the store."""
     with _context() as ctx:
         found = service.list_images(ctx)
+    headers = ("REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "SIZE") if digests else ("REPOSITORY", "TAG", "IMAGE ID",
+                                                                                   "SIZE")
     output.print_listing(
         found,
         json_output=json_output,
         quiet=quiet,
         name=lambda summary: summary.short_id,
-        headers=("REPOSITORY", "TAG", "IMAGE ID", "SIZE"),
-        rows=_image_rows,
+        headers=headers,
+        rows=lambda listed: _image_rows(listed, digests=digests),
     )
 
 
-def _image_rows(found: Sequence[ImageSummary]) -> list[tuple[str, str, str, str]]:
-    """A row per name of each image (an image without one shows as <none>)."""
-    rows = []
+def _image_rows(found: Sequence[ImageSummary], *, digests: bool = False) -> list[tuple[str, ...]]:
+    """Rows as Docker's `images` prints them: one per tag (times each digest of that repository with
+    --digests), then the repositories an image has only digests in, with <none> as their tag."""
+    rows: list[tuple[str, ...]] = []
     for summary in found:
-        pairs = [_split_name(name) for name in summary.names] or [("<none>", "<none>")]
-        rows += [(repository, tag, summary.short_id, human_size(summary.size)) for repository, tag in pairs]
+        by_repository: dict[str, list[str]] = {}
+        for text in summary.repo_digests:
+            repository, _, digest = parse_reference(text).familiar().partition("@")
+            by_repository.setdefault(repository, []).append(digest)
+        pairs: list[tuple[str, str, str]] = []
+        for name in summary.names:
+            repository, tag = _split_name(name)
+            pairs += [(repository, tag, digest) for digest in (by_repository.get(repository) or ["<none>"])]
+        tagged = {repository for repository, _, _ in pairs}
+        pairs += [(repository, "<none>", digest) for repository, listed in by_repository.items()
+                  if repository not in tagged for digest in listed]
+        if not pairs:
+            pairs = [("<none>", "<none>", "<none>")]
+        size = human_size(summary.size)
+        if digests:
+            rows += [(repository, tag, digest, summary.short_id, size) for repository, tag, digest in pairs]
+        else:
+            rows += [(repository, tag, summary.short_id, size)
+                     for repository, tag in dict.fromkeys((repository, tag) for repository, tag, _ in pairs)]
     return rows
 
 

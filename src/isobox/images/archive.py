@@ -24,6 +24,7 @@ from isobox.errors import DigestMismatchError, ImageError, ImagePullError, Inval
 from isobox.images import platform as platforms
 from isobox.images import reference
 from isobox.images.content import CHUNK, split_digest
+from isobox.images.manifest import document_type
 from isobox.images.store import (
     INDEX_TYPES,
     MAX_CONFIG_BYTES,
@@ -226,10 +227,14 @@ class _Loader:
             name = annotations.get(_NAME_ANNOTATION) or annotations.get(_REF_ANNOTATION) or ""
             names = [name] if name and _as_reference(name) is not None and ("/" in name or ":" in name) else []
             manifest = self.blob_json(entry, MAX_MANIFEST_BYTES)
-            if str(manifest.get("mediaType") or entry.get("mediaType")) in INDEX_TYPES:
+            what = f"manifest {entry.get('digest')} in {self.source}"
+            kind = document_type(manifest, what, descriptor_type=str(entry.get("mediaType") or ""), op="load")
+            if kind in INDEX_TYPES:
                 chosen = platforms.select(manifest, platforms.host(), f"index {entry.get('digest')} in {self.source}")
                 manifest_bytes = self.blob_bytes(chosen, MAX_MANIFEST_BYTES)
                 manifest = parse_json(manifest_bytes, f"manifest in {self.source}")
+                document_type(manifest, f"manifest {chosen.get('digest')} in {self.source}",
+                              descriptor_type=str(chosen.get("mediaType") or ""), op="load")
             else:
                 manifest_bytes = self.blob_bytes(entry, MAX_MANIFEST_BYTES)
             config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}

@@ -1,13 +1,16 @@
 """Pull an image from a registry into the store (distribution-spec spec.md "Pulling manifests/blobs").
 
 1. Resolve the reference to one image manifest: an index or manifest list is narrowed to the wanted
-   platform; every manifest is size-bounded and checked against its digest.
+   platform; every manifest is size-bounded, checked against its digest and against the media types
+   its registry and its descriptor claim (images/manifest.py).
 2. Check every descriptor (media types, digests, sizes) before any layer is downloaded.
 3. Under the shared "gc" lock (so `prune` cannot delete what is not committed yet): download the
    config, then the layers in parallel threads; each layer is verified while it streams, kept as a
    partial file if the connection breaks (the next attempt resumes it with Range), and unpacked as soon
    as it is complete, while the other layers still download.
-4. `ImageStore.commit` records the image in one transaction.
+4. `ImageStore.commit` records the image in one transaction, with its tag (a pull by tag) and its
+   RepoDigest: ``repository@digest`` of what the reference named (an index's digest for a
+   multi-platform image), so ``repo@digest`` is found again without the registry.
 
 A content error (bad digest, unsafe layer, malformed config) removes what this pull added and nobody
 references; a network error keeps the completed blobs and partial files, so the next pull continues.
@@ -27,25 +30,23 @@ from typing import Any
 
 from isobox.errors import DigestMismatchError, ImageError, ImagePullError, ManifestError
 from isobox.images import platform as platforms
-from isobox.images.reference import Reference, is_digest
-from isobox.images.registry import BlobReadError, Manifest, RegistryClient
-from isobox.images.store import (
+from isobox.images.manifest import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     MAX_CONFIG_BYTES,
     MAX_MANIFEST_BYTES,
-    ImageRecord,
-    ImageStore,
-    LayerRecord,
-    image_layers,
+    SCHEMA1_TYPES,
+    descriptor,
+    document_type,
     parse_json,
 )
+from isobox.images.reference import Reference, is_digest
+from isobox.images.registry import BlobReadError, Manifest, RegistryClient
+from isobox.images.store import ImageRecord, ImageStore, LayerRecord, image_layers
 from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)
 
-SCHEMA1_TYPES = frozenset({"application/vnd.docker.distribution.manifest.v1+json",
-                           "application/vnd.docker.distribution.manifest.v1+prettyjws"})
 RETRIES = 3
 
 
@@ -81,38 +82,46 @@ class _Tracker:
     lock: threading.Lock
 
 
-def resolve_manifest(client: RegistryClient, ref: Reference, wanted: platforms.Platform | None) -> Manifest:
-    """The image manifest for ``ref`` on ``wanted`` (default: the host), narrowing an index if needed."""
+@dataclass(frozen=True)
+class Resolved:
+    """What a reference names in the registry: its digest (an index's, for a multi-platform image) and
+    the image manifest chosen for the platform."""
+
+    digest: str
+    manifest: Manifest
+
+
+def resolve_manifest(client: RegistryClient, ref: Reference, wanted: platforms.Platform | None) -> Resolved:
+    """The image manifest for ``ref`` on ``wanted`` (default: the host), narrowing an index if needed.
+
+    Every document is checked against the media types its registry and its descriptor claim
+    (images/manifest.py, CVE-2021-41190) before its fields are used.
+    """
     what = f"image {ref}"
     top = client.get_manifest(ref.repository, ref.target)
     document = parse_json(top.data, f"manifest of {what}")
-    media_type = str(document.get("mediaType") or top.media_type)
-    if media_type in INDEX_TYPES or (not media_type and "manifests" in document):
+    media_type = document_type(document, f"the manifest of {what}", content_type=top.media_type)
+    chosen = top
+    if media_type in INDEX_TYPES:
         entry = platforms.select(document, wanted or platforms.host(), what)
         digest, size = entry.get("digest"), entry.get("size", 0)
         if not isinstance(digest, str) or not is_digest(digest):
             raise ManifestError(f"the index of {what} has an invalid digest {digest!r}", op="pull")
         if not isinstance(size, int) or size > MAX_MANIFEST_BYTES:
             raise ManifestError(f"the index of {what} declares a manifest of {size!r} bytes", op="pull")
+        entry_type = entry.get("mediaType", "")
+        if not isinstance(entry_type, str):
+            raise ManifestError(f"the index of {what} has an entry whose mediaType is not a string", op="pull")
         chosen = client.get_manifest(ref.repository, digest)
         document = parse_json(chosen.data, f"manifest {digest} of {what}")
-        media_type = str(document.get("mediaType") or chosen.media_type)
-        top = chosen
+        media_type = document_type(document, f"manifest {digest} of {what}", descriptor_type=entry_type,
+                                   content_type=chosen.media_type)
     if media_type in SCHEMA1_TYPES:
         raise ManifestError(f"{what} uses Docker schema 1 manifests, which are deprecated and not supported",
                             op="pull")
     if media_type not in MANIFEST_TYPES:
         raise ManifestError(f"{what} has a manifest of unsupported media type {media_type!r}", op="pull")
-    return top
-
-
-def _descriptor(document: dict[str, Any], key: str, what: str) -> tuple[str, int]:
-    desc = document.get(key)
-    digest = desc.get("digest") if isinstance(desc, dict) else None
-    size = desc.get("size") if isinstance(desc, dict) else None
-    if not isinstance(digest, str) or not is_digest(digest) or not isinstance(size, int) or size < 0:
-        raise ManifestError(f"{what} has an invalid {key} descriptor", op="pull")
-    return digest, size
+    return Resolved(top.digest, chosen)
 
 
 class Puller:
@@ -127,9 +136,10 @@ class Puller:
         self.added = _Tracker(set(), set(), threading.Lock())
 
     def pull(self, wanted: platforms.Platform | None) -> ImageRecord:
-        manifest = resolve_manifest(self.client, self.ref, wanted)
+        resolved = resolve_manifest(self.client, self.ref, wanted)
+        manifest = resolved.manifest
         document = parse_json(manifest.data, f"manifest of image {self.ref}")
-        config_digest, config_size = _descriptor(document, "config", f"the manifest of image {self.ref}")
+        config_digest, config_size = descriptor(document, "config", f"the manifest of image {self.ref}")
         if config_size > MAX_CONFIG_BYTES:
             raise ManifestError(f"the config of image {self.ref} is {config_size} bytes, more than "
                                 f"{MAX_CONFIG_BYTES}", op="pull")
@@ -142,7 +152,10 @@ class Puller:
                 layers = image_layers(document, config, manifest.digest)
                 self.progress(PullEvent(Stage.RESOLVED, manifest.digest, 0, len(layers)))
                 self.fetch_layers(layers)
-                record = self.store.commit(manifest.data, [str(self.ref)], platform=str(found))
+                # As Docker: a tag names the image; a digest reference only adds the RepoDigest every pull adds.
+                names = [] if self.ref.digest else [str(self.ref)]
+                record = self.store.commit(manifest.data, names, platform=str(found),
+                                           digests=[(self.ref.name, resolved.digest)])
         except ImageError as exc:
             if not isinstance(exc, ImagePullError):  # bad content: nothing of it may stay
                 self.store.discard(self.added.blobs, self.added.chains)

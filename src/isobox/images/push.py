@@ -82,6 +82,7 @@ class Pusher:
         if digest != record.manifest_digest:
             raise ImagePullError(f"registry stored manifest {digest}, but isobox sent {record.manifest_digest}",
                                  op="push", id=str(target))
+        self.store.add_repo_digest(record, target.name, digest)  # as Docker: pushed by digest is a RepoDigest
         return digest
 
     def push_blob(self, target: Reference, digest: str, size: int, sources: list[str]) -> PushedBlob:

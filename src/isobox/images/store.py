@@ -11,11 +11,9 @@ from __future__ import annotations
 import builtins
 import errno
 import fcntl
-import json
 import logging
 import os
-import shutil
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,37 +22,30 @@ from isobox.config import Paths
 from isobox.errors import ConflictError, DigestMismatchError, ManifestError, NotFoundError
 from isobox.images import reference
 from isobox.images.content import BlobStore, sha256_digest
+from isobox.images.manifest import DOCKER_CONFIG as DOCKER_CONFIG
+from isobox.images.manifest import DOCKER_LIST as DOCKER_LIST
+from isobox.images.manifest import DOCKER_MANIFEST as DOCKER_MANIFEST
+from isobox.images.manifest import INDEX_TYPES as INDEX_TYPES
+from isobox.images.manifest import LAYER_TYPES as LAYER_TYPES
+from isobox.images.manifest import MANIFEST_TYPES as MANIFEST_TYPES
+from isobox.images.manifest import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES
+from isobox.images.manifest import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
+from isobox.images.manifest import OCI_CONFIG as OCI_CONFIG
+from isobox.images.manifest import OCI_INDEX as OCI_INDEX
+from isobox.images.manifest import OCI_MANIFEST as OCI_MANIFEST
+from isobox.images.manifest import checked_digest, document_type
+from isobox.images.manifest import parse_json as parse_json
+from isobox.linux.tree import discard_tree
 from isobox.model.image_config import ImageConfig
 from isobox.state import codec
 from isobox.state.db import Database
+from isobox.state.images import ImageRepository, RepoDigest
 from isobox.state.locks import locked
 
 if TYPE_CHECKING:
     from isobox.images.unpack import UnpackPolicy
 
 log = logging.getLogger(__name__)
-
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-MAX_CONFIG_BYTES = 8 * 1024 * 1024
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-LAYER_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.layer.v1.tar",
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-        "application/vnd.oci.image.layer.v1.tar+zstd",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-    }
-)
-MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 
 
 @dataclass(frozen=True)
@@ -92,20 +83,11 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return chains
 
 
-def parse_json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{what} is not valid JSON: {exc}", op="parse") from exc
-    if not isinstance(value, dict):
-        raise ManifestError(f"{what} is not a JSON object", op="parse")
-    return value
-
-
 class ImageStore:
     def __init__(self, paths: Paths, db: Database, policy: UnpackPolicy | None = None) -> None:
         self.paths = paths
         self.db = db
+        self.records = ImageRepository(db)
         self.blobs = BlobStore(paths.blobs, paths.tmp)
         self._policy = policy
 
@@ -115,7 +97,7 @@ class ImageStore:
         if self._policy is None:
             from isobox.images.unpack import UnpackPolicy
 
-            self._policy = UnpackPolicy()
+            self._policy = UnpackPolicy.from_env()
         return self._policy
 
     @policy.setter
@@ -124,40 +106,62 @@ class ImageStore:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def resolve(self, text: str) -> ImageRecord:
-        """An image by reference (busybox, host/repo:tag, repo@digest), by id, or by unique id prefix."""
-        rows = self.db.query("SELECT image_id FROM image_refs WHERE name = ?", (text,))
-        if not rows:
+    def resolve(self, text: str, *, platform: str = "") -> ImageRecord:
+        """An image by reference (busybox, host/repo:tag, repo@digest), by id, or by unique id prefix.
+
+        ``repo@digest`` is found only through the image's RepoDigests: the repository and the digest
+        must both be what the image was pulled or pushed by (an image stored under that digest by a
+        pull from elsewhere does not count). Where one index digest led to several images (one per
+        platform), the one for ``platform`` (default: this host's) is chosen.
+        """
+        image_id = self.records.by_name(text)
+        if image_id is None:
             try:
                 ref = reference.parse(text)
-                rows = self.db.query("SELECT image_id FROM image_refs WHERE name = ?", (str(ref),))
-                if not rows and ref.digest:
-                    rows = self.db.query("SELECT id AS image_id FROM images WHERE manifest_digest = ?", (ref.digest,))
             except Exception:  # not a reference: may still be an id
-                rows = []
-        if not rows:
+                ref = None
+            if ref is not None and ref.digest:
+                found = self.by_repo_digest(ref.name, ref.digest, platform)
+                image_id = found.image_id if found else None
+            elif ref is not None:
+                image_id = self.records.by_name(str(ref))
+        if image_id is None:
             prefix = text if text.startswith("sha256:") else f"sha256:{text}"
-            if len(prefix) >= len("sha256:") + 4:
-                rows = self.db.query("SELECT id AS image_id FROM images WHERE id LIKE ?", (prefix + "%",))
-                if len(rows) > 1:
+            if len(prefix) >= len("sha256:") + 4 and all(c in "0123456789abcdef" for c in prefix[7:]):
+                ids = self.records.by_id_prefix(prefix)
+                if len(ids) > 1:
                     raise ConflictError(f"image id prefix {text!r} is ambiguous", op="resolve image")
-        if not rows:
+                image_id = ids[0] if ids else None
+        if image_id is None:
             raise NotFoundError(f"image {text!r} is not in the store (pull it first)", op="resolve image")
-        return self.get(rows[0]["image_id"])
+        return self.get(image_id)
+
+    def by_repo_digest(self, repository: str, digest: str, platform: str = "") -> RepoDigest | None:
+        rows = self.records.by_repo_digest(repository, digest)
+        if len(rows) > 1:
+            from isobox.images import platform as platforms
+
+            wanted = platforms.parse(platform) if platform else platforms.host()
+            matching = [r for r in rows if r.platform and wanted.matches(platforms.parse(r.platform))]
+            rows = matching or rows
+        return rows[0] if rows else None
 
     def get(self, image_id: str) -> ImageRecord:
-        rows = self.db.query("SELECT record FROM images WHERE id = ?", (image_id,))
-        if not rows:
+        text = self.records.record(image_id)
+        if text is None:
             raise NotFoundError(f"image {image_id} is not in the store", op="get image")
-        return codec.loads(ImageRecord, rows[0]["record"])
+        return codec.loads(ImageRecord, text)
 
     def names(self, image_id: str) -> list[str]:
-        rows = self.db.query("SELECT name FROM image_refs WHERE image_id = ? ORDER BY name", (image_id,))
-        return [r["name"] for r in rows]
+        return self.records.names(image_id)
+
+    def repo_digests(self, image_id: str) -> list[RepoDigest]:
+        return self.records.repo_digests(image_id)
 
     def list(self) -> list[tuple[ImageRecord, list[str]]]:
-        rows = self.db.query("SELECT id, record FROM images ORDER BY created_at DESC")
-        return [(codec.loads(ImageRecord, r["record"]), self.names(r["id"])) for r in rows]
+        names = self.records.all_names()
+        return [(codec.loads(ImageRecord, stored.record), names.get(stored.id, []))
+                for stored in self.records.records()]
 
     def config_document(self, record: ImageRecord) -> dict[str, Any]:
         return parse_json(self.blobs.read(record.id, max_bytes=MAX_CONFIG_BYTES), f"config of image {record.id}")
@@ -173,22 +177,24 @@ class ImageStore:
 
     # ---- writing -------------------------------------------------------------------------------
 
-    def commit(self, manifest_bytes: bytes, names: builtins.list[str], *, platform: str = "linux/amd64") -> ImageRecord:
+    def commit(self, manifest_bytes: bytes, names: builtins.list[str], *, platform: str = "linux/amd64",
+               digests: Iterable[tuple[str, str]] = ()) -> ImageRecord:
         """Record an image whose manifest, config and layer blobs are all in the blob store.
 
         Verifies the config against the manifest and each layer's diff_id, unpacks missing layers, then
-        writes the record and its names in one transaction.
+        writes the record, its names (tags) and its RepoDigests — (repository, digest) pairs, the digest
+        being the manifest's own or the index's that led to it — in one transaction.
         """
         manifest_digest = sha256_digest(manifest_bytes)
         manifest = parse_json(manifest_bytes, f"manifest {manifest_digest}")
-        media_type = str(manifest.get("mediaType") or OCI_MANIFEST)
+        media_type = document_type(manifest, f"manifest {manifest_digest}", op="commit image")
         if media_type not in MANIFEST_TYPES:
             raise ManifestError(
                 f"manifest {manifest_digest} has unsupported media type {media_type!r}", op="commit image"
             )
         config_desc = manifest.get("config") or {}
-        config_digest = _checked_digest(config_desc.get("digest") if isinstance(config_desc, dict) else None,
-                                        f"config of manifest {manifest_digest}")
+        config_digest = checked_digest(config_desc.get("digest") if isinstance(config_desc, dict) else None,
+                                       f"config of manifest {manifest_digest}")
         config_bytes = self.blobs.read(config_digest, max_bytes=MAX_CONFIG_BYTES)
         config = parse_json(config_bytes, f"config {config_digest}")
         layers = image_layers(manifest, config, manifest_digest)
@@ -204,15 +210,16 @@ class ImageStore:
             created=str(config.get("created", "")),
         )
         normalized = [str(reference.parse(n)) for n in names]
+        repo_digests = [RepoDigest(repository, digest, record.id, manifest_digest, platform)
+                        for repository, digest in digests]
         self.blobs.put_bytes(manifest_bytes, manifest_digest)
-        with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT OR REPLACE INTO images (id, manifest_digest, record, created_at) VALUES (?, ?, ?, ?)",
-                (record.id, manifest_digest, codec.dumps(record), time.time()),
-            )
-            for name in normalized:
-                tx.execute("INSERT OR REPLACE INTO image_refs (name, image_id) VALUES (?, ?)", (name, record.id))
+        self.records.save(record.id, manifest_digest, codec.dumps(record), normalized, repo_digests)
         return record
+
+    def add_repo_digest(self, record: ImageRecord, repository: str, digest: str) -> None:
+        """Record that ``record`` is ``repository@digest`` (after a push: the manifest is the record's)."""
+        self.records.add_repo_digest(RepoDigest(repository, digest, record.id, record.manifest_digest,
+                                                record.platform))
 
     def ensure_layer(self, layer: LayerRecord) -> Path:
         """Unpack a layer blob under its chain ID unless it already is; safe against concurrent callers."""
@@ -241,50 +248,47 @@ class ImageStore:
                     )
                 work.rename(final)
             except BaseException:
-                shutil.rmtree(work, ignore_errors=True)
+                discard_tree(work)
                 raise
         return final
 
     def tag(self, source: str, target: str) -> None:
         record = self.resolve(source)
-        name = str(reference.parse(target))
-        with self.db.transaction() as tx:
-            tx.execute("INSERT OR REPLACE INTO image_refs (name, image_id) VALUES (?, ?)", (name, record.id))
+        self.records.tag(record.id, str(reference.parse(target)))
 
     def remove(self, text: str, *, force: bool = False) -> builtins.list[str]:
-        """Untag a name, or delete an image by id. Returns what was untagged/deleted."""
+        """Untag a name (or drop a RepoDigest), or delete an image by id. Returns what was untagged/deleted.
+
+        As Docker: a tag of an image with other tags, or a digest reference of an image with other
+        references, is only removed; the last tag takes the image and its RepoDigests with it.
+        """
         record = self.resolve(text)
-        done: builtins.list[str] = []
         names = self.names(record.id)
-        by_name = [n for n in names if n == text or self._normal(text) == n]
-        with self.db.transaction() as tx:
-            if by_name and len(names) > 1 and not force:
-                tx.execute("DELETE FROM image_refs WHERE name = ?", (by_name[0],))
+        digests = self.repo_digests(record.id)
+        normal = self._normal(text)
+        by_name = [n for n in names if n in (text, normal)]
+        by_digest = [d for d in digests if str(d) == normal]
+        if not force:
+            if by_name and len(names) > 1:
+                self.records.untag(by_name[0])
                 return [f"untagged {by_name[0]}"]
-            users = tx.execute(
-                "SELECT name FROM workloads WHERE image_id = ?", (record.id,)
-            ).fetchall()
-            if users and not force:
-                raise ConflictError(
-                    f"image {text} is used by workload(s) {', '.join(u['name'] for u in users)}; "
-                    "remove them or use --force",
-                    op="remove image",
-                )
-            tx.execute("DELETE FROM image_refs WHERE image_id = ?", (record.id,))
-            if not users:
-                tx.execute("DELETE FROM images WHERE id = ?", (record.id,))
-            done += [f"untagged {n}" for n in names]
-            if not users:
-                done.append(f"deleted {record.id}")
+            if by_digest and len(names) + len(digests) > 1:
+                self.records.remove_repo_digest(by_digest[0])
+                return [f"untagged {by_digest[0]}"]
+        deleted = self.records.delete(record.id, force=force, what=text)
+        done = [f"untagged {n}" for n in [*names, *(str(d) for d in digests)]]
+        if deleted:
+            done.append(f"deleted {record.id}")
         self.gc()
         return done
 
     @staticmethod
     def _normal(text: str) -> str:
         try:
-            return str(reference.parse(text))
+            ref = reference.parse(text)
         except Exception:
             return text
+        return f"{ref.name}@{ref.digest}" if ref.digest else str(ref)
 
     def gc(self) -> tuple[int, int]:
         """Delete layers and blobs no image references. Returns (layers, blobs) removed.
@@ -325,17 +329,16 @@ class ImageStore:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 return 0  # that unpack is running right now
-            shutil.rmtree(work, ignore_errors=True)
-            return 1
+            return 1 if discard_tree(work) else 0
         finally:
             os.close(fd)
 
     def _collect(self, only_blobs: set[str] | None, only_chains: set[str] | None) -> tuple[int, int]:
         """Delete unreferenced layers and blobs (all, or only among the given ones); caller holds gc."""
         keep_chains: set[str] = set()
-        keep_blobs: set[str] = set()
+        keep_blobs: set[str] = self.records.manifests()
         for record, _ in self.list():
-            keep_blobs.update({record.id, record.manifest_digest})
+            keep_blobs.add(record.id)
             for layer in record.layers:
                 keep_chains.add(layer.chain_id.split(":", 1)[1])
                 keep_blobs.add(layer.digest)
@@ -347,20 +350,13 @@ class ImageStore:
                     continue
                 if entry.name.startswith(".") or entry.name in keep_chains:
                     continue
-                if only_chains is None or entry.name in only_chains:
-                    shutil.rmtree(entry, ignore_errors=True)
+                if (only_chains is None or entry.name in only_chains) and discard_tree(entry):
                     layers_removed += 1
         for digest in self.blobs.all_digests():
             if digest not in keep_blobs and (only_blobs is None or digest in only_blobs):
                 self.blobs.delete(digest)
                 blobs_removed += 1
         return layers_removed, blobs_removed
-
-
-def _checked_digest(value: object, what: str) -> str:
-    if not isinstance(value, str) or not reference.is_digest(value):
-        raise ManifestError(f"{what} is not a valid digest: {value!r}", op="commit image")
-    return value
 
 
 def image_layers(manifest: dict[str, Any], config: dict[str, Any], manifest_digest: str) -> list[LayerRecord]:
@@ -374,7 +370,7 @@ def image_layers(manifest: dict[str, Any], config: dict[str, Any], manifest_dige
         raise ManifestError(f"image {manifest_digest}: {count} layers but {listed} diff_ids in its config",
                             op="commit image")
     # diff_ids name the layer directories (via chain IDs): a crafted "sha256:../x" must never get that far.
-    checked = [_checked_digest(d, f"diff_id of image {manifest_digest}") for d in diff_ids]
+    checked = [checked_digest(d, f"diff_id of image {manifest_digest}") for d in diff_ids]
     return [layer_record(desc, diff_id, chain_id, manifest_digest)
             for desc, diff_id, chain_id in zip(descriptors, checked, chain_ids(checked), strict=True)]
 
@@ -383,7 +379,7 @@ def layer_record(desc: object, diff_id: str, chain_id: str, manifest_digest: str
     """A manifest's layer descriptor (image-spec descriptor.md), checked before anything is unpacked."""
     if not isinstance(desc, dict):
         raise ManifestError(f"manifest {manifest_digest} has a layer that is not a descriptor", op="commit image")
-    digest = _checked_digest(desc.get("digest"), f"layer of manifest {manifest_digest}")
+    digest = checked_digest(desc.get("digest"), f"layer of manifest {manifest_digest}")
     layer_type = str(desc.get("mediaType", ""))
     if layer_type not in LAYER_TYPES:
         raise ManifestError(f"layer {digest} has unsupported media type {layer_type!r}", op="commit image")

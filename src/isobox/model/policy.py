@@ -48,8 +48,8 @@ class Facts:
     image: str  # the reference as normalized, e.g. docker.io/library/busybox:latest
     registry: str  # docker.io
     repository: str  # docker.io/library/busybox (registry included: globs can then name both)
-    digest_pinned: bool = False  # the reference named a digest (repo@sha256:…)
-    digests: tuple[str, ...] = ()  # the image's manifest digest and config digest (its id)
+    digest_pinned: bool = False  # the reference is one of the image's RepoDigests (repo@sha256:…), or its id
+    digests: tuple[str, ...] = ()  # RepoDigests' digests (index ones too), their manifests', the id
     privileged: bool = False
     cap_add: tuple[str, ...] = ()  # canonical names without the CAP_ prefix: SYS_ADMIN, NET_ADMIN, ALL
     host_mounts: tuple[str, ...] = ()  # host paths bind-mounted into the workload

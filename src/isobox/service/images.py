@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from isobox.errors import InvalidArgumentError
+from isobox.errors import InvalidArgumentError, NotFoundError
 from isobox.images import archive, builtin, reference
 from isobox.images import platform as platforms
 from isobox.images import pull as pulling
@@ -20,6 +20,7 @@ from isobox.images import push as pushing
 from isobox.images.auth import Credentials, CredentialStore, normalize_registry
 from isobox.images.registry import CERTS_DIRS, RegistryClient, RegistryOptions
 from isobox.images.store import ImageRecord
+from isobox.model.pull import PullPolicy
 from isobox.service.context import Context, open_context
 from isobox.state.locks import locked
 
@@ -34,6 +35,7 @@ class ImageSummary:
     size: int
     created: str
     platform: str
+    repo_digests: tuple[str, ...] = ()  # repository@digest it was pulled or pushed by (Docker's RepoDigests)
 
     @property
     def short_id(self) -> str:
@@ -45,6 +47,7 @@ class ImageDetails:
     record: ImageRecord
     names: tuple[str, ...]
     config: dict[str, Any]
+    repo_digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,26 @@ def pull(ctx: Context, name: str, *, platform: str | None = None, insecure: bool
         return pulling.pull(ctx.images, client, ref, wanted=wanted, progress=progress)
 
 
+def ensure(ctx: Context, name: str, *, policy: PullPolicy = PullPolicy.MISSING, platform: str | None = None,
+           insecure: bool = False, ca_cert: str | os.PathLike[str] | None = None,
+           progress: ProgressFn | None = None) -> ImageRecord:
+    """The image ``name`` names, from the store or the registry as ``policy`` says (Docker's ``--pull``).
+
+    ``repo@digest`` is the store's when one of its images has that RepoDigest (it was pulled or pushed
+    by it): the registry is not asked, as Docker resolves it locally. The built-in busybox is rebuilt
+    rather than pulled.
+    """
+    if policy is not PullPolicy.ALWAYS:
+        try:
+            return ctx.images.resolve(name, platform=platform or "")
+        except NotFoundError:
+            if policy is PullPolicy.NEVER:
+                raise
+    if name in ("busybox", "busybox:latest", builtin.BUILTIN_NAME) and policy is not PullPolicy.ALWAYS:
+        return install_builtin(ctx)
+    return pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert, progress=progress)
+
+
 def push(ctx: Context, source: str, target: str | None = None, *, insecure: bool = False,
          ca_cert: str | os.PathLike[str] | None = None, chunk_bytes: int = pushing.DEFAULT_CHUNK_BYTES,
          progress: PushProgressFn | None = None) -> str:
@@ -136,7 +159,9 @@ def logout(ctx: Context, registry: str) -> bool:
 
 
 def list_images(ctx: Context) -> list[ImageSummary]:
-    return [ImageSummary(record.id, tuple(names), record.size, record.created, record.platform)
+    digests = ctx.images.records.all_repo_digests()
+    return [ImageSummary(record.id, tuple(names), record.size, record.created, record.platform,
+                         tuple(str(d) for d in digests.get(record.id, [])))
             for record, names in ctx.images.list()]
 
 
@@ -150,7 +175,8 @@ def remove(ctx: Context, name: str, *, force: bool = False) -> list[str]:
 
 def inspect(ctx: Context, name: str) -> ImageDetails:
     record = ctx.images.resolve(name)
-    return ImageDetails(record, tuple(ctx.images.names(record.id)), ctx.images.config_document(record))
+    return ImageDetails(record, tuple(ctx.images.names(record.id)), ctx.images.config_document(record),
+                        tuple(str(d) for d in ctx.images.repo_digests(record.id)))
 
 
 def history(ctx: Context, name: str) -> list[HistoryEntry]:

@@ -90,24 +90,42 @@ def scan_image(ctx: Context, record: ImageRecord, name: str = "") -> ScanReport:
 def _reference_facts(ctx: Context, text: str, record: ImageRecord) -> tuple[str, str, str, bool]:
     """(name, registry, repository, pinned) of the image as the user named it.
 
-    An image named by id (or id prefix) has no registry of its own: the first of its names in the
-    store stands in. A local `isobox tag` can give an image any name, so registry rules judge names,
-    not provenance; digests are what pins content (docs/policy.md).
+    ``repo@digest`` counts as that repository, pinned, only when it is one of the image's RepoDigests
+    (the image was pulled or pushed by that very repository and digest): an image that merely has the
+    digest, stored by a pull from elsewhere, cannot be passed off as one of "registry.example.com/…" by
+    writing that before its digest. An image named by id (or id prefix), or by a digest reference that
+    is not its own, has no registry of its own: the first of its names stands in, and it counts as
+    pinned (the content is fixed). A local `isobox tag` can give an image any name, so registry rules
+    judge names, not provenance; digests are what pins content (docs/policy.md).
     """
     names = ctx.images.names(record.id)
+    repo_digests = ctx.images.repo_digests(record.id)
     try:
         ref = reference.parse(text)
     except InvalidArgumentError:
         ref = None
-    # repo@digest finds the image by digest alone: the repository counts only if the image has a name in it,
-    # or any image could be passed off as one of "registry.example.com/…" by writing that before its digest.
-    repositories = {reference.parse(n).name for n in names}
-    if ref is not None and (str(ref) in names or (ref.digest == record.manifest_digest and ref.name in repositories)):
-        return str(ref), ref.registry, ref.name, ref.digest is not None
-    if not names:
+    if ref is not None and ref.digest:
+        if any(d.repository == ref.name and d.digest == ref.digest for d in repo_digests):
+            return f"{ref.name}@{ref.digest}", ref.registry, ref.name, True
+    elif ref is not None and str(ref) in names:
+        return str(ref), ref.registry, ref.name, False
+    known = names or [str(d) for d in repo_digests]
+    if not known:
         return text, "", "", True
-    first = reference.parse(names[0])
+    first = reference.parse(known[0])
     return str(first), first.registry, first.name, True  # named by id: pinned to this very content
+
+
+def image_digests(ctx: Context, record: ImageRecord) -> tuple[str, ...]:
+    """Every digest that names the image's content: its RepoDigests' (index digests included, as users
+    see and pin them), the image manifests behind them, and its id (the config digest)."""
+    found: dict[str, None] = {}
+    for digest in ctx.images.repo_digests(record.id):
+        found[digest.digest] = None
+        found[digest.manifest_digest] = None
+    found[record.manifest_digest] = None
+    found[record.id] = None
+    return tuple(found)
 
 
 def gather_facts(ctx: Context, spec: WorkloadSpec, record: ImageRecord, *, scan: bool) -> Facts:
@@ -129,7 +147,7 @@ def gather_facts(ctx: Context, spec: WorkloadSpec, record: ImageRecord, *, scan:
         registry=registry,
         repository=repository,
         digest_pinned=pinned,
-        digests=(record.manifest_digest, record.id),
+        digests=image_digests(ctx, record),
         privileged=spec.security.privileged,
         cap_add=cap_names(spec.security.cap_add),
         host_mounts=_host_paths(spec),
@@ -189,6 +207,8 @@ class Explanation:
 
 def image_record(ctx: Context, image: str, *, pull: bool = False) -> ImageRecord:
     """An image of the store; the built-in busybox is installed on demand, anything else pulled if ``pull``."""
+    from isobox.model.pull import PullPolicy
+
     try:
         return ctx.images.resolve(image)
     except NotFoundError:
@@ -200,7 +220,7 @@ def image_record(ctx: Context, image: str, *, pull: bool = False) -> ImageRecord
             raise
     from isobox.service import images as image_service
 
-    return image_service.pull(ctx, image)
+    return image_service.ensure(ctx, image, policy=PullPolicy.MISSING)
 
 
 def explain(ctx: Context, spec: WorkloadSpec, policy: Policy | None = None) -> Explanation:

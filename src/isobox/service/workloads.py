@@ -14,21 +14,21 @@ made so far is found from the records (the plan, the network endpoints), never l
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from pathlib import Path
 
 from isobox.config import policy_path
 from isobox.drivers.base import Driver
 from isobox.errors import CommandError, ConflictError, InvalidArgumentError, InvalidStateError, NotFoundError
+from isobox.linux.tree import discard_tree
 from isobox.model import ids
 from isobox.model.image_config import ImageConfig
 from isobox.model.network import DEFAULT_NETWORK, NetworkMode, NetworkPlan, network_mode
 from isobox.model.plan import RunPlan, resolve
+from isobox.model.pull import PullPolicy
 from isobox.model.record import RunResult, WorkloadRecord
 from isobox.model.spec import Kind, WorkloadSpec
 from isobox.model.status import Op, Status, require
@@ -115,19 +115,21 @@ def locked_workload(ctx: Context, record_id: str) -> Iterator[None]:
 # ---- create -----------------------------------------------------------------------------------
 
 
-def _image(ctx: Context, image: str) -> tuple[str, tuple[str, ...], ImageConfig]:
-    """The image from the store; if missing, the built-in busybox is rebuilt, anything else pulled (as Docker)."""
+def _image(ctx: Context, image: str, pull: PullPolicy = PullPolicy.MISSING
+           ) -> tuple[str, tuple[str, ...], ImageConfig]:
+    """The image from the store; if missing (or always, by ``pull``), pulled as Docker does (see
+    service/images.ensure). A digest reference is the store's only if it was pulled by that digest."""
     try:
+        if pull is PullPolicy.ALWAYS:
+            raise NotFoundError(f"image {image!r}: pulled again (--pull always)", op="resolve image")
         record = ctx.images.resolve(image)
     except NotFoundError:
+        if pull is PullPolicy.NEVER:
+            raise
         # Imported here: the registry client (httpx) is only paid for when an image must be fetched.
-        from isobox.images import builtin
         from isobox.service import images as image_service
 
-        if image in ("busybox", "busybox:latest", builtin.BUILTIN_NAME):
-            record = builtin.install(ctx.images)
-        else:
-            record = image_service.pull(ctx, image)
+        record = image_service.ensure(ctx, image, policy=pull)
     return record.id, ctx.images.layer_dirs(record), ctx.images.config(record)
 
 
@@ -142,10 +144,10 @@ def _refuse_taken(ctx: Context, name: str) -> None:
         )
 
 
-def create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
+def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MISSING) -> WorkloadRecord:
     name = ids.validate_name(spec.name) if spec.name else ids.random_name()
     _refuse_taken(ctx, name)
-    image_id, layers, image_config = _image(ctx, spec.image)
+    image_id, layers, image_config = _image(ctx, spec.image, pull)
     # The isolation policy picks the kind (or refuses) before a driver is chosen; see service/policy.py.
     # Without a policy file the kind is the one asked for, and the policy code is not even imported.
     path, named = policy_path()
@@ -311,11 +313,12 @@ def _started(driver: Driver, record: WorkloadRecord) -> bool:
         return False
 
 
-def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attach | None = None) -> RunResult:
+def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attach | None = None,
+        pull: PullPolicy = PullPolicy.MISSING) -> RunResult:
     """create + start; in the foreground, waits and returns the exit code (and removes with --rm)."""
     if detach and spec.interactive and spec.tty and attach is not None:
         raise InvalidArgumentError("cannot both detach and attach", op="run")
-    record = create(ctx, spec)
+    record = create(ctx, spec, pull=pull)
     try:
         result = start(ctx, record.id, attach=None if detach else (attach or Attach(stdin=None)))
     except BaseException:
@@ -348,7 +351,7 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool 
 
             networks.detach(ctx, record)
         ctx.records.workloads.delete(record.id)
-    shutil.rmtree(Path(record.plan.workload_dir), ignore_errors=True)
+    discard_tree(record.plan.workload_dir)  # any depth a container made
     if (volumes or record.plan.remove) and record.plan.mounts:
         from isobox.service import volumes as volume_service
 

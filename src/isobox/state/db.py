@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from isobox.errors import HostError, StateError
+from isobox.state import images as image_records
 from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESERVE_NAME = ".reserve"
 RESERVE_BYTES = 8 * 1024 * 1024
 RESERVE_RETAKE_FREE_BYTES = 64 * 1024 * 1024  # the reserve is taken again only with this much free
@@ -47,6 +48,26 @@ CREATE TABLE IF NOT EXISTS image_refs (
     name     TEXT PRIMARY KEY,             -- normalized reference, e.g. docker.io/library/busybox:latest
     image_id TEXT NOT NULL REFERENCES images(id)
 );
+CREATE TABLE IF NOT EXISTS image_digests (  -- RepoDigests: see state/images.py
+    repository      TEXT NOT NULL,         -- registry/repository, e.g. docker.io/library/busybox
+    digest          TEXT NOT NULL,         -- as pulled or pushed: an index's digest for a multi-platform image
+    image_id        TEXT NOT NULL REFERENCES images(id),
+    manifest_digest TEXT NOT NULL,         -- the image manifest behind it
+    platform        TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    PRIMARY KEY (repository, digest, image_id)
+);
+CREATE INDEX IF NOT EXISTS image_digests_by_image ON image_digests (image_id);
+CREATE TABLE IF NOT EXISTS image_digests (  -- RepoDigests: see state/images.py
+    repository      TEXT NOT NULL,         -- registry/repository, e.g. docker.io/library/busybox
+    digest          TEXT NOT NULL,         -- as pulled or pushed: an index's digest for a multi-platform image
+    image_id        TEXT NOT NULL REFERENCES images(id),
+    manifest_digest TEXT NOT NULL,         -- the image manifest behind it
+    platform        TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    PRIMARY KEY (repository, digest, image_id)
+);
+CREATE INDEX IF NOT EXISTS image_digests_by_image ON image_digests (image_id);
 CREATE TABLE IF NOT EXISTS workloads (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,      -- reserved by the INSERT of `create`: two creates never share one
@@ -122,7 +143,14 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
                 )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """RepoDigests (image_digests) for images pulled before they were kept: what the old records can tell."""
+    for statement in _statements(SCHEMA):
+        conn.execute(statement)
+    image_records.backfill(conn)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
 
 
 class Database:

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import resource
-import shutil
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from isobox.errors import InvalidArgumentError, WorkloadError
 from isobox.linux import cgroups, idmap
 from isobox.linux.mount import is_mountpoint, mount, umount
 from isobox.linux.proc import bounding_capabilities, x32_abi_enabled
+from isobox.linux.tree import discard_tree
 from isobox.model import network as network_model
 from isobox.model.mounts import MountKind
 from isobox.model.plan import USERNS_SIZE, RunPlan
@@ -229,7 +229,7 @@ def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
     bundle = Path(plan.workload_dir)
     with ExitStack() as undo:
         bundle.mkdir(parents=True, exist_ok=False)
-        undo.callback(shutil.rmtree, bundle, True)
+        undo.callback(discard_tree, bundle)
         for sub in ("upper", "work", "rootfs", "persist", "etc"):
             # upper/ becomes the container's "/" (overlayfs takes the upper dir's mode): 0755, like an image root.
             (bundle / sub).mkdir(mode=0o755 if sub in ("rootfs", "upper") else 0o700)
@@ -294,4 +294,4 @@ def cleanup(plan: RunPlan) -> None:
     # runc removes the cgroup when it deletes the container; one left (runc killed, a crash) goes here. A
     # cgroup that stays busy is reported: leaving it silently would hide a process that did not end.
     cgroups.WorkloadCgroup.of(plan.id).remove()
-    shutil.rmtree(plan.workload_dir, ignore_errors=True)
+    discard_tree(plan.workload_dir)  # the upper dir: whatever depth the container made

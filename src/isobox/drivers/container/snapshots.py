@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from isobox.drivers.container import bundle
 from isobox.errors import ConflictError, NotFoundError
 from isobox.images.unpack import unpack_layer
+from isobox.linux.tree import discard_tree
 from isobox.model.capability import Capability
 from isobox.model.ids import validate_name
 from isobox.model.record import WorkloadRecord
@@ -119,11 +120,11 @@ def restore(record: WorkloadRecord, name: str) -> None:
         old = workdir / f"upper.old-{time.monotonic_ns()}"
         os.replace(workdir / "upper", old)
         os.replace(fresh, workdir / "upper")
-        shutil.rmtree(old, ignore_errors=True)
-        shutil.rmtree(workdir / "work", ignore_errors=True)
+        discard_tree(old)  # upper dirs hold whatever depth the container made
+        discard_tree(workdir / "work")
         (workdir / "work").mkdir(mode=0o700)
     except BaseException:
-        shutil.rmtree(fresh, ignore_errors=True)
+        discard_tree(fresh)
         raise
 
 

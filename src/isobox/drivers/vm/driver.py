@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.qemu_args import VMFiles
 from isobox.errors import InvalidStateError, WorkloadError
 from isobox.linux.cgroups import WorkloadCgroup
+from isobox.linux.tree import discard_tree
 from isobox.model.capability import Capability
 from isobox.model.network import hosts_file, resolv_conf
 from isobox.model.plan import Firmware, RunPlan
@@ -380,8 +380,8 @@ class VMDriver:
             cgroup = WorkloadCgroup.of(record.id)
             cgroup.kill_all()
             cgroup.remove()
-            shutil.rmtree(files.root, ignore_errors=True)
-            shutil.rmtree(files.sockets, ignore_errors=True)
+            discard_tree(files.root)
+            discard_tree(files.sockets)
 
 
 def _guest_network(plan: RunPlan) -> guest_script.GuestNetwork:
@@ -433,7 +433,7 @@ def exit_status(files: VMFiles, *, disk_vm: bool = False) -> tuple[int, float | 
 def _undo_create(files: VMFiles, existed: bool) -> None:
     """A failed create leaves nothing: the directory if create made it, else the files it made."""
     if not existed:
-        shutil.rmtree(files.root, ignore_errors=True)
+        discard_tree(files.root)
         return
     pipes = [Path(f"{files.pipe(name)}{suffix}") for name in qemu_args.PIPES for suffix in (".in", ".out")]
     for path in (files.disk, files.run_script, anyos.seed_path(files), *pipes):

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from isobox.errors import HostError, UnsafeLayerError
+from isobox.linux.tree import discard_tree, remove_tree
 from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def _is_opaque(path: str) -> bool:
 def _remove(path: str) -> None:
     st = os.lstat(path)
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
+        remove_tree(path)  # a merged copy of layers: any depth a layer has
     else:
         os.unlink(path)
 
@@ -134,7 +135,7 @@ def build_base(layers: tuple[str, ...], target: Path, scratch: Path) -> None:
         raise HostError(f"cannot build the root disk: {exc}", op="convert image to disk", path=str(target)) from exc
     finally:
         temporary.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_tree(staging)
 
 
 def ensure_base(cache_dir: Path, lock_dir: Path, image_id: str, layers: tuple[str, ...]) -> Path:
