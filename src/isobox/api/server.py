@@ -1,0 +1,470 @@
+"""The HTTP server: listeners (unix socket, TCP with mutual TLS, sockets systemd hands over) and the
+connection loop, asyncio streams with h11.
+
+Why not an ASGI framework: Docker's attach and exec start answer ``101 Switching Protocols`` (or 200 on
+old clients) and then use the bare connection both ways, with half-close for the end of stdin. ASGI has no
+way to hand the socket to the application. h11 is a sans-I/O HTTP/1.1 state machine: this loop owns the
+socket, feeds h11 the bytes, and can step aside after a 101 (``Hijack``). docs/api.md says more.
+
+One task per connection; requests on it are served one after the other (keep-alive). Handlers run the
+blocking service layer through api/workers.py, never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import socket
+import ssl
+import stat
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h11
+
+from isobox import __version__
+from isobox.api import errors
+from isobox.api.messages import Answer, Body, Hijack, Raw, Reply, Request, Streamed
+from isobox.api.routing import API_VERSION, Route, Router, check_version, split_version, text
+from isobox.errors import ConflictError, HostError, InvalidArgumentError
+
+log = logging.getLogger(__name__)
+
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers
+READ_BYTES = 64 * 1024
+DRAIN_BYTES = 1024 * 1024  # body left unread by a handler: read and dropped up to this, else the connection closes
+
+
+def common_headers() -> list[tuple[str, str]]:
+    return [
+        ("Api-Version", text(API_VERSION)),
+        ("Ostype", "linux"),
+        ("Server", f"isobox/{__version__} (linux)"),
+        ("Docker-Experimental", "false"),
+    ]
+
+
+class _ClientGone(Exception):
+    """The peer closed the connection in the middle of a request."""
+
+
+class Connection:
+    """One client connection: h11's state machine over an asyncio stream pair."""
+
+    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+
+    async def next_event(self) -> Any:
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                self.h11.receive_data(await self.reader.read(READ_BYTES))
+                continue
+            return event
+
+    async def send(self, event: Any) -> None:
+        data = self.h11.send(event)
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                event = await self.next_event()
+                if not isinstance(event, h11.Request):
+                    return  # ConnectionClosed, or the peer's side is done
+                if not await self.request(event):
+                    return
+                if self.h11.our_state is not h11.DONE or not await self.drain_body():
+                    return
+                self.h11.start_next_cycle()
+        except h11.RemoteProtocolError as exc:
+            await self.refuse(exc)
+        except (ConnectionError, _ClientGone, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+    async def refuse(self, exc: h11.RemoteProtocolError) -> None:
+        """A request h11 could not parse: 400 (or what h11 suggests), if a response can still go out."""
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        reply = Reply(exc.error_status_hint, errors.body(f"malformed HTTP request: {exc}"))
+        with contextlib.suppress(Exception):
+            await self.send_reply(reply, head_only=False, close=True)
+
+    async def pull_body(self) -> bytes | None:
+        event = await self.next_event()
+        if isinstance(event, h11.Data):
+            return bytes(event.data)
+        if isinstance(event, h11.EndOfMessage):
+            return None
+        raise _ClientGone()
+
+    async def drain_body(self) -> bool:
+        drained = 0
+        while self.h11.their_state is h11.SEND_BODY:
+            chunk = await self.pull_body()
+            if chunk is None:
+                break
+            drained += len(chunk)
+            if drained > DRAIN_BYTES:
+                return False
+        return self.h11.their_state is h11.DONE
+
+    # ---- one request ----------------------------------------------------------------------------
+
+    async def request(self, event: h11.Request) -> bool:
+        """Answer one request; False when the connection must close afterwards."""
+        started = time.monotonic()
+        headers = {name.decode().lower(): value.decode("latin-1") for name, value in event.headers}
+        target = event.target.decode("latin-1")
+        path, _, query_text = target.partition("?")
+        version, bare = split_version(path)
+        declared = headers.get("content-length")
+        request = Request(
+            method=event.method.decode(),
+            path=bare,
+            query=_parse_query(query_text),
+            headers=headers,
+            body=Body(self.pull_body, int(declared) if declared and declared.isdigit() else None),
+            version=API_VERSION,
+        )
+        operation = f"{request.method} {bare}"
+        route: Route | None = None
+        try:
+            request.version = check_version(version)
+            route, request.params = self.server.router.match(request.method, bare)
+            operation = route.name
+            answer: Answer = await route.handler(self.server.app, request)
+        except Exception as exc:
+            docker_words = route.not_found_message(exc, request.params) if route is not None else None
+            answer = self.error_reply(errors.ApiError(404, docker_words) if docker_words else exc, operation)
+        keep = await self.answer(request, answer, operation)
+        status = answer.status if isinstance(answer, Reply | Streamed) else 101
+        log.debug("%s %s → %s in %.1f ms", request.method, target, status, (time.monotonic() - started) * 1e3)
+        return keep
+
+    def error_reply(self, exc: Exception, operation: str) -> Reply:
+        status = errors.status_for(exc)
+        if status == 304:
+            return Reply(304, b"", "")
+        message = errors.message_for(exc, operation)
+        if status >= 500:
+            log.warning("%s failed: %s", operation, message, exc_info=not isinstance(exc, errors.ApiError))
+        return Reply(status, errors.body(message))
+
+    async def answer(self, request: Request, answer: Answer, operation: str) -> bool:
+        if isinstance(answer, Reply):
+            close = request.body.declared_bytes is not None and not request.body.done and answer.status >= 400
+            await self.send_reply(answer, head_only=request.method == "HEAD", close=close)
+            return not close
+        if isinstance(answer, Streamed):
+            return await self.send_stream(request, answer, operation)
+        await self.hijack(request, answer)
+        return False
+
+    async def send_reply(self, reply: Reply, *, head_only: bool, close: bool = False) -> None:
+        headers = common_headers() + list(reply.headers)
+        if reply.content_type:
+            headers.append(("Content-Type", reply.content_type))
+        if reply.status not in (204, 304):
+            headers.append(("Content-Length", str(len(reply.body))))
+        if close:
+            headers.append(("Connection", "close"))
+        await self.send(h11.Response(status_code=reply.status, headers=headers))
+        if reply.body and not head_only and reply.status not in (204, 304):
+            await self.send(h11.Data(data=reply.body))
+        await self.send(h11.EndOfMessage())
+
+    async def send_stream(self, request: Request, answer: Streamed, operation: str) -> bool:
+        """Headers now, chunks as they come. A client that goes away ends the stream (its producer
+        stops on ``request.gone``) and the connection; the server carries on."""
+        if not await self.drain_body():
+            return False
+        headers = [*common_headers(), *answer.headers, ("Content-Type", answer.content_type)]
+        await self.send(h11.Response(status_code=answer.status, headers=headers))
+        sending = asyncio.create_task(self._stream_chunks(answer))
+        watching = asyncio.create_task(self._watch_peer())
+        try:
+            done, _ = await asyncio.wait({sending, watching}, return_when=asyncio.FIRST_COMPLETED)
+            finished = sending in done and sending.exception() is None
+        finally:
+            for task in (sending, watching):
+                task.cancel()
+            await asyncio.gather(sending, watching, return_exceptions=True)
+        if not finished:
+            request.gone.set()  # its producer thread stops at its next step
+            failure = sending.exception() if sending in done else None
+            log.debug("%s: stream ended early: %s", operation, failure or "the client went away")
+        return finished
+
+    async def _stream_chunks(self, answer: Streamed) -> None:
+        async for chunk in answer.chunks:
+            if chunk:
+                await self.send(h11.Data(data=chunk))
+        await self.send(h11.EndOfMessage())
+
+    async def _watch_peer(self) -> None:
+        """Returns when the peer closes its side; bytes it sends meanwhile are kept for the next request."""
+        while True:
+            data = await self.reader.read(READ_BYTES)
+            if not data:
+                return
+            self.h11.receive_data(data)
+
+    async def hijack(self, request: Request, answer: Hijack) -> None:
+        if not await self.drain_body():
+            return
+        upgrade = "upgrade" in request.headers.get("connection", "").lower() and "upgrade" in request.headers
+        if upgrade:
+            headers = [*common_headers(), ("Content-Type", answer.content_type), ("Connection", "Upgrade"),
+                       ("Upgrade", "tcp")]
+            await self.send(h11.InformationalResponse(status_code=101, headers=headers))
+            leftover = self.h11.trailing_data[0]
+        else:
+            # Clients from before API 1.?? expect a plain 200 and then the raw stream: h11 cannot step aside
+            # after a final response, so this head is written by hand.
+            head = ["HTTP/1.1 200 OK", *(f"{k}: {v}" for k, v in common_headers()),
+                    f"Content-Type: {answer.content_type}", "", ""]
+            self.writer.write("\r\n".join(head).encode())
+            await self.writer.drain()
+            leftover = self.h11.trailing_data[0]
+
+        async def write(data: bytes) -> None:
+            self.writer.write(data)
+            await self.writer.drain()
+
+        def close_write() -> None:
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+
+        await answer.run(Raw(bytes(leftover), self.reader.read, write, close_write))
+
+
+def _parse_query(text_: str) -> dict[str, list[str]]:
+    from urllib.parse import parse_qs
+
+    return parse_qs(text_, keep_blank_values=True) if text_ else {}
+
+
+class Server:
+    """Serves ``router``'s routes on every listener until ``stop`` is set."""
+
+    def __init__(self, app: object, router: Router, listeners: list[Listener]) -> None:
+        self.app = app
+        self.router = router
+        self.listeners = listeners
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await Connection(self, reader, writer).serve()
+        except asyncio.CancelledError:
+            writer.close()
+            raise
+        except Exception:  # a bug in a handler's path must not take the server down with it
+            log.exception("connection failed")
+        finally:
+            self._connections.discard(task)
+
+    async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
+        servers: list[asyncio.base_events.Server] = []
+        try:
+            for listener in self.listeners:
+                if listener.unix:
+                    servers.append(await asyncio.start_unix_server(self._accept, sock=listener.sock))
+                else:
+                    servers.append(await asyncio.start_server(self._accept, sock=listener.sock, ssl=listener.tls))
+                log.info("listening on %s", listener.address)
+            if ready is not None:
+                ready()
+            await stop.wait()
+        finally:
+            for server in servers:
+                server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+
+
+# ---- listeners ----------------------------------------------------------------------------------
+
+SOCKET_MODE = 0o660
+SOCKET_GROUP = "isobox"
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at fd 3
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+@dataclass
+class Listener:
+    address: str  # as the user wrote it, for messages
+    sock: socket.socket
+    unix: bool
+    owned_path: Path | None = None  # a socket file this server made, removed when it stops
+    tls: ssl.SSLContext | None = None
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.owned_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.owned_path.unlink()
+
+
+def server_tls(files: TlsFiles) -> ssl.SSLContext:
+    """Mutual TLS as dockerd's --tlsverify: the client must show a certificate signed by ``ca_cert``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(files.cert), str(files.key))
+        context.load_verify_locations(cafile=str(files.ca_cert))
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidArgumentError(f"cannot load the TLS files: {exc}", op="serve", path=str(files.cert)) from exc
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def open_listeners(hosts: list[str], tls: TlsFiles | None, default_socket: Path,
+                   environ: Mapping[str, str] | None = None) -> list[Listener]:
+    """Bind every -H (default: the unix socket; with socket activation: the sockets systemd passed).
+    A TCP listener without mutual TLS is refused: whoever reaches the API is root on this host."""
+    inherited = activated_sockets(os.environ if environ is None else environ)
+    wanted = hosts or ([] if inherited else [f"unix://{default_socket}"])
+    listeners: list[Listener] = []
+    try:
+        for host in wanted:
+            scheme, _, rest = host.partition("://")
+            if scheme == "unix":
+                listeners.append(unix_listener(Path(rest or default_socket)))
+            elif scheme == "tcp":
+                listeners.append(tcp_listener(host, rest, tls))
+            elif scheme == "fd":
+                if not inherited:
+                    raise InvalidArgumentError("-H fd:// needs sockets passed by systemd (LISTEN_FDS)", op="serve")
+            else:
+                raise InvalidArgumentError(f"unsupported host {host!r}: use unix:///path, tcp://ADDR:PORT or fd://",
+                                           op="serve")
+        for sock in inherited:
+            listeners.append(_inherited_listener(sock, tls))
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners
+
+
+def unix_listener(path: Path) -> Listener:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, SOCKET_MODE)
+        _share_with_group(path)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise HostError(f"cannot listen on {path}: {exc.strerror}", op="serve", path=str(path)) from exc
+    return Listener(f"unix://{path}", sock, unix=True, owned_path=path)
+
+
+def _clear_stale(path: Path) -> None:
+    """A socket file left by a server that died is replaced; one that answers belongs to a live server."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise ConflictError(f"{path} exists and is not a socket", op="serve", path=str(path))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)
+        return
+    finally:
+        probe.close()
+    raise ConflictError(f"another server is listening on {path}", op="serve", path=str(path))
+
+
+def _share_with_group(path: Path) -> None:
+    """Group ``isobox`` (when the host has it) may use the socket, as group docker may use dockerd's;
+    its directory becomes traversable for that group, nothing more."""
+    try:
+        gid = grp.getgrnam(SOCKET_GROUP).gr_gid
+    except KeyError:
+        return
+    os.chown(path, 0, gid)
+    parent = path.parent
+    info = parent.stat()
+    if info.st_gid != gid and not info.st_mode & stat.S_IXOTH:
+        os.chown(parent, info.st_uid, gid)
+    os.chmod(parent, stat.S_IMODE(info.st_mode) | stat.S_IXGRP)
+
+
+def tcp_listener(address: str, rest: str, tls: TlsFiles | None) -> Listener:
+    if tls is None:
+        raise InvalidArgumentError(
+            f"refusing to listen on {address} without mutual TLS: give --tlsverify --tlscacert --tlscert --tlskey "
+            "(anyone who reaches the API controls this host)", op="serve")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgumentError(f"invalid TCP address {address!r}: use tcp://ADDR:PORT", op="serve")
+    host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise HostError(f"cannot listen on {address}: {exc.strerror}", op="serve") from exc
+    return Listener(address, sock, unix=False, tls=server_tls(tls))
+
+
+def activated_sockets(environ: Mapping[str, str]) -> list[socket.socket]:
+    """The listening sockets systemd passed (sd_listen_fds(3): LISTEN_PID is us, LISTEN_FDS of them from fd 3)."""
+    if environ.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    try:
+        count = int(environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    sockets = []
+    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count):
+        os.set_inheritable(fd, False)
+        sockets.append(socket.socket(fileno=fd))
+    return sockets
+
+
+def _inherited_listener(sock: socket.socket, tls: TlsFiles | None) -> Listener:
+    sock.setblocking(False)
+    if sock.family == socket.AF_UNIX:
+        return Listener(f"fd://{sock.fileno()} ({sock.getsockname()})", sock, unix=True)
+    if tls is None:
+        sock.close()
+        raise InvalidArgumentError("systemd passed a TCP socket: give --tlsverify --tlscacert --tlscert --tlskey",
+                                   op="serve")
+    return Listener(f"fd://{sock.fileno()}", sock, unix=False, tls=server_tls(tls))
