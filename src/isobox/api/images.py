@@ -361,13 +361,14 @@ async def load(app: App, request: Request) -> Reply:
         loaded = await app.workers.call_long(_load, path)
     finally:
         Path(path).unlink(missing_ok=True)
-    lines = b"".join(streams.line({"stream": f"Loaded image: {name}\n"}) for name in loaded)
+    lines = b"".join(streams.line({"stream": f"{text}\n"}) for text in loaded)
     return Reply(200, lines)
 
 
 def _load(ctx: Context, path: str) -> list[str]:
-    names: list[str] = []
+    """Docker's lines: "Loaded image: NAME" per tag, "Loaded image ID: ID" for an image without one."""
+    lines: list[str] = []
     for record in images.load(ctx, path):
-        tagged = [inspect.familiar(n) for n in ctx.images.names(record.id)]
-        names += tagged or [f"ID: {record.id}"]
-    return names
+        tagged = [f"Loaded image: {inspect.familiar(n)}" for n in ctx.images.names(record.id)]
+        lines += tagged or [f"Loaded image ID: {record.id}"]
+    return lines

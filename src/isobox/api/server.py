@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
+import http
 import logging
 import os
 import socket
@@ -184,7 +185,7 @@ class Connection:
             headers.append(("Content-Length", str(len(reply.body))))
         if close:
             headers.append(("Connection", "close"))
-        await self.send(h11.Response(status_code=reply.status, headers=headers))
+        await self.send(h11.Response(status_code=reply.status, headers=headers, reason=_reason(reply.status)))
         if reply.body and not head_only and reply.status not in (204, 304):
             await self.send(h11.Data(data=reply.body))
         await self.send(h11.EndOfMessage())
@@ -195,7 +196,7 @@ class Connection:
         if not await self.drain_body():
             return False
         headers = [*common_headers(), *answer.headers, ("Content-Type", answer.content_type)]
-        await self.send(h11.Response(status_code=answer.status, headers=headers))
+        await self.send(h11.Response(status_code=answer.status, headers=headers, reason=_reason(answer.status)))
         sending = asyncio.create_task(self._stream_chunks(answer))
         watching = asyncio.create_task(self._watch_peer())
         try:
@@ -252,6 +253,13 @@ class Connection:
                 self.writer.write_eof()
 
         await answer.run(Raw(bytes(leftover), self.reader.read, write, close_write))
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 def _parse_query(text_: str) -> dict[str, list[str]]:
