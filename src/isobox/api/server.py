@@ -123,7 +123,7 @@ class Connection:
             drained += len(chunk)
             if drained > DRAIN_BYTES:
                 return False
-        return self.h11.their_state is h11.DONE
+        return self.h11.their_state in (h11.DONE, h11._state.MIGHT_SWITCH_PROTOCOL)  # not re-exported by h11
 
     # ---- one request ----------------------------------------------------------------------------
 

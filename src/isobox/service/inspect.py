@@ -113,10 +113,8 @@ def ports_document(record: WorkloadRecord, image: ImageConfig | None) -> dict[st
     ports: dict[str, list[dict[str, str]] | None] = {key: None for key in (image.exposed_ports if image else ())}
     network = record.plan.network
     for port in network.ports if network is not None else ():
-        ports.setdefault(_port_key(port.container_port, port.protocol.value), [])
-        bound = ports[_port_key(port.container_port, port.protocol.value)]
-        assert bound is not None
-        bound.append({"HostIp": port.host_ip or "0.0.0.0", "HostPort": str(port.host_port)})
+        key = _port_key(port.container_port, port.protocol.value)
+        ports[key] = [*(ports.get(key) or []), {"HostIp": port.host_ip or "0.0.0.0", "HostPort": str(port.host_port)}]
     return ports
 
 
