@@ -178,3 +178,30 @@ def test_isolation_vm(api: api_server.ApiServer, cli: object) -> None:
         time.sleep(0.5)
     assert "from-the-vm" in api.docker("logs", "vm1").stdout
     api.docker("rm", "-f", "vm1", check=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None, reason="systemd-socket-activate is missing")
+def test_socket_activation(isobox_root: Path) -> None:
+    """isobox.socket's way: systemd listens, isobox serve -H fd:// takes the socket over (sd_listen_fds)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = isobox_root / "activated.sock"
+    env = dict(os.environ, ISOBOX_ROOT=str(isobox_root))
+    process = subprocess.Popen(
+        ["systemd-socket-activate", "-E", "PYTHONPATH", "-E", "ISOBOX_ROOT", "-l", str(path),
+         sys.executable, "-m", "isobox.cli.main", "serve", "-H", "fd://"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done = subprocess.run([api_server.DOCKER, "version", "--format", "{{.Server.APIVersion}}"],
+                              env=dict(os.environ, DOCKER_HOST=f"unix://{path}"), capture_output=True, text=True,
+                              timeout=60)
+        assert done.stdout.strip() == "1.44", done.stderr
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
