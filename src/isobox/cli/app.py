@@ -43,7 +43,7 @@ def root(
 # Which module registers which top-level command. Every module is listed in MODULES; VERBS lets a
 # command load only its own module (the image commands alone import an HTTP stack), so `isobox run`
 # starts faster. A verb missing here still works: then every module is registered.
-MODULES = ("workloads", "images", "volumes", "system", "vm", "networks", "policy")
+MODULES = ("workloads", "images", "volumes", "system", "vm", "networks", "policy", "serve")
 VERBS = {
     **dict.fromkeys(
         (
@@ -74,6 +74,7 @@ VERBS = {
     **dict.fromkeys(("compare", "policy", "scan"), "policy"),
     "system": "system",
     "info": "system",
+    "serve": "serve",
 }
 _GLOBAL_OPTIONS_WITH_VALUE = ("--root",)
 

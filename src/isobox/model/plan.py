@@ -154,7 +154,7 @@ def resolve(
         resources=spec.resources,
         security=spec.security,
         restart=spec.restart,
-        stop_signal=parse_signal(image.stop_signal) if image.stop_signal else int(signal.SIGTERM),
+        stop_signal=parse_signal(spec.stop_signal or image.stop_signal or int(signal.SIGTERM)),
         stop_timeout_s=spec.stop_timeout_s,
         init=spec.init,
         remove=spec.remove,

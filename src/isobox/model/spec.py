@@ -89,6 +89,7 @@ class WorkloadSpec:
     security: Security = field(default_factory=Security)
     restart: Restart = field(default_factory=Restart)
     stop_timeout_s: float = 10.0
+    stop_signal: str | None = None  # None: the image's STOPSIGNAL, else SIGTERM
     mounts: tuple[MountSpec, ...] = ()
     networks: tuple[str, ...] = ()  # network names, or ("none",) / ("host",); () is the default network
     publish: tuple[PortSpec, ...] = ()

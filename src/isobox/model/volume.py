@@ -17,6 +17,7 @@ class VolumeRecord:
     kind: str = DIR
     size_bytes: int = 0  # a disk volume's capacity
     labels: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()  # the driver options given at create (Docker's DriverOpts)
 
     @property
     def is_disk(self) -> bool:

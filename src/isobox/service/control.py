@@ -15,7 +15,7 @@ from isobox.model.spec import RestartPolicy
 from isobox.model.status import Op, Status, require
 from isobox.model.streams import Attach, ExecSpec
 from isobox.service.context import Context
-from isobox.service.workloads import driver_for, get, locked_workload, refresh, save, start
+from isobox.service.workloads import bridged, driver_for, get, locked_workload, refresh, save, start
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,20 @@ def restart(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) ->
 
 
 def rename(ctx: Context, name_or_id: str, new_name: str) -> WorkloadRecord:
+    """Rename a workload in any state; on its networks the old name stops resolving and the new one starts."""
+    new_name = ids.validate_name(new_name.removeprefix("/"))
     found = ctx.records.workloads.get(name_or_id)
     with locked_workload(ctx, found.id):
         record = get(ctx, found.id)
         require(Op.RENAME, record.status, workload=record.name)
-        renamed = replace(record, name=ids.validate_name(new_name))
+        if record.name == new_name:
+            return record
+        renamed = replace(record, name=new_name, plan=replace(record.plan, name=new_name))
         save(ctx, renamed)  # the UNIQUE name column refuses a taken name (ConflictError)
+    if bridged(record.plan):
+        from isobox.service import networks
+
+        networks.rename_endpoints(ctx, record.id, new_name)
     return renamed
 
 

@@ -9,6 +9,11 @@ from isobox.linux import cgroups
 from isobox.service.context import open_context
 
 
+def cgroup_version() -> str:
+    """"v1" (hybrid hosts too) or "v2"."""
+    return cgroups.version().value
+
+
 def info() -> dict[str, Any]:
     from isobox import __version__
     from isobox.drivers.container.runtime import probe

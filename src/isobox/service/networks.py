@@ -7,8 +7,9 @@ use and stays up until `network prune` (network_state.py says why).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -48,7 +49,14 @@ __all__ = [
 # ---- networks ---------------------------------------------------------------------------------
 
 
-def create(ctx: Context, name: str, *, subnet: str | None = None, gateway: str | None = None) -> NetworkRecord:
+def create(
+    ctx: Context,
+    name: str,
+    *,
+    subnet: str | None = None,
+    gateway: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> NetworkRecord:
     """A user-defined network; its bridge, DNS and rules are up when this returns."""
     ids.validate_name(name)
     if name in (NONE, HOST, DEFAULT_NETWORK):
@@ -58,7 +66,8 @@ def create(ctx: Context, name: str, *, subnet: str | None = None, gateway: str |
     with state.host_lock(), ExitStack() as undo:
         if ctx.records.networks.exists(name):
             raise ConflictError(f"network {name!r} already exists", op="create network", id=name)
-        network = state.new_record(ctx, name, subnet, gateway, default=False)
+        network = replace(state.new_record(ctx, name, subnet, gateway, default=False),
+                          labels=tuple((labels or {}).items()))  # as given: Docker returns them unchanged
         ctx.records.networks.insert(network)
         undo.callback(state.forget, ctx, network)
         state.activate(ctx, network)
@@ -230,6 +239,17 @@ def detach(ctx: Context, record: WorkloadRecord) -> None:
                 links.delete_link(name)
         touched = [n for n in state.all_networks(ctx) if n.id in {i.network_id for i in interfaces.values()}]
         state.delete_endpoints(ctx, record.id)
+        state.sync(ctx, touched)
+
+
+def rename_endpoints(ctx: Context, workload_id: str, new_name: str) -> None:
+    """The workload's names on its networks' DNS follow a rename."""
+    with state.host_lock():
+        mine = ctx.records.networks.endpoints(workload_id=workload_id)
+        state.delete_endpoints(ctx, workload_id)
+        for endpoint in mine:
+            state.insert_endpoint(ctx, replace(endpoint, workload_name=new_name))
+        touched = [n for n in state.all_networks(ctx) if n.id in {e.interface.network_id for e in mine}]
         state.sync(ctx, touched)
 
 

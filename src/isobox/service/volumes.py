@@ -33,7 +33,8 @@ def create(
             raise InvalidArgumentError(
                 f"unknown volume option {option!r} (type=dir|disk, size=SIZE)", op="create volume"
             )
-    return store(ctx).create(name, kind=kind, size_bytes=size, labels=labels)[0]
+    given = dict(option.partition("=")[::2] for option in options)
+    return store(ctx).create(name, kind=kind, size_bytes=size, labels=labels, options=given)[0]
 
 
 def resize(ctx: Context, name: str, size: str) -> VolumeRecord:

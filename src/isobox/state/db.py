@@ -89,7 +89,8 @@ CREATE TABLE IF NOT EXISTS volumes (
     name       TEXT PRIMARY KEY,
     anonymous  INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    labels     TEXT NOT NULL DEFAULT '{}'  -- JSON object, as given at create
+    labels     TEXT NOT NULL DEFAULT '{}', -- JSON object, as given at create
+    options    TEXT NOT NULL DEFAULT '{}'  -- JSON object: the driver options given at create (type, size)
 );
 CREATE TABLE IF NOT EXISTS networks (
     id         TEXT PRIMARY KEY,
@@ -128,8 +129,9 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
 
     if "userns_base" not in _columns(conn, "workloads"):
         conn.execute("ALTER TABLE workloads ADD COLUMN userns_base INTEGER")
-    if "labels" not in _columns(conn, "volumes"):
-        conn.execute("ALTER TABLE volumes ADD COLUMN labels TEXT NOT NULL DEFAULT '{}'")
+    for column in ("labels", "options"):
+        if column not in _columns(conn, "volumes"):
+            conn.execute(f"ALTER TABLE volumes ADD COLUMN {column} TEXT NOT NULL DEFAULT '{{}}'")
     for statement in _statements(SCHEMA):
         conn.execute(statement)
     for workload_id, text in list(conn.execute("SELECT id, record FROM workloads")):
@@ -145,6 +147,8 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     """RepoDigests (image_digests) for images pulled before they were kept: what the old records can tell."""
+    if "options" not in _columns(conn, "volumes"):
+        conn.execute("ALTER TABLE volumes ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
     for statement in _statements(SCHEMA):
         conn.execute(statement)
     image_records.backfill(conn)

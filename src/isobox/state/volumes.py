@@ -17,6 +17,7 @@ class VolumeRow:
     anonymous: bool
     created_at: float
     labels: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
 
 
 class VolumeRepository:
@@ -40,8 +41,9 @@ class VolumeRepository:
                 return _row(existing)
             make()
             tx.execute(
-                "INSERT INTO volumes (name, anonymous, created_at, labels) VALUES (?, ?, ?, ?)",
-                (row.name, int(row.anonymous), row.created_at, json.dumps(dict(row.labels))),
+                "INSERT INTO volumes (name, anonymous, created_at, labels, options) VALUES (?, ?, ?, ?, ?)",
+                (row.name, int(row.anonymous), row.created_at, json.dumps(dict(row.labels)),
+                 json.dumps(dict(row.options))),
             )
             return None
 
@@ -53,4 +55,6 @@ class VolumeRepository:
 
 def _row(row: sqlite3.Row) -> VolumeRow:
     labels = json.loads(row["labels"] or "{}")
-    return VolumeRow(row["name"], bool(row["anonymous"]), row["created_at"], tuple(sorted(labels.items())))
+    options = json.loads(row["options"] or "{}")
+    return VolumeRow(row["name"], bool(row["anonymous"]), row["created_at"], tuple(sorted(labels.items())),
+                     tuple(sorted(options.items())))

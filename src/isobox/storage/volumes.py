@@ -56,8 +56,8 @@ class VolumeStore:
             size = image.stat().st_size
         except OSError:
             return VolumeRecord(row.name, str(self.root / row.name / "_data"), row.anonymous, row.created_at,
-                                labels=row.labels)
-        return VolumeRecord(row.name, str(image), row.anonymous, row.created_at, DISK, size, row.labels)
+                                labels=row.labels, options=row.options)
+        return VolumeRecord(row.name, str(image), row.anonymous, row.created_at, DISK, size, row.labels, row.options)
 
     def create(
         self,
@@ -67,6 +67,7 @@ class VolumeStore:
         kind: str | None = None,
         size_bytes: int | None = None,
         labels: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
     ) -> tuple[VolumeRecord, bool]:
         """The volume ``name`` (created if missing, as a ``kind`` volume, dir by default); returns
         (record, created_now). An existing volume of another kind or size than asked is a conflict."""
@@ -92,7 +93,8 @@ class VolumeStore:
                 shutil.rmtree(directory, ignore_errors=True)
                 raise
 
-        row = VolumeRow(chosen, anonymous, time.time(), tuple(sorted((labels or {}).items())))
+        row = VolumeRow(chosen, anonymous, time.time(), tuple(sorted((labels or {}).items())),
+                        tuple(sorted((options or {}).items())))
         existing_row = self.rows.insert(row, make)
         if existing_row is not None:
             existing = self._record(existing_row)

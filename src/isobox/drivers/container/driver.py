@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import re
 import select
 import shutil
 import signal
@@ -17,13 +14,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from isobox.config import Paths
-from isobox.drivers.base import Created, TerminalSize
-from isobox.drivers.container import bundle, checkpoint, monitor
+from isobox.drivers.base import Created
+from isobox.drivers.container import bundle, checkpoint, interact, monitor
 from isobox.drivers.container import snapshots as container_snapshots
 from isobox.drivers.container.processes import host_processes
 from isobox.drivers.container.runtime import Runtime, probe
 from isobox.errors import (
-    CommandError,
     HostError,
     InvalidArgumentError,
     InvalidStateError,
@@ -41,8 +37,6 @@ from isobox.model.snapshot import SnapshotInfo
 from isobox.model.spec import Kind, RestartPolicy
 from isobox.model.status import Status
 from isobox.model.streams import Attach, ExecSpec
-from isobox.model.users import resolve_user
-from isobox.storage import rootfs as rootfs_access
 from isobox.storage.layerdiff import write_layer
 
 log = logging.getLogger(__name__)
@@ -96,46 +90,16 @@ class ContainerDriver:
         self, record: WorkloadRecord, attach: Attach | None = None, *, during_create: Callable[[], None] | None = None
     ) -> int:
         plan = record.plan
-        workdir = Path(plan.workload_dir)
         conmon_plan = self._prepare_start(record, attach)
         pid = self._create(conmon_plan, during_create)
         if attach is None:
             self.runtime.run("start", plan.id, op="start", workload=plan.id)
             return pid
-        sock = monitor.connect_attach(workdir)
-        with contextlib.closing(sock), TerminalSize(attach.stdout if plan.process.tty else -1) as size:
-
-            def resize() -> None:
-                changed = size.changed()
-                if changed is not None:
-                    monitor.resize(workdir, *changed)
-
-            resize()  # before the process runs: it starts with the caller's size
-            self.runtime.run("start", plan.id, op="start", workload=plan.id)
-            stdin = attach.stdin if plan.process.interactive else None
-            monitor.pump(sock, stdin, attach.stdout, attach.stderr, resize if plan.process.tty else None)
+        interact.stream(record, attach, start=lambda: self.runtime.run("start", plan.id, op="start", workload=plan.id))
         return pid
 
     def attach(self, record: WorkloadRecord, attach: Attach) -> bool:
-        plan = record.plan
-        workdir = Path(plan.workload_dir)
-        try:
-            sock = monitor.connect_attach(workdir)
-        except OSError as exc:
-            raise InvalidStateError(f"cannot attach to {record.name}: {exc.strerror or exc}", op="attach",
-                                    id=record.id) from exc
-        tty = plan.process.tty
-        with contextlib.closing(sock), TerminalSize(attach.stdout if tty else -1) as size:
-
-            def resize() -> None:
-                changed = size.changed()
-                if changed is not None:
-                    monitor.resize(workdir, *changed)
-
-            stdin = attach.stdin if plan.process.interactive else None
-            detached = monitor.pump(sock, stdin, attach.stdout, attach.stderr, resize if tty else None,
-                                    monitor.DETACH_KEYS if tty else None)
-        return not detached
+        return interact.stream(record, attach)
 
     def _create(self, conmon_plan: monitor.ConmonPlan, during: Callable[[], None] | None) -> int:
         """conmon + `runtime create`, running ``during`` meanwhile; if that fails, the created container is
@@ -143,7 +107,7 @@ class ContainerDriver:
         try:
             return self._spawn(conmon_plan, during)
         except WorkloadError as exc:
-            command_error = exec_failure(str(exc.message), conmon_plan.id)
+            command_error = interact.exec_failure(str(exc.message), conmon_plan.id)
             if command_error is not None:
                 raise command_error from exc
             raise
@@ -307,36 +271,7 @@ class ContainerDriver:
         self.runtime.run("resume", record.plan.id, op="unpause", workload=record.id)
 
     def exec(self, record: WorkloadRecord, spec: ExecSpec, streams: Attach) -> int:
-        plan = record.plan
-        root = bundle.rootfs_dir(plan)
-        user = resolve_user(
-            spec.user if spec.user is not None else plan.process.user,
-            rootfs_access.read_text_in_root(root, "/etc/passwd"),
-            rootfs_access.read_text_in_root(root, "/etc/group"),
-        )
-        config = json.loads((Path(plan.workload_dir) / "config.json").read_text())
-        process = dict(config["process"])
-        env = dict(item.split("=", 1) for item in process["env"])
-        env.update(dict(spec.env))
-        process.update(
-            terminal=spec.tty,
-            args=list(spec.argv),
-            env=[f"{k}={v}" for k, v in env.items()],
-            cwd=bundle.safe_cwd(root, spec.cwd) if spec.cwd else process["cwd"],
-            user={"uid": user.uid, "gid": user.gid, "additionalGids": list(user.additional_gids)},
-        )
-        spec_path = Path(plan.workload_dir) / f"exec-{os.getpid()}-{time.monotonic_ns()}.json"
-        spec_path.write_text(json.dumps(process))
-        argv = self.runtime.argv("exec", "--process", str(spec_path))
-        if spec.tty:
-            argv.append("--tty")
-        if spec.detach:
-            argv.append("--detach")
-        argv.append(plan.id)
-        try:
-            return _run_foreground(argv, streams if spec.interactive else replace(streams, stdin=None))
-        finally:
-            spec_path.unlink(missing_ok=True)
+        return interact.exec(self.runtime, record, spec, streams)
 
     def stats(self, record: WorkloadRecord) -> Stats:
         values = WorkloadCgroup.of(record.plan.id).stats()
@@ -441,25 +376,6 @@ class ContainerDriver:
             time.sleep(POLL_S)
 
 
-_EXEC_FAILURE = re.compile(r'exec: "(?P<command>[^"]*)": (?P<why>.*)$')
-
-
-def exec_failure(message: str, workload: str) -> CommandError | None:
-    """runc checks the command before the process runs (`runc create`): a command it cannot find is Docker's
-    exit code 127, one it may not execute 126."""
-    match = _EXEC_FAILURE.search(message)
-    if match is None:
-        return None
-    why = match.group("why")
-    if "not found" in why or "no such file or directory" in why:
-        code = 127
-    elif "permission denied" in why or "is a directory" in why:
-        code = 126
-    else:
-        return None
-    return CommandError(f'exec: "{match.group("command")}": {why}', exit_code=code, op="start", id=workload)
-
-
 def _wait_for_exit(pid: int | None, timeout_s: float) -> None:
     """Sleep up to ``timeout_s``, waking as soon as process ``pid`` (conmon) ends: it writes the exit
     file just before, so a foreground run learns the exit code without a polling delay."""
@@ -474,11 +390,3 @@ def _wait_for_exit(pid: int | None, timeout_s: float) -> None:
         select.select([fd], [], [], timeout_s)
     finally:
         os.close(fd)
-
-
-def _run_foreground(argv: list[str], streams: Attach) -> int:
-    import subprocess
-
-    stdin = subprocess.DEVNULL if streams.stdin is None else streams.stdin
-    done = subprocess.run(argv, stdin=stdin, stdout=streams.stdout, stderr=streams.stderr, check=False)
-    return done.returncode

@@ -17,18 +17,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from isobox.command import run
 from isobox.config import Paths
 from isobox.drivers.base import Created
 from isobox.drivers.vm import accel as vm_accel
-from isobox.drivers.vm import agent, anyos, guest_script, initramfs, interact, launch, qemu_args, rootdisk, streams
+from isobox.drivers.vm import agent, anyos, initramfs, interact, launch, qemu_args, streams
 from isobox.drivers.vm import commit as vm_commit
+from isobox.drivers.vm import create as vm_create
 from isobox.drivers.vm import kernel as guest_kernel
 from isobox.drivers.vm import snapshots as vm_snapshots
 from isobox.drivers.vm import volumes as vm_volumes
@@ -37,14 +36,13 @@ from isobox.errors import InvalidStateError, WorkloadError
 from isobox.linux.cgroups import WorkloadCgroup
 from isobox.linux.tree import discard_tree
 from isobox.model.capability import Capability
-from isobox.model.network import hosts_file, resolv_conf
-from isobox.model.plan import Firmware, RunPlan
+from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
 from isobox.model.snapshot import SnapshotInfo
 from isobox.model.spec import Kind
 from isobox.model.status import Status
 from isobox.model.streams import Attach, ExecSpec
-from isobox.model.users import ResolvedUser, resolve_user
+from isobox.model.users import ResolvedUser
 
 log = logging.getLogger(__name__)
 
@@ -65,65 +63,14 @@ class VMDriver:
     # -- create -----------------------------------------------------------------------------------
 
     def create(self, plan: RunPlan) -> Created:
-        files = VMFiles.of(plan.workload_dir, plan.id, self.paths.run)
-        existed = files.root.exists()
-        files.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if plan.disk_boot is not None:
-            return self._create_disk_vm(plan, files, existed)
-        with contextlib.ExitStack() as undo:
-            undo.callback(_undo_create, files, existed)
-            kernel = guest_kernel.find(self.paths.kernel_dir)
-            boot = initramfs.ensure(self.paths.cache, self.paths.locks, kernel)
-            base = rootdisk.ensure_base(self.paths.cache, self.paths.locks, plan.image_id, plan.layers)
-            rootdisk.create_overlay(base, files.disk)
-            files.run_script.write_text(
-                guest_script.run_script(
-                    hostname=plan.hostname,
-                    argv=plan.process.argv,
-                    env=plan.process.env,
-                    cwd=plan.process.cwd,
-                    user=self.user(plan, plan.process.user),
-                    interactive=plan.process.interactive,
-                    tty=plan.process.tty,
-                    network=_guest_network(plan),
-                    mounts=vm_volumes.guest_lines(vm_volumes.of(plan.mounts)),
-                )
-            )
-            for name in qemu_args.PIPES:
-                for suffix in (".in", ".out"):
-                    os.mkfifo(f"{files.pipe(name)}{suffix}", 0o600)
-            undo.pop_all()
-        facts = {**_accel_facts(), "kernel": kernel.version, "initramfs": str(boot), "root_disk_base": str(base)}
-        return Created(facts, exec_devices=True)
-
-    def _create_disk_vm(self, plan: RunPlan, files: VMFiles, existed: bool) -> Created:
-        boot = plan.disk_boot
-        assert boot is not None
-        disk = Path(boot.disk)
-        with contextlib.ExitStack() as undo:
-            undo.callback(_undo_create, files, existed)
-            fmt = anyos.disk_format(disk)
-            rootdisk.create_overlay(disk, files.disk, fmt)
-            if boot.cloud_init:
-                anyos.make_seed(Path(boot.cloud_init), plan.id, plan.hostname, anyos.seed_path(files))
-            firmware = "SeaBIOS"
-            if boot.firmware is Firmware.UEFI:
-                code, template = anyos.ovmf()
-                target = str(anyos.efi_vars_path(files))
-                run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(template), target],
-                    op="create VM", id=plan.id, path=target)
-                firmware = f"OVMF ({code.name})"
-            undo.pop_all()
-        return Created({**_accel_facts(), "firmware": firmware, "disk": str(disk), "disk_format": fmt})
+        return vm_create.create(self.paths, plan)
 
     def files(self, record: WorkloadRecord) -> VMFiles:
         return VMFiles.of(record.plan.workload_dir, record.id, self.paths.run)
 
     def user(self, plan: RunPlan, spec: str) -> ResolvedUser:
         """``spec`` resolved against the image's files, as for containers (model/users.py)."""
-        return resolve_user(
-            spec, rootdisk.image_file(plan.layers, "etc/passwd"), rootdisk.image_file(plan.layers, "etc/group")
-        )
+        return vm_create.image_user(plan, spec)
 
     def missing_capabilities(self, record: WorkloadRecord) -> dict[Capability, str]:
         missing: dict[Capability, str] = {}
@@ -384,19 +331,6 @@ class VMDriver:
             discard_tree(files.sockets)
 
 
-def _guest_network(plan: RunPlan) -> guest_script.GuestNetwork:
-    interfaces = plan.network.interfaces if plan.network is not None else ()
-    try:
-        host_resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        host_resolv = ""
-    return guest_script.GuestNetwork(
-        interfaces=interfaces,
-        hosts=hosts_file(plan.network, plan.hostname),
-        resolv_conf=resolv_conf(plan.network, host_resolv),
-    )
-
-
 # Beyond the guest's RAM: QEMU itself, TCG's translation cache (qemu_args.TCG_TB_SIZE_MIB), virtiofsd,
 # and the host page cache of the VM's disks. An idle 256 MiB VM holds about 180 MiB here.
 HOST_MEMORY_OVERHEAD_BYTES = 256 * 1024 * 1024
@@ -428,19 +362,3 @@ def exit_status(files: VMFiles, *, disk_vm: bool = False) -> tuple[int, float | 
     if last.startswith("init-error"):
         return EXIT_INIT_FAILED, finished
     return EXIT_UNKNOWN, finished
-
-
-def _undo_create(files: VMFiles, existed: bool) -> None:
-    """A failed create leaves nothing: the directory if create made it, else the files it made."""
-    if not existed:
-        discard_tree(files.root)
-        return
-    pipes = [Path(f"{files.pipe(name)}{suffix}") for name in qemu_args.PIPES for suffix in (".in", ".out")]
-    for path in (files.disk, files.run_script, anyos.seed_path(files), *pipes):
-        path.unlink(missing_ok=True)
-
-
-def _accel_facts() -> dict[str, str]:
-    """What `inspect` shows of how a VM runs: the accelerator, why it was chosen, the machine type."""
-    chosen = vm_accel.detect()
-    return {"accelerator": chosen.name, "accelerator_reason": chosen.reason, "machine": qemu_args.MACHINE}

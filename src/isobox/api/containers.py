@@ -1,0 +1,269 @@
+"""Containers (and VMs, with HostConfig.Isolation = "vm"): create, list, inspect, the lifecycle, rename,
+remove, prune. Their output (logs, stats, top, wait) is in container_io.py."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from isobox.api import errors, filters
+from isobox.api.app import App
+from isobox.api.container_spec import build_spec
+from isobox.api.messages import Reply, Request, empty, json_reply
+from isobox.api.routing import Handler, RouteTable
+from isobox.errors import InvalidArgumentError, NotFoundError
+from isobox.model.plan import parse_signal
+from isobox.model.record import WorkloadRecord
+from isobox.model.spec import WorkloadSpec
+from isobox.model.status import Status
+from isobox.service import control, inspect, registry_access, workloads
+from isobox.service.context import Context
+
+log = logging.getLogger(__name__)
+routes = RouteTable(missing="No such container: {id}")
+
+LIST_FILTERS = ("label", "name", "id", "status", "ancestor", "network", "volume", "exited", "before", "since")
+PRUNE_FILTERS = ("label", "until")
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+# ---- list -------------------------------------------------------------------------------------
+
+
+def _ancestor(record: WorkloadRecord, wanted: str) -> bool:
+    image_id = record.plan.image_id
+    bare = wanted.removeprefix("sha256:")
+    if len(bare) >= 4 and image_id.removeprefix("sha256:").startswith(bare):
+        return True
+    return inspect.familiar(record.plan.image) == inspect.familiar(wanted) or record.plan.image == wanted
+
+
+def _matches(record: WorkloadRecord, chosen: filters.Filters, others: dict[str, WorkloadRecord]) -> bool:
+    network = record.plan.network
+    interfaces = network.interfaces if network is not None else ()
+    mounts = record.plan.mounts
+    checks = (
+        filters.label_matches(dict(record.plan.labels), chosen.get("label", [])),
+        not chosen.get("name") or any(re.search(n.removeprefix("/"), record.name) for n in chosen["name"]),
+        not chosen.get("id") or any(record.id.startswith(i) for i in chosen["id"]),
+        filters.any_matches(chosen, "status", [record.status.value]),
+        not chosen.get("ancestor") or any(_ancestor(record, a) for a in chosen["ancestor"]),
+        filters.any_matches(chosen, "network", [n for i in interfaces for n in (i.network, i.network_id)]),
+        filters.any_matches(chosen, "volume", [v for m in mounts for v in (m.volume, m.target) if v]),
+        not chosen.get("exited") or (record.status is Status.EXITED and str(record.exit_code) in chosen["exited"]),
+        all(record.created_at < others[b].created_at for b in chosen.get("before", []) if b in others),
+        all(record.created_at > others[s].created_at for s in chosen.get("since", []) if s in others),
+    )
+    return all(checks)
+
+
+def _check_filters(chosen: filters.Filters) -> None:
+    for status in chosen.get("status", []):
+        if status not in STATUSES:
+            raise InvalidArgumentError(f"invalid filter 'status={status}'", op="list containers")
+    for code in chosen.get("exited", []):
+        if not code.lstrip("-").isdigit():
+            raise InvalidArgumentError(f"invalid filter 'exited={code}'", op="list containers")
+
+
+def list_documents(ctx: Context, *, all_: bool, limit: int | None, chosen: filters.Filters) -> list[dict[str, Any]]:
+    records = workloads.list_workloads(ctx, all=True)
+    by_ref = {key: r for r in records for key in (r.name, r.id, r.short_id)}
+    for ref in chosen.get("before", []) + chosen.get("since", []):
+        if ref not in by_ref:
+            raise NotFoundError(f"No such container: {ref}", op="list containers", id=ref)
+    show_all = all_ or bool(limit) or bool(chosen.get("status")) or bool(chosen.get("exited"))
+    found = [r for r in records if (show_all or r.status in (Status.RUNNING, Status.PAUSED))
+             and _matches(r, chosen, by_ref)]
+    return [inspect.container_summary(r) for r in (found[:limit] if limit else found)]
+
+
+@routes.get("/containers/json", "list containers")
+async def list_containers(app: App, request: Request) -> Reply:
+    chosen = filters.decode(request.arg("filters"), LIST_FILTERS)
+    _check_filters(chosen)
+    limit = request.int_arg("limit", None)
+    documents = await app.workers.call(list_documents, all_=request.flag("all"),
+                                       limit=limit if limit and limit > 0 else None, chosen=chosen)
+    return json_reply(documents)
+
+
+# ---- create, inspect --------------------------------------------------------------------------
+
+
+def _create(ctx: Context, spec: WorkloadSpec) -> WorkloadRecord:
+    """Docker answers 404 for an image not in the store, and the docker CLI and docker-py then pull it
+    through /images/create (with credentials and insecure-registry rules) and try again. The built-in
+    busybox is made on first use, as `isobox run busybox` does."""
+    if spec.image not in registry_access.BUILTIN_NAMES:
+        try:
+            ctx.images.resolve(spec.image)
+        except NotFoundError:
+            raise NotFoundError(f"No such image: {inspect.familiar(spec.image)}", op="create container",
+                                id=spec.image) from None
+    return workloads.create(ctx, spec)
+
+
+@routes.post("/containers/create", "create container")
+async def create(app: App, request: Request) -> Reply:
+    name = request.arg("name") or None
+    platform = request.arg("platform") or ""
+    if platform not in ("", "linux", "linux/amd64"):
+        raise InvalidArgumentError(f"platform {platform!r} is not available: isobox runs linux/amd64", op="create")
+    body = await request.json()
+    log.debug("create %s: %s", name or "(unnamed)", body)
+    spec = build_spec(body, name.removeprefix("/") if name else None)
+    record = await app.workers.call(_create, spec)
+    return json_reply({"Id": record.id, "Warnings": []}, 201)
+
+
+@routes.get("/containers/{id}/json", "inspect container")
+async def inspect_container(app: App, request: Request) -> Reply:
+    document = await app.workers.call(inspect.container, request.params["id"])
+    if request.flag("size"):
+        document["SizeRw"], document["SizeRootFs"] = 0, 0
+    return json_reply(document)
+
+
+# ---- lifecycle --------------------------------------------------------------------------------
+
+
+def _start(ctx: Context, name: str) -> None:
+    record = workloads.get(ctx, name)
+    if record.status in (Status.RUNNING, Status.PAUSED):
+        raise errors.NotModified()
+    workloads.start(ctx, record.id)
+
+
+@routes.post("/containers/{id}/start", "start container")
+async def start(app: App, request: Request) -> Reply:
+    await request.body.read()  # pre-1.24 clients sent a HostConfig here; nothing in it is used since
+    await app.workers.call(_start, request.params["id"])
+    return empty()
+
+
+def _timeout(request: Request) -> float | None:
+    """Seconds before SIGKILL (t, or timeout since 1.42); None: the container's own; -1: no limit."""
+    value = request.int_arg("timeout", request.int_arg("t", None))
+    if value is None:
+        return None
+    return float(value) if value >= 0 else float(365 * 86400)
+
+
+def _stop(ctx: Context, name: str, timeout_s: float | None) -> None:
+    record = workloads.get(ctx, name)
+    if record.status not in (Status.RUNNING, Status.PAUSED):
+        raise errors.NotModified()
+    control.stop(ctx, record.id, timeout_s=timeout_s)
+
+
+@routes.post("/containers/{id}/stop", "stop container")
+async def stop(app: App, request: Request) -> Reply:
+    if request.arg("signal"):
+        raise InvalidArgumentError("stop with another signal is not supported: send it with kill, then stop",
+                                   op="stop container")
+    await app.workers.call(_stop, request.params["id"], _timeout(request))
+    return empty()
+
+
+@routes.post("/containers/{id}/restart", "restart container")
+async def restart(app: App, request: Request) -> Reply:
+    await app.workers.call(control.restart, request.params["id"], timeout_s=_timeout(request))
+    return empty()
+
+
+@routes.post("/containers/{id}/kill", "kill container")
+async def kill(app: App, request: Request) -> Reply:
+    number = parse_signal(request.arg("signal") or "SIGKILL")
+    await app.workers.call(control.kill, request.params["id"], number)
+    return empty()
+
+
+@routes.post("/containers/{id}/pause", "pause container")
+async def pause(app: App, request: Request) -> Reply:
+    await app.workers.call(control.pause, request.params["id"])
+    return empty()
+
+
+@routes.post("/containers/{id}/unpause", "unpause container")
+async def unpause(app: App, request: Request) -> Reply:
+    await app.workers.call(control.unpause, request.params["id"])
+    return empty()
+
+
+@routes.post("/containers/{id}/rename", "rename container")
+async def rename(app: App, request: Request) -> Reply:
+
+    new_name = request.arg("name")
+    if not new_name:
+        raise InvalidArgumentError("rename needs a new name (?name=)", op="rename container")
+    await app.workers.call(control.rename, request.params["id"], new_name)
+    return empty()
+
+
+@routes.delete("/containers/{id}", "remove container")
+async def remove(app: App, request: Request) -> Reply:
+    if request.flag("link"):
+        raise InvalidArgumentError("links are not supported", op="remove container")
+    await app.workers.call(workloads.remove, request.params["id"], force=request.flag("force"),
+                           volumes=request.flag("v"))
+    return empty()
+
+
+def prune_documents(ctx: Context, chosen: filters.Filters) -> dict[str, Any]:
+    """Remove the stopped workloads (created or exited) that match; Docker's prune answer."""
+    from isobox.service.system import du
+
+    until = [_time(u) for u in chosen.get("until", [])]
+    deleted, reclaimed = [], 0
+    for record in workloads.list_workloads(ctx, all=True):
+        if record.status not in (Status.EXITED, Status.CREATED):
+            continue
+        if not filters.label_matches(dict(record.plan.labels), chosen.get("label", [])):
+            continue
+        if any(record.created_at >= limit for limit in until):
+            continue
+        reclaimed += du(Path(record.plan.workload_dir))
+        workloads.remove(ctx, record.id, force=True)
+        deleted.append(record.id)
+    return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+
+def _time(text: str) -> float:
+    """A Unix time, a duration before now (10m) or an RFC 3339 time, as prune's until filter takes."""
+    from isobox.service.logs import parse_since
+
+    return parse_since(text).timestamp()
+
+
+@routes.post("/containers/prune", "prune containers")
+async def prune(app: App, request: Request) -> Reply:
+    chosen = filters.decode(request.arg("filters"), PRUNE_FILTERS)
+    return json_reply(await app.workers.call(prune_documents, chosen))
+
+
+# ---- not yet ----------------------------------------------------------------------------------
+
+LATER = (
+    ("POST", "/containers/{id}/attach", "attach"), ("GET", "/containers/{id}/attach/ws", "attach"),
+    ("POST", "/containers/{id}/exec", "exec"), ("POST", "/exec/{id}/start", "exec"),
+    ("POST", "/exec/{id}/resize", "exec"), ("GET", "/exec/{id}/json", "exec"),
+    ("POST", "/containers/{id}/resize", "resize"), ("GET", "/containers/{id}/export", "export"),
+    ("GET", "/containers/{id}/changes", "changes"), ("POST", "/containers/{id}/update", "update"),
+    ("GET", "/containers/{id}/archive", "archive (docker cp)"),
+    ("HEAD", "/containers/{id}/archive", "archive (docker cp)"),
+    ("PUT", "/containers/{id}/archive", "archive (docker cp)"),
+)
+
+
+def _not_yet(what: str) -> Handler:
+    async def handler(app: App, request: Request) -> Reply:
+        raise errors.not_implemented(f"container {what}")
+
+    return handler
+
+
+for _method, _path, _what in LATER:
+    routes.add(_method, _path, f"container {_what}")(_not_yet(_what))

@@ -1,0 +1,149 @@
+"""`isobox serve` driven by docker-py: its containers, images, networks and volumes collections, and its
+errors; and bad input sent by hand (malformed JSON, wrong types, huge bodies, a client that goes away)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from fixtures import api_server
+from fixtures import registry as registries
+from fixtures.registry_images import seed
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def api(cli: object, isobox_root: Path) -> Iterator[api_server.ApiServer]:
+    server = api_server.start(isobox_root)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def client(api: api_server.ApiServer) -> Iterator[docker.DockerClient]:
+    connection = docker.DockerClient(base_url=api.url, version="auto")
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registries.Registry]:
+    server = registries.start(tmp_path_factory.mktemp("api-py-registry"))
+    try:
+        seed(server, "busybox", "lib/busybox:1")
+        yield server
+    finally:
+        server.stop()
+
+
+def test_containers(client: docker.DockerClient) -> None:
+    assert client.version()["ApiVersion"] == "1.44" and client.ping() is True
+    container = client.containers.run("busybox", ["sh", "-c", "echo hello; sleep 60"], name="py1", detach=True,
+                                      labels={"app": "py"}, environment={"K": "V"}, mem_limit="64m")
+    assert container.status in ("created", "running")
+    container.reload()
+    assert container.status == "running" and container.name == "py1"
+    assert container.attrs["HostConfig"]["Memory"] == 64 * 1024 * 1024 and "K=V" in container.attrs["Config"]["Env"]
+    assert [c.name for c in client.containers.list(filters={"label": "app=py"})] == ["py1"]
+    assert client.containers.list(filters={"label": "app=other"}) == []
+    assert client.containers.get("py1").id == container.id
+    assert container.logs() == b"hello\n"
+    assert "sleep 60" in [row[1] for row in container.top()["Processes"]]
+    stats = container.stats(stream=False)
+    assert stats["memory_stats"]["usage"] > 0 and stats["cpu_stats"]["online_cpus"] >= 1
+    with pytest.raises(docker.errors.APIError) as taken:
+        client.containers.create("busybox", "true", name="py1")
+    assert taken.value.status_code == 409
+    container.stop(timeout=1)
+    assert container.wait()["StatusCode"] == 137
+    assert client.containers.list() == [] and len(client.containers.list(all=True)) == 1
+    container.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get("py1")
+    assert client.containers.prune()["SpaceReclaimed"] == 0
+
+
+def test_images(client: docker.DockerClient, registry: registries.Registry) -> None:
+    name = f"{registry.host}/lib/busybox"
+    image = client.images.pull(name, tag="1")
+    assert f"{name}:1" in image.tags and image.id.startswith("sha256:")
+    assert image.tag("example.com/py/tool", "v1") is True
+    assert sorted(client.images.get(image.id).tags) == sorted([f"{name}:1", "example.com/py/tool:v1"])
+    assert image.id in [i.id for i in client.images.list()]
+    assert image.history()[0]["Id"] == image.id
+    client.images.remove("example.com/py/tool:v1")
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("example.com/py/tool:v1")
+    with pytest.raises(docker.errors.NotFound):
+        client.images.pull(f"{registry.host}/lib/absent", tag="1")
+    saved = b"".join(image.save())
+    client.images.remove(image.id, force=True)
+    loaded = client.images.load(saved)
+    assert [i.id for i in loaded] == [image.id]
+
+
+def test_networks_and_volumes(client: docker.DockerClient) -> None:
+    network = client.networks.create("pynet", driver="bridge", labels={"z": "1", "a": "2"})
+    assert network.attrs["Labels"] == {"z": "1", "a": "2"}
+    assert "pynet" in [n.name for n in client.networks.list(filters={"label": "z=1"})]
+    volume = client.volumes.create("pyvol", labels={"k": "v"})
+    assert volume.attrs["Labels"] == {"k": "v"} and [v.name for v in client.volumes.list()] == ["pyvol"]
+    container = client.containers.run("busybox", "sleep 60", detach=True, name="pymember", network="pynet",
+                                      volumes={"pyvol": {"bind": "/data", "mode": "rw"}})
+    network.reload()
+    assert list(network.attrs["Containers"]) == [container.id]
+    with pytest.raises(docker.errors.APIError) as busy:
+        network.remove()
+    assert busy.value.status_code == 409
+    container.remove(force=True)
+    network.remove()
+    volume.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.networks.get("pynet")
+    with pytest.raises(docker.errors.NotFound):
+        client.volumes.get("pyvol")
+
+
+def test_bad_input_is_refused_and_leaves_nothing(api: api_server.ApiServer) -> None:
+    with api.http() as http:
+        bad_json = http.post("/v1.44/containers/create", content=b"{not json",
+                             headers={"Content-Type": "application/json"})
+        assert bad_json.status_code == 400 and "malformed JSON" in bad_json.json()["message"]
+        wrong_type = http.post("/v1.44/containers/create", json={"Image": "busybox", "Cmd": 5})
+        assert wrong_type.status_code == 400 and "Cmd" in wrong_type.json()["message"]
+        negative = http.post("/v1.44/containers/create", json={"Image": "busybox", "HostConfig": {"Memory": -5}})
+        assert negative.status_code == 400 and "Memory" in negative.json()["message"]
+        dns = {"Image": "busybox", "HostConfig": {"Dns": ["1.1.1.1"]}}
+        unsupported = http.post("/v1.44/containers/create", json=dns)
+        assert unsupported.status_code == 400 and "HostConfig.Dns" in unsupported.json()["message"]
+        huge = http.post("/v1.44/containers/create", content=b"{" + b" " * (5 * 1024 * 1024) + b"}")
+        assert huge.status_code == 400 and "limit" in huge.json()["message"]
+        assert http.get("/v1.44/containers/json", params={"all": "1"}).json() == []
+        assert http.get("/v1.44/containers/json", params={"filters": '{"nope": ["x"]}'}).status_code == 400
+        created = http.post("/v1.44/containers/create", params={"name": "talker"},
+                            json={"Image": "busybox", "Cmd": ["sh", "-c", "while true; do echo tick; sleep 0.1; done"]})
+        assert created.status_code == 201
+        assert http.post("/v1.44/containers/talker/start").status_code == 204
+        assert http.post("/v1.44/containers/talker/start").status_code == 304
+
+    # A follower that vanishes mid-stream: the workload keeps running and the server keeps serving.
+    raw = socket.socket(socket.AF_UNIX)
+    raw.connect(str(api.socket))
+    raw.sendall(b"GET /v1.44/containers/talker/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n\r\n")
+    assert b"200 OK" in raw.recv(4096)
+    raw.close()
+    with api.http() as http:
+        assert http.get("/_ping").text == "OK"
+        state = http.get("/v1.44/containers/talker/json").json()["State"]
+        assert state["Running"] is True
+        assert http.delete("/v1.44/containers/talker", params={"force": "1"}).status_code == 204
