@@ -20,10 +20,9 @@ def mounts_under(path: Path) -> list[str]:
         return [line.split()[4] for line in info if line.split()[4].startswith(str(path))]
 
 
-def processes_naming(path: Path) -> list[str]:
-    """Live (not zombie) processes whose command line contains ``path``, as "pid: argv"."""
+def processes_with(marker: str) -> list[Path]:
+    """/proc entries of the live (not zombie) processes whose command line contains ``marker``."""
     found = []
-    marker = str(path).encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -32,9 +31,20 @@ def processes_naming(path: Path) -> list[str]:
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if marker in cmdline and state != "Z":
-            argv = cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]
-            found.append(f"{proc.name}: {argv}")
+        if marker.encode() in cmdline and state != "Z":
+            found.append(proc)
+    return found
+
+
+def processes_naming(path: Path) -> list[str]:
+    """Processes whose command line contains ``path``, as "pid: argv"."""
+    found = []
+    for proc in processes_with(str(path)):
+        try:
+            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+        except OSError:
+            continue
+        found.append(f"{proc.name}: {argv}")
     return found
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.leaks import processes_with as processes_with  # the tests' import site
 
 ISOBOX = [sys.executable, "-m", "isobox.cli.main"]
 
@@ -38,22 +39,6 @@ class Cli:
         if check and done.returncode != 0:
             raise AssertionError(f"isobox {' '.join(args)} failed ({done.returncode}): {done.stderr}")
         return done
-
-
-def processes_with(marker: str) -> list[Path]:
-    """/proc entries of the live (not zombie) processes whose command line contains ``marker``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            found.append(proc)
-    return found
 
 
 @pytest.fixture
