@@ -50,9 +50,11 @@ def test_containers_on_two_hosts_reach_each_other_by_address_and_name() -> None:
         for host in cluster.hosts:
             _join(cluster, host)
         one.isobox("network", "create", "--driver", "overlay", "--subnet", SUBNET, "ov", check=True)
-        one.isobox("run", "-d", "--name", "alpha", "--hostname", "alpha", "--network", "ov", "busybox", "sh", "-c", WEB, check=True)
+        one.isobox("run", "-d", "--name", "alpha", "--hostname", "alpha", "--network", "ov", "busybox", "sh", "-c", WEB,
+                   check=True)
         # The second node has no part of "ov" until a workload names it: then it takes a slice of its own.
-        two.isobox("run", "-d", "--name", "beta", "--hostname", "beta", "--network", "ov", "busybox", "sh", "-c", WEB, check=True)
+        two.isobox("run", "-d", "--name", "beta", "--hostname", "beta", "--network", "ov", "busybox", "sh", "-c", WEB,
+                   check=True)
         _sync(one)
 
         first, second = _inspect(one, "ov"), _inspect(two, "ov")
