@@ -62,6 +62,7 @@ def test_containers_on_two_hosts_reach_each_other_by_address_and_name() -> None:
         overlay_one, overlay_two = dict(first["overlay"]), dict(second["overlay"])  # type: ignore[call-overload]
         assert overlay_one["vni"] == overlay_two["vni"] and overlay_one["slice"] != overlay_two["slice"]
         assert overlay_one["peers"] == [two.address] and overlay_two["peers"] == [one.address]
+        assert f"table bridge isobox-{overlay_one['vxlan']}" in one.run("nft", "list", "tables").stdout
         alpha_ip = first["endpoints"][0]["ip"]  # type: ignore[index]
         beta_ip = second["endpoints"][0]["ip"]  # type: ignore[index]
         assert alpha_ip.startswith("10.208.0.") and beta_ip.startswith("10.208.1.")
@@ -79,6 +80,7 @@ def test_containers_on_two_hosts_reach_each_other_by_address_and_name() -> None:
             host.isobox("rm", "-f", name, check=True)
             host.isobox("network", "rm", "ov", check=True)
             assert not [n for n in _links(host) if n.startswith(("ivx-", "ibr-", "iv"))], _links(host)
+            assert "isobox" not in host.run("nft", "list", "tables").stdout
         with EtcdKV(cluster.etcd_endpoints) as kv:
             assert [e.key for e in kv.items("")] == ["nodes/h1", "nodes/h2"]
 

@@ -89,3 +89,16 @@ def test_a_cluster_configuration_needs_an_endpoint_and_a_valid_node_name() -> No
         ClusterConfig((), "n1", "198.18.0.11")
     with pytest.raises(InvalidArgumentError, match="invalid name"):
         ClusterConfig(("http://127.0.0.1:2379",), "bad/name", "198.18.0.11")
+
+
+def test_dhcp_is_not_bridged_out_through_vxlan() -> None:
+    assert overlay.dhcp_filter("ivx-0123456789") == (
+        "table bridge isobox-ivx-0123456789\n"
+        "delete table bridge isobox-ivx-0123456789\n"
+        "table bridge isobox-ivx-0123456789 {\n"
+        "\tchain forward {\n"
+        "\t\ttype filter hook forward priority filter; policy accept;\n"
+        '\t\toifname "ivx-0123456789" udp dport { 67, 68 } counter drop comment "dhcp stays on this node"\n'
+        "\t}\n"
+        "}\n"
+    )

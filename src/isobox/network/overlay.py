@@ -14,7 +14,12 @@
 - VXLAN adds 50 bytes (outer Ethernet 14, IP 20, UDP 8, VXLAN 8: RFC 7348 §5), so the bridge, the device and
   the workloads' interfaces get the underlay's MTU minus 50; bigger frames would be dropped, not fragmented.
 
-Rendering (`link_commands`, `fdb_commands`) is pure and unit-tested; `ensure` and `delete` apply it.
+- DHCP stays on its node: each node's dnsmasq answers DHCP for its own VMs only, and is authoritative, so it
+  would refuse (DHCPNAK) another node's VM renewing a lease it does not know. A bridge-family nftables table
+  per network drops DHCP (UDP 67/68) bridged out through the VXLAN device (`dhcp_filter`).
+
+Rendering (`link_commands`, `fdb_commands`, `dhcp_filter`) is pure and unit-tested; `ensure` and `delete`
+apply it.
 """
 
 from __future__ import annotations
@@ -121,6 +126,25 @@ def link_commands(link: OverlayLink) -> list[str]:
     ]
 
 
+def filter_table(vxlan: str) -> str:
+    return f"isobox-{vxlan}"
+
+
+def dhcp_filter(vxlan: str) -> str:
+    """The `nft -f` script of the network's bridge table: DHCP never leaves the node through VXLAN (pure)."""
+    table = filter_table(vxlan)
+    return "\n".join([
+        f"table bridge {table}",
+        f"delete table bridge {table}",
+        f"table bridge {table} {{",
+        "\tchain forward {",
+        "\t\ttype filter hook forward priority filter; policy accept;",
+        f'\t\toifname "{vxlan}" udp dport {{ 67, 68 }} counter drop comment "dhcp stays on this node"',
+        "\t}",
+        "}",
+    ]) + "\n"
+
+
 def fdb_commands(vxlan: str, present: Iterable[str], wanted: Iterable[str]) -> list[str]:
     """`bridge -batch` lines that make the flooding entries exactly one per wanted peer (pure)."""
     have, want = set(present), set(wanted)
@@ -142,6 +166,7 @@ def ensure(link: OverlayLink) -> None:
     if not exists(link.vxlan):
         try:
             run(["ip", "-batch", "-"], input="\n".join(link_commands(link)) + "\n", op="create vxlan", id=link.vxlan)
+            run(["nft", "-f", "-"], input=dhcp_filter(link.vxlan), op="filter vxlan dhcp", id=link.vxlan)
         except BaseException:
             delete(link.vxlan)
             raise
@@ -162,6 +187,10 @@ def peers(vxlan: str) -> list[str]:
 
 
 def delete(vxlan: str) -> None:
+    table = filter_table(vxlan)
+    # `table …; delete table …`: removes it whether or not it exists (nft(8)), in one transaction.
+    run(["nft", "-f", "-"], input=f"table bridge {table}\ndelete table bridge {table}\n", op="delete vxlan filter",
+        id=vxlan, check=False)
     if exists(vxlan):
         run(["ip", "link", "delete", vxlan], op="delete vxlan", id=vxlan, check=False)
 
