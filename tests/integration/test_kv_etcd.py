@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tests.fixtures import etcd as fx
@@ -15,6 +16,7 @@ from tests.unit import kv_contract
 
 from isobox.errors import ConflictError, HostError
 from isobox.state.etcd import EtcdKV
+from isobox.state.etcd_gateway import EtcdTLS
 
 pytestmark = pytest.mark.integration
 etcd_base, etcd1, etcd3, etcd3_private = fx.etcd_base, fx.etcd1, fx.etcd3, fx.etcd3_private  # fixtures
@@ -146,3 +148,20 @@ def test_failover_when_the_member_in_use_is_killed(etcd3_private: EtcdCluster, n
     assert kv.endpoint not in killed
     values = [c.value for c in kv.changes("counter", mark)]
     assert values == [str(n) for n in range(61)]
+
+
+def test_tls_with_client_certificates(tmp_path: Path) -> None:
+    """An etcd that accepts only HTTPS clients with a certificate of its CA: isobox with the CA, its certificate
+    and key reaches it; without its certificate, or trusting another CA, it does not."""
+    tls = fx.make_tls(tmp_path / "pki")
+    (tmp_path / "etcd").mkdir()
+    cluster = fx.start_cluster(1, tmp_path / "etcd", tag="tls", tls=tls)
+    try:
+        good = EtcdTLS(ca_cert=tls.ca_cert, client_cert=tls.client_cert, client_key=tls.client_key)
+        with EtcdKV(cluster.endpoints, tls=good) as kv:
+            kv_contract.revisions_grow_and_compare_and_set_refuses_stale_writes(kv)
+        for bad in (EtcdTLS(ca_cert=tls.ca_cert), EtcdTLS(client_cert=tls.client_cert, client_key=tls.client_key)):
+            with EtcdKV(cluster.endpoints, tls=bad, retry_s=0.5) as kv, pytest.raises(HostError):
+                kv.get("x")
+    finally:
+        cluster.stop()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,17 +127,8 @@ class Gateway:
         self.timeout_s = timeout_s
         self.retry_s = retry_s
         self._current = 0
-        verify: bool | str = True
-        cert: tuple[str, str] | None = None
-        if tls is not None:
-            verify = str(tls.ca_cert) if tls.ca_cert is not None else True
-            if tls.client_cert is not None:
-                if tls.client_key is None:
-                    raise InvalidArgumentError("an etcd client certificate needs its key", op="connect to etcd")
-                cert = (str(tls.client_cert), str(tls.client_key))
         self._client = httpx.Client(
-            verify=verify,
-            cert=cert,
+            verify=_ssl_context(tls) if tls is not None else True,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_keepalive_connections=4),
         )
@@ -224,6 +216,20 @@ class Gateway:
                 response.close()
             return
         raise EtcdUnreachable(failures, sent=False)
+
+
+def _ssl_context(tls: EtcdTLS) -> ssl.SSLContext:
+    """The CA to trust (else the system's) and the client certificate, as httpx takes them (an SSLContext)."""
+    if tls.client_cert is not None and tls.client_key is None:
+        raise InvalidArgumentError("an etcd client certificate needs its key", op="connect to etcd")
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_cert) if tls.ca_cert is not None else None)
+        if tls.client_cert is not None and tls.client_key is not None:
+            context.load_cert_chain(str(tls.client_cert), str(tls.client_key))
+    except (OSError, ssl.SSLError) as exc:
+        path = str(tls.client_cert or tls.ca_cert or "")
+        raise InvalidArgumentError(f"cannot load the etcd TLS files: {exc}", op="connect to etcd", path=path) from exc
+    return context
 
 
 def _first_line(response: httpx.Response) -> str:
