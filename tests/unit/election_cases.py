@@ -33,6 +33,7 @@ def one_leader_at_a_time(make: MakeKV) -> None:
 def a_waiting_candidate_takes_over_when_the_leader_resigns(make: MakeKV) -> None:
     a, b = make(), make()
     election_a, election_b = Election(a, "leader"), Election(b, "leader")
+    _, _, mark = election_b.observe(0)
     first = election_a.campaign("a", a.grant(30))
     results: list[str] = []
     waiter = threading.Thread(target=lambda: results.append(election_b.campaign("b", b.grant(30), timeout_s=10,
@@ -46,6 +47,9 @@ def a_waiting_candidate_takes_over_when_the_leader_resigns(make: MakeKV) -> None
     assert election_a.resign(first) is False, "a stale leadership must not remove its successor's key"
     current = election_a.leader()
     assert current is not None and current.value == "b"
+    now, seen, mark = election_b.observe(mark)
+    assert now == current and [c.value for c in seen] == ["a", None, "b"]
+    assert election_b.observe(mark)[1] == [], "each change is seen once"
 
 
 def a_leader_whose_lease_expired_is_fenced(make: MakeKV) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from isobox.errors import ConflictError, HostError
-from isobox.state.kv import KV, Entry, Guard
+from isobox.state.kv import KV, Change, Entry, Guard
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,14 @@ class Election:
     def leader(self) -> Entry | None:
         return self.kv.get(self.key)
 
-    def observe(self, after: int) -> tuple[Entry | None, int]:
-        """The leader now and the revision to pass next time; a caller polls this to learn of every change
-        of leader after ``after`` (it sees the latest, not each one between)."""
-        revision = self.kv.revision()
-        return self.kv.get(self.key), max(revision, after)
+    def observe(self, after: int) -> tuple[Entry | None, list[Change], int]:
+        """The leader now, every change of the leader key after revision ``after`` (who took over, who left:
+        None), and the revision to pass next time. A follower polls this to react to each change of leader."""
+        mark = max(self.kv.revision(), after)
+        changes = [c for c in self.kv.changes(self.key, after) if c.key == self.key]
+        if changes:
+            mark = max(mark, changes[-1].revision)
+        return self.kv.get(self.key), changes, mark
 
     def is_leader(self, leadership: Leadership) -> bool:
         current = self.kv.get(self.key)
