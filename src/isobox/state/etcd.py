@@ -56,7 +56,7 @@ class EtcdKV:
         *,
         namespace: str = DEFAULT_NAMESPACE,
         tls: EtcdTLS | None = None,
-        timeout_s: float = 5.0,
+        timeout_s: float = 2.0,
         retry_s: float = 5.0,
     ) -> None:
         self.gateway = Gateway(endpoints, tls=tls, timeout_s=timeout_s, retry_s=retry_s)

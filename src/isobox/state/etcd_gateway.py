@@ -3,7 +3,8 @@ under /v3/), over httpx: several endpoints, failover between them, TLS.
 
 Why the gateway and httpx (docs/cluster.md says more): isobox is synchronous and already depends on httpx; the
 gateway needs no protobuf or gRPC stack (the `etcd3` package is unmaintained and breaks on current protobuf),
-and a request per call keeps every operation bounded in time, which a CLI needs.
+and a request per call keeps every operation bounded in time, which a CLI needs. The read timeout (2 s) is
+short on purpose: a write forwarded to a leader that just died is lost, and is only retried once it runs out.
 
 Failover. Calls go to the endpoint that answered last; one that cannot be reached (connection refused or timed
 out, the connection dropped) or that answers "unavailable" (a member without a leader, a partitioned one) is
@@ -119,7 +120,7 @@ class Gateway:
         endpoints: str | list[str] | tuple[str, ...],
         *,
         tls: EtcdTLS | None = None,
-        timeout_s: float = 5.0,
+        timeout_s: float = 2.0,
         connect_timeout_s: float = 1.0,
         retry_s: float = 5.0,
     ) -> None:
