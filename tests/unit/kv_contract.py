@@ -9,7 +9,7 @@ import time
 import pytest
 
 from isobox.errors import ConflictError
-from isobox.state.kv import KV
+from isobox.state.kv import KV, Guard
 
 
 def revisions_grow_and_compare_and_set_refuses_stale_writes(kv: KV) -> None:
@@ -83,3 +83,28 @@ def only_one_of_racing_writers_wins(kv: KV, make: object) -> None:
     for thread in threads:
         thread.join()
     assert len(winners) == 1
+
+
+def guarded_writes_stop_when_the_guard_goes(kv: KV) -> None:
+    """A leader's writes carry its leader key's revision: once the key went with the lease (or another
+    leader holds it), the old leader's writes are refused, and a new leader's are not."""
+    lease = kv.grant(30.0)
+    held = kv.put("leader", "me", expect=0, lease=lease)
+    guard = Guard("leader", held)
+    kv.put("assignments/s/0", "a", guard=guard)
+    assert kv.delete("assignments/s/0", guard=guard) is True
+    kv.put("assignments/s/0", "a", guard=guard, expect=0)
+    kv.revoke(lease)
+    with pytest.raises(ConflictError, match="fenced"):
+        kv.put("assignments/s/0", "b", guard=guard)
+    with pytest.raises(ConflictError, match="fenced"):
+        kv.delete("assignments/s/0", guard=guard)
+    other = kv.put("leader", "you", expect=0)
+    with pytest.raises(ConflictError, match="fenced"):
+        kv.put("assignments/s/0", "c", guard=guard)
+    entry = kv.get("assignments/s/0")
+    assert entry is not None and entry.value == "a"
+    with pytest.raises(ConflictError, match="changed meanwhile"):
+        kv.put("assignments/s/0", "d", guard=Guard("leader", other), expect=0)
+    kv.put("assignments/s/0", "d", guard=Guard("leader", other), expect=entry.mod_revision)
+    assert kv.delete("nothing/here", guard=Guard("leader", other)) is False

@@ -42,3 +42,7 @@ def test_leases(kv: SqliteKV) -> None:
 
 def test_racing_writers(kv: SqliteKV, db_path: Path) -> None:
     kv_contract.only_one_of_racing_writers_wins(kv, lambda: SqliteKV(Database(db_path)))
+
+
+def test_guarded_writes(kv: SqliteKV) -> None:
+    kv_contract.guarded_writes_stop_when_the_guard_goes(kv)

@@ -27,11 +27,22 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument(..., help="Name of the network."),
         subnet: str | None = typer.Option(None, "--subnet", help="IPv4 subnet, e.g. 10.89.0.0/24 (default: pool)."),
         gateway: str | None = typer.Option(None, "--gateway", help="Gateway (default: first address of the subnet)."),
+        driver: str = typer.Option(
+            "bridge", "-d", "--driver",
+            help="bridge (this host) or overlay (every node of the cluster, over VXLAN; docs/cluster.md).",
+        ),
     ) -> None:
-        """Create a bridge network."""
+        """Create a network."""
+        from isobox.errors import InvalidArgumentError
+        from isobox.model.network import NetworkDriver
         from isobox.service import networks
 
-        output.out.print(networks.create(_ctx(), name, subnet=subnet, gateway=gateway).id)
+        try:
+            kind = NetworkDriver(driver)
+        except ValueError:
+            raise InvalidArgumentError(f"unknown network driver {driver!r}: use bridge or overlay",
+                                       op="create network", id=name) from None
+        output.out.print(networks.create(_ctx(), name, subnet=subnet, gateway=gateway, driver=kind).id)
 
     @network.command("ls")
     def ls(

@@ -10,6 +10,10 @@ shape etcd has, so the reconciler never knows which store it talks to.
   leases expire by time too, so the single-host store behaves as etcd's for code that uses them.
 - `changes(prefix, after)` lists the keys written or deleted after a revision (a watch, by polling where the
   store cannot push).
+- A write may also be fenced (`guard`): it happens only while another key still has the revision the writer
+  knows, e.g. its leader key or its node key, both held by its lease (state/election.py). A writer whose lease
+  expired (a paused or partitioned node) can then no longer write, even if it still believes it leads: the
+  fencing that Jepsen's analysis of etcd 3.4 shows locks alone do not give.
 
 Keys are "/"-separated paths (`services/<id>`, `assignments/<service>/<slot>`, `nodes/<name>`); values are
 JSON text that model/ dataclasses round-trip through state/codec.py.
@@ -35,6 +39,15 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """The fence of a write: it happens only while ``key`` still has ``mod_revision`` (0: while it does not
+    exist), in the same transaction as the write; else ConflictError ("fenced")."""
+
+    key: str
+    mod_revision: int
+
+
+@dataclass(frozen=True)
 class Change:
     key: str
     revision: int
@@ -48,13 +61,15 @@ class KV(Protocol):
         """Every live key under ``prefix``, in key order."""
         ...
 
-    def put(self, key: str, value: str, *, expect: int | None = None, lease: int | None = None) -> int:
+    def put(
+        self, key: str, value: str, *, expect: int | None = None, lease: int | None = None, guard: Guard | None = None
+    ) -> int:
         """Write; with ``expect``, only if the key's mod_revision is that (0: the key must not exist), else
-        ConflictError. Returns the new revision."""
+        ConflictError; with ``guard``, only while the guard holds (else ConflictError). Returns the new revision."""
         ...
 
-    def delete(self, key: str, *, expect: int | None = None) -> bool:
-        """Remove (with ``expect`` as for put); whether the key existed."""
+    def delete(self, key: str, *, expect: int | None = None, guard: Guard | None = None) -> bool:
+        """Remove (with ``expect`` and ``guard`` as for put); whether the key existed."""
         ...
 
     def revision(self) -> int:
@@ -117,6 +132,16 @@ class SqliteKV:
                                 id=key)
         return row
 
+    def _fence(self, tx: sqlite3.Connection, guard: Guard | None, key: str) -> None:
+        if guard is None:
+            return
+        row = tx.execute("SELECT mod_revision FROM kv_desired WHERE key = ?", (guard.key,)).fetchone()
+        found = int(row["mod_revision"]) if row is not None else 0
+        if found != guard.mod_revision:
+            raise ConflictError(
+                f"fenced: {guard.key} is at revision {found or 'none'}, not {guard.mod_revision} (the writer lost its "
+                "lease or its leadership)", op="write", id=key)
+
     def get(self, key: str) -> Entry | None:
         self.db.write(self._expire)
         rows = self.db.query("SELECT * FROM kv_desired WHERE key = ?", (key,))
@@ -129,9 +154,12 @@ class SqliteKV:
         )
         return [Entry(r["key"], r["value"], r["mod_revision"], r["lease"]) for r in rows]
 
-    def put(self, key: str, value: str, *, expect: int | None = None, lease: int | None = None) -> int:
+    def put(
+        self, key: str, value: str, *, expect: int | None = None, lease: int | None = None, guard: Guard | None = None
+    ) -> int:
         def write(tx: sqlite3.Connection) -> int:
             self._expire(tx)
+            self._fence(tx, guard, key)
             self._check(tx, key, expect)
             if lease is not None and tx.execute("SELECT 1 FROM kv_leases WHERE id = ?", (lease,)).fetchone() is None:
                 raise ConflictError(f"lease {lease} expired", op="write", id=key)
@@ -146,9 +174,10 @@ class SqliteKV:
 
         return self.db.write(write)
 
-    def delete(self, key: str, *, expect: int | None = None) -> bool:
+    def delete(self, key: str, *, expect: int | None = None, guard: Guard | None = None) -> bool:
         def write(tx: sqlite3.Connection) -> bool:
             self._expire(tx)
+            self._fence(tx, guard, key)
             if self._check(tx, key, expect) is None:
                 return False
             self._record(tx, key, None)
