@@ -26,9 +26,7 @@ def _say(text: str) -> None:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    from rich.markup import escape
-
-    output.print_table(headers, [[escape(str(cell)) for cell in row] for row in rows])
+    output.print_table(headers, rows)
 
 
 def _ctx() -> Context:
@@ -113,7 +111,9 @@ def scan(
     json_output: bool = typer.Option(False, "--json"),
     packages: bool = typer.Option(False, "--packages", help="List every package, not only their count."),
 ) -> None:
-    """Risk report of an image: root user, setuid/setgid files, world-writable paths, secrets in env, packages."""
+    """Risk report of an image.
+
+    Root user, setuid/setgid files, world-writable paths, secrets in files and env, packages."""
     from isobox.service import policy as service
 
     ctx = _ctx()
@@ -151,7 +151,9 @@ def compare(
     json_output: bool = typer.Option(False, "--json"),
     plot: Path | None = typer.Option(None, "--plot", help="Also draw the measurements into this PNG file."),
 ) -> None:
-    """Run a workload as a container and as a VM, N times each, and compare what each costs and isolates.
+    """Run a workload both ways and compare them.
+
+    Runs it as a container and as a VM, N times each, and compares what each costs and isolates.
 
     Options come before `--`, the command after it: isobox compare busybox -n 2 -- echo hi
     """

@@ -93,16 +93,23 @@ def _register_snapshot(snapshot: typer.Typer) -> None:
             output.warn(made.note)
 
     @snapshot.command("list")
-    def snapshot_list(workload: str = typer.Argument(...), json_output: bool = typer.Option(False, "--json")) -> None:
-        """List a workload's snapshots."""
+    def snapshot_list(
+        workload: str = typer.Argument(..., help="A workload.", metavar="WORKLOAD"),
+        json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """List a workload's snapshots (also: snapshot ls)."""
+        from isobox.cli.tables import time_ago
         from isobox.service import snapshots as snapshot_service
 
         found = snapshot_service.list_snapshots(_ctx(), workload)
         if json_output:
             output.print_json(found)
             return
-        rows = [(s.name, s.content, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_at))) for s in found]
-        output.print_table(["NAME", "CONTENT", "CREATED"], rows)
+        now = time.time()
+        output.print_table(["NAME", "CONTENT", "CREATED"], [(s.name, s.content, time_ago(s.created_at, now))
+                                                            for s in found])
+
+    snapshot.command("ls", hidden=True)(snapshot_list)
 
     @snapshot.command("restore")
     def snapshot_restore(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:

@@ -238,7 +238,8 @@ def container_document(record: WorkloadRecord, image: ImageConfig | None = None)
             "Networks": networks_document(record),
         },
         "Isobox": {"Kind": record.kind.value, "DriverInfo": dict(record.driver_info),
-                   "StopTimeoutSeconds": plan.stop_timeout_s},
+                   "StopTimeoutSeconds": plan.stop_timeout_s, "WorkloadDir": plan.workload_dir,
+                   "UsernsBase": plan.userns_base},
     }
 
 
@@ -301,9 +302,12 @@ def created_unix(text: str) -> int:
     return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp())
 
 
-def image_document(record: Any, names: Iterable[str], config: Mapping[str, Any]) -> dict[str, Any]:
-    """GET /images/{name}/json, from the store's record and the image's config blob."""
+def image_document(record: Any, names: Iterable[str], config: Mapping[str, Any],
+                   repo_digests: Iterable[str] = ()) -> dict[str, Any]:
+    """GET /images/{name}/json, from the store's record and the image's config blob; ``repo_digests``: the
+    ones the store recorded (every repository@digest the image was pulled or pushed by)."""
     tags, digests = repo_tags_and_digests(names, record.manifest_digest)
+    digests = sorted({*digests, *(familiar(d) for d in repo_digests)})
     found = config.get("rootfs")
     rootfs: dict[str, Any] = found if isinstance(found, dict) else {}
     return {
@@ -330,7 +334,7 @@ def image(ctx: Context, name: str) -> dict[str, Any]:
     from isobox.service import images
 
     details = images.inspect(ctx, name)
-    return image_document(details.record, details.names, details.config)
+    return image_document(details.record, details.names, details.config, details.repo_digests)
 
 
 # ---- networks and volumes ---------------------------------------------------------------------
