@@ -67,6 +67,18 @@ def register(app: typer.Typer) -> None:
                                 "isobox's own facts under \"Isobox\"." + EXAMPLES)(inspect)
 
 
+def register_container(group: typer.Typer) -> None:
+    group.command("inspect")(inspect_container)
+
+
+def inspect_container(
+    names: list[str] = typer.Argument(..., help="Workload names or ids.", metavar="WORKLOAD"),
+    format_text: str = typer.Option("", "-f", "--format", help=FORMAT_HELP, metavar="TEMPLATE"),
+) -> None:
+    """Details of workloads as Docker's JSON documents."""
+    print_documents(names, [ObjectType.CONTAINER], format_text)
+
+
 def inspect(
     names: list[str] = typer.Argument(..., help="Names or ids.", metavar="NAME"),
     format_text: str = typer.Option("", "-f", "--format", help=FORMAT_HELP, metavar="TEMPLATE"),

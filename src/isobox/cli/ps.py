@@ -41,6 +41,14 @@ def register(app: typer.Typer) -> None:
     app.command("port")(port)
 
 
+def register_container(group: typer.Typer) -> None:
+    for name in ("ls", "ps", "list"):
+        group.command(name, help="List workloads (running ones; all with -a)." + PS_EXAMPLES,
+                      hidden=name != "ls")(ps)
+    group.command("top")(top)
+    group.command("port")(port)
+
+
 def ps(
     all_: bool = typer.Option(False, "-a", "--all", help="Show all workloads (only running ones by default)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only the ids."),

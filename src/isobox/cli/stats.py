@@ -32,6 +32,10 @@ _CLEAR = "\x1b[2J\x1b[H"  # erase the screen, cursor home: what docker stats doe
 
 
 def register(app: typer.Typer) -> None:
+    register_container(app)
+
+
+def register_container(app: typer.Typer) -> None:
     app.command("stats", help="What workloads use, live.\n\nCPU %, memory and its limit, network and block "
                               "I/O, processes, of running workloads or those named." + EXAMPLES)(stats)
 

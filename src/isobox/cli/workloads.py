@@ -104,6 +104,11 @@ def register(app: typer.Typer) -> None:
     _register_io(app)
 
 
+def register_container(group: typer.Typer) -> None:
+    """The same commands in `isobox container …`."""
+    register(group)
+
+
 def _register_lifecycle(app: typer.Typer) -> None:
     @app.command("start")
     def start(

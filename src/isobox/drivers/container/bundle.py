@@ -20,6 +20,7 @@ from isobox.linux.tree import discard_tree
 from isobox.model import network as network_model
 from isobox.model.mounts import MountKind
 from isobox.model.plan import USERNS_SIZE, RunPlan
+from isobox.model.spec import Resources
 from isobox.model.users import resolve_user
 from isobox.storage import rootfs as rootfs_access
 from isobox.storage.snapshot import overlay_mount
@@ -277,6 +278,29 @@ def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
         _write_json(bundle / "config.json", config)
         undo.pop_all()
     return {"runtime": runtime_name, "cgroup": cgroups.workload_path(plan.id)}
+
+
+def apply_limits(plan: RunPlan, resources: Resources) -> None:
+    """New limits in a running container's cgroup (only those that differ from the plan's); None lifts one."""
+    current = plan.resources
+    cgroup = cgroups.WorkloadCgroup.of(plan.id)
+    memory = None if resources.memory_bytes == current.memory_bytes else (resources.memory_bytes or -1)
+    quota = None if resources.cpus == current.cpus else (
+        int(resources.cpus * oci_spec.CPU_PERIOD_US) if resources.cpus else -1)
+    pids = None if resources.pids_limit == current.pids_limit else (resources.pids_limit or 0)
+    cgroup.set_limits(memory_bytes=memory, cpu_quota_us=quota, cpu_period_us=oci_spec.CPU_PERIOD_US if quota else None,
+                      pids_limit=pids)
+
+
+def rewrite_resources(plan: RunPlan) -> None:
+    """config.json's linux.resources from the plan, for the container's next start."""
+    path = Path(plan.workload_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WorkloadError(f"cannot read the container's config: {exc}", op="update", path=str(path)) from exc
+    config.setdefault("linux", {})["resources"] = oci_spec.resources_of(plan, host_facts())
+    _write_json(path, config)
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:

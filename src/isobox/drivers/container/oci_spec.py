@@ -145,6 +145,11 @@ def _namespaces(netns_path: str | None, host: HostFacts, *, userns: bool = False
     return spaces
 
 
+def resources_of(plan: RunPlan, host: HostFacts) -> dict[str, Any]:
+    """linux.resources of the plan (`isobox update` rewrites it in a created container's config.json)."""
+    return _resources(plan, host, plan.security.privileged)
+
+
 def _resources(plan: RunPlan, host: HostFacts, privileged: bool) -> dict[str, Any]:
     limits = plan.resources
     resources: dict[str, Any] = {}
