@@ -103,14 +103,20 @@ def pull(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Pull an image from a registry."""
+    from isobox.errors import ImagePullError, NotFoundError
+    from isobox.service import pulling
+
     display = None if quiet or json_output or not output.err.is_terminal else PullDisplay()
     with _context() as ctx:
-        if display is None:
-            record = service.pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert)
-        else:
-            with display.progress:
-                record = service.pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert,
-                                      progress=display)
+        try:
+            if display is None:
+                record = service.pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert)
+            else:
+                with display.progress:
+                    record = service.pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert,
+                                          progress=display)
+        except (ImagePullError, NotFoundError) as exc:
+            raise pulling.failure(exc, name) from exc
     if json_output:
         output.print_json(record)
     elif quiet:
