@@ -106,7 +106,8 @@ def _rows(ctx: Context, found: list[WorkloadRecord], *, no_trunc: bool, size: bo
         if size:
             own = workload_size(ctx, record)
             size_text = f"{human_size(own)} (virtual {human_size(own + _image_size(ctx, record))})"
-        rows.append(container_row(record, now_s=now, exposed=image.exposed_ports if image else (),
+        exposed = record.plan.exposed_ports or (image.exposed_ports if image else ())  # older records: the image's
+        rows.append(container_row(record, now_s=now, exposed=exposed,
                                   no_trunc=no_trunc, size_text=size_text))
     return rows
 

@@ -111,7 +111,8 @@ def _port_key(port: int, protocol: str) -> str:
 
 def ports_document(record: WorkloadRecord, image: ImageConfig | None) -> dict[str, list[dict[str, str]] | None]:
     """NetworkSettings.Ports: each exposed port, with its host bindings or null."""
-    ports: dict[str, list[dict[str, str]] | None] = {key: None for key in (image.exposed_ports if image else ())}
+    exposed = (*(image.exposed_ports if image else ()), *record.plan.exposed_ports)
+    ports: dict[str, list[dict[str, str]] | None] = {key: None for key in exposed}
     network = record.plan.network
     for port in network.ports if network is not None else ():
         key = _port_key(port.container_port, port.protocol.value)
@@ -192,7 +193,8 @@ def _security_opts(record: WorkloadRecord) -> list[str]:
 def _config(record: WorkloadRecord, image: ImageConfig | None) -> dict[str, Any]:
     plan, process = record.plan, record.plan.process
     entrypoint, cmd = _split_command(process.argv, image)
-    exposed: dict[str, dict[str, str]] = {key: {} for key in (image.exposed_ports if image else ())}
+    exposed: dict[str, dict[str, str]] = {key: {} for key in (*(image.exposed_ports if image else ()),
+                                                              *plan.exposed_ports)}
     for port in plan.network.ports if plan.network is not None else ():
         exposed[_port_key(port.container_port, port.protocol.value)] = {}
     volumes: dict[str, dict[str, str]] = {t: {} for t in (image.volumes if image else ())}
