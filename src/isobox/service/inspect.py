@@ -16,6 +16,7 @@ from typing import Any
 
 from isobox.errors import IsoboxError
 from isobox.images import reference
+from isobox.model.humanize import human_duration
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountKind, MountPlan
 from isobox.model.network import NetworkMode, NetworkRecord
@@ -43,34 +44,6 @@ def familiar(name: str) -> str:
         return reference.parse(name).familiar()
     except IsoboxError:
         return name
-
-
-def human_duration(seconds: float) -> str:
-    """Go's go-units HumanDuration, which `docker ps` shows: "Less than a second", "About a minute", "3 hours"."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 # ---- containers -------------------------------------------------------------------------------
