@@ -13,7 +13,7 @@ from isobox.cli.spec_flags import RunFlags, build_spec, with_run_flags
 
 if TYPE_CHECKING:
     from isobox.images.scan import ScanReport
-    from isobox.service.compare import Comparison, Summary
+    from isobox.service.compare import Comparison, Step, Summary
     from isobox.service.context import Context
     from isobox.service.policy import Explanation
 
@@ -162,7 +162,8 @@ def compare(
 
     if plot is not None:
         _require_matplotlib()
-    result = service.compare(_ctx(), WorkloadSpec(image, tuple(command or ())), runs=runs, warmup=warmup)
+    result = service.compare(_ctx(), WorkloadSpec(image, tuple(command or ())), runs=runs, warmup=warmup,
+                             progress=_Progress())
     if plot is not None:
         _plot(result, plot)
     if json_output:
@@ -171,6 +172,23 @@ def compare(
     _print_comparison(result)
     if plot is not None:
         _say(f"plot: {plot}")
+
+
+class _Progress:
+    """Which run `compare` is making, on stderr: one line rewritten in place on a terminal, else one per run."""
+
+    def __init__(self) -> None:
+        import sys
+
+        self.stream = sys.stderr
+        self.terminal = self.stream.isatty()
+
+    def __call__(self, step: Step) -> None:
+        if self.terminal:
+            self.stream.write(f"\r\x1b[K{step} …" + ("\n" if step.number == step.total else ""))
+        else:
+            self.stream.write(f"{step}\n")
+        self.stream.flush()
 
 
 def _seconds(s: Summary | None) -> str:
@@ -207,7 +225,7 @@ def _print_comparison(result: Comparison) -> None:
         ["syscall surface", *(k.isolation.syscall_surface for k in kinds)],
         ["capabilities", *(k.isolation.capabilities for k in kinds)],
         ["namespaces", *(k.isolation.namespaces for k in kinds)],
-        ["biggest host process", *(k.isolation.host_process for k in kinds)],
+        ["host process", *(k.isolation.host_process for k in kinds)],
     ]
     _table(["", *(k.kind.value.upper() for k in kinds)], rows)
     for line in _ratios(result):
@@ -242,22 +260,32 @@ def _require_matplotlib() -> None:
 
 
 def _plot(result: Comparison, path: Path) -> None:
+    """One panel per measure, bars on a log scale (a VM's figures are often 10-100 times a container's, which
+    a linear scale flattens to nothing), each bar labelled with its median, whiskers from min to max."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: render straight to the file
     import matplotlib.pyplot as plt
 
-    panels = (("first_output_s", "start to first output (s)", 1.0), ("total_s", "total time (s)", 1.0),
-              ("pss_bytes", "host memory, peak PSS (MiB)", 1 / 2**20), ("disk_bytes", "disk added (KiB)", 1 / 1024))
-    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
+    panels = (("first_output_s", "start to first output (s)", 1.0, "{:.2f}"),
+              ("total_s", "total time (s)", 1.0, "{:.2f}"),
+              ("pss_bytes", "host memory, peak PSS (MiB)", 1 / 2**20, "{:.1f}"),
+              ("disk_bytes", "disk added (KiB)", 1 / 1024, "{:.0f}"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8))
     names = [k.kind.value for k in result.results]
-    for axis, (metric, title, scale) in zip(axes, panels, strict=True):
+    for axis, (metric, title, scale, fmt) in zip(axes, panels, strict=True):
         summaries = [k.summary(metric) for k in result.results]
         medians = [s.median * scale if s else 0.0 for s in summaries]
-        low = [(s.median - s.low) * scale if s else 0.0 for s in summaries]
-        high = [(s.high - s.median) * scale if s else 0.0 for s in summaries]
-        axis.bar(names, medians, yerr=[low, high], capsize=6, color=["#4c72b0", "#dd8452"][: len(names)])
-        axis.set_title(title, fontsize=10)
+        floor = min((m for m in medians if m > 0), default=1.0) / 10  # a log axis has no zero
+        heights = [max(m, floor) for m in medians]
+        low = [max(h - (s.low * scale if s else h), 0.0) for h, s in zip(heights, summaries, strict=True)]
+        high = [max((s.high * scale if s else h) - h, 0.0) for h, s in zip(heights, summaries, strict=True)]
+        bars = axis.bar(names, heights, yerr=[low, high], capsize=6, color=["#4c72b0", "#dd8452"][: len(names)])
+        axis.set_yscale("log")
+        axis.bar_label(bars, labels=[fmt.format(m) if s else "n/a" for m, s in zip(medians, summaries, strict=True)],
+                       padding=3, fontsize=9)
+        axis.margins(y=0.25)
+        axis.set_title(title + ", log scale", fontsize=10)
     figure.suptitle(f"{result.image} {' '.join(result.command)}: median, min-max of {result.runs} runs")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
