@@ -130,8 +130,11 @@ def plain_help(command: typer.core.TyperCommand | typer.core.TyperGroup) -> None
     for param in command.params:
         if isinstance(param, typer.core.TyperOption) and not param.is_flag and param.metavar is None:
             param.metavar = "VALUE" if param.nargs == 1 else "VALUE..."
-        elif isinstance(param, typer.core.TyperArgument) and param.metavar is None:
-            param.metavar = param.name.upper() if param.name else "ARG"
+        elif isinstance(param, typer.core.TyperArgument):
+            if param.metavar is None:
+                param.metavar = param.name.upper() if param.name else "ARG"
+            # typer follows an argument's name with its Python type ("IMAGE <str>"): the name says enough.
+            setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010
     if command.short_help is None and command.help:
         first = command.help.strip().split("\n\n", 1)[0]
         command.short_help = " ".join(first.split())

@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         print_documents(names, [ObjectType.NETWORK], format_text)
 
     @network.command("rm")
-    def rm(names: list[str] = typer.Argument(...)) -> None:
+    def rm(names: list[str] = typer.Argument(..., help="Network names or ids.", metavar="NETWORK")) -> None:
         """Remove networks no workload is on."""
         from isobox.service import networks
 

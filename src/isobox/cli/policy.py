@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
 
 def show(
     policy_file: Path | None = typer.Option(None, "--policy", help="Policy file (default: the one in force)."),
-    json_output: bool = typer.Option(False, "--json"),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print the policy in force, rule by rule (and check the file)."""
     from isobox.service import policy as service
@@ -73,7 +73,7 @@ def show(
 def explain(
     image: str = typer.Argument(..., help="Image to judge."),
     command: list[str] = typer.Argument(None, help="Command (does not affect the decision)."),
-    json_output: bool = typer.Option(False, "--json"),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     *,
     flags: RunFlags,
 ) -> None:
@@ -108,7 +108,7 @@ def _print_explanation(result: Explanation) -> None:
 
 def scan(
     image: str = typer.Argument(..., help="Image to scan (from the store)."),
-    json_output: bool = typer.Option(False, "--json"),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     packages: bool = typer.Option(False, "--packages", help="List every package, not only their count."),
 ) -> None:
     """Risk report of an image.
@@ -125,19 +125,33 @@ def scan(
 
 
 def _print_report(report: ScanReport, list_packages: bool) -> None:
+    from isobox.images.scan import Severity
+
     _say(f"image:    {report.image} ({report.image_id})")
     _say(f"user:     {report.user or '(none: root)'}")
-    _say(f"entries:  {report.entries}")
+    _say(f"entries:  {report.entries} files, directories and links")
     if report.counts:
         _say("findings: " + ", ".join(f"{kind} {count}" for kind, count in report.counts))
-        rows = [(f.kind.value, f.subject, f.detail) for f in report.findings]
-        _table(["KIND", "SUBJECT", "DETAIL"], rows)
+        order = list(Severity)
+        rows = [(f.severity.value, f.kind.value, f.subject, f.detail)
+                for f in sorted(report.findings, key=lambda f: (order.index(f.severity), f.kind.value, f.subject))]
+        _table(["SEVERITY", "KIND", "SUBJECT", "DETAIL"], rows)
     else:
         _say("findings: none")
-    sources = sorted({p.source for p in report.packages})
-    _say(f"packages: {len(report.packages)}" + (f" ({', '.join(sources)})" if sources else ""))
+    _say("packages: " + _packages_line(report))
     if list_packages and report.packages:
         _table(["PACKAGE", "VERSION", "FROM"], [(p.name, p.version, p.source) for p in report.packages])
+
+
+def _packages_line(report: ScanReport) -> str:
+    """How many packages the image's package databases list, and which databases those were; when there is
+    none, why (a static or distroless image may have none; an rpm database is not read)."""
+    unread = f"; an {', '.join(report.unread_databases)} database is present, and isobox does not read it" \
+        if report.unread_databases else ""
+    if report.package_databases:
+        return f"{len(report.packages)} (from {', '.join(report.package_databases)}){unread}"
+    return "not counted: the image has no dpkg or apk database" + (unread or " (none of rpm either: a static or "
+                                                                    "hand-built image)")
 
 
 # ---- compare ----------------------------------------------------------------------------------
@@ -148,7 +162,7 @@ def compare(
     command: list[str] = typer.Argument(None, help="Command and arguments (default: the image's)."),
     runs: int = typer.Option(3, "-n", "--runs", min=1, help="Measured runs per kind."),
     warmup: int = typer.Option(1, "--warmup", min=0, help="Unmeasured runs per kind first."),
-    json_output: bool = typer.Option(False, "--json"),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     plot: Path | None = typer.Option(None, "--plot", help="Also draw the measurements into this PNG file."),
 ) -> None:
     """Run a workload both ways and compare them.

@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(output.EXIT_ISOBOX_ERROR)
 
     @system.command("on-exit", hidden=True)
-    def on_exit(workload_id: str = typer.Argument(...)) -> None:
+    def on_exit(workload_id: str = typer.Argument(..., help="The workload that exited.")) -> None:
         """Bookkeeping that conmon runs when a detached container exits (--rm, restart policies)."""
         from isobox.service import control
         from isobox.service.context import open_context

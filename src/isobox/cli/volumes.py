@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
     @volume.command("rm")
     def rm(
-        names: list[str] = typer.Argument(...),
+        names: list[str] = typer.Argument(..., help="Volume names.", metavar="VOLUME"),
         force: bool = typer.Option(False, "-f", "--force", help="Remove even if a workload uses it."),
     ) -> None:
         """Remove volumes (refused while a workload uses them)."""
