@@ -88,6 +88,11 @@ def port_summaries(record: WorkloadRecord, exposed: Sequence[str]) -> list[PortS
     return ports
 
 
+def ports_column_of(record: WorkloadRecord, exposed: Sequence[str]) -> str:
+    """The PORTS cell of a workload."""
+    return ports_column(port_summaries(record, exposed))
+
+
 def container_row(record: WorkloadRecord, *, now_s: float, exposed: Sequence[str] = (), no_trunc: bool = False,
                   size_text: str = "0B") -> ContainerRow:
     plan = record.plan
@@ -100,7 +105,7 @@ def container_row(record: WorkloadRecord, *, now_s: float, exposed: Sequence[str
         Command=quoted_command(" ".join(plan.process.argv), no_trunc=no_trunc),
         CreatedAt=created_at_text(record.created_at),
         RunningFor=time_ago(record.created_at, now_s),
-        Ports=ports_column(port_summaries(record, exposed)),
+        Ports=ports_column_of(record, exposed),
         State=record.status.value,
         Status=status_text(record.status, started_at_s=record.started_at, finished_at_s=record.finished_at,
                            exit_code=record.exit_code, now_s=now_s),
