@@ -122,7 +122,7 @@ def test_exit_code_recorded_without_isobox_running(cli: Cli) -> None:
 
 def test_create_start_restart(cli: Cli) -> None:
     cli("create", "--name", "c1", "busybox", "sh", "-c", "echo run", check=True)
-    assert json.loads(cli("inspect", "c1").stdout)[0]["status"] == "created"
+    assert json.loads(cli("inspect", "c1").stdout)[0]["State"]["Status"] == "created"
     done = cli("start", "-a", "c1")
     assert (done.returncode, done.stdout) == (0, "run\n")
     cli("start", "c1", check=True)
