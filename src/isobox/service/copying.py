@@ -215,10 +215,10 @@ def place(source_is_dir: bool, contents: bool, destination: str, destination_kin
 
 
 def _kind(path: Path) -> str:
-    try:
-        return "dir" if path.is_dir() else "file"
-    except OSError:
+    """"dir", "file" or "missing" (a directory through a symlink counts as one, as Docker follows it)."""
+    if not os.path.lexists(path):
         return "missing"
+    return "dir" if path.is_dir() else "file"
 
 
 # ---- the four directions ----------------------------------------------------------------------
