@@ -113,6 +113,29 @@ def settings_lines(ulimits: tuple[Ulimit, ...], sysctls: tuple[tuple[str, str], 
     return lines
 
 
+# Run inside the image root (nsenter's chroot) by the initramfs's own busybox, reached as /proc/1/root/bin/busybox
+# (as setpriv above): the command is looked up in the workload's PATH as the container runtime would, so a
+# missing or unusable command is reported in the runtime's words with the shell's exit codes (127, 126), not in
+# nsenter's. Applets are not taken for commands: only files on disk count.
+_COMMAND_CHECK = r"""c=$1
+case $c in
+*/*) p=$c ;;
+*) p=; IFS=:; for d in $PATH; do [ -f "$d/$c" ] && [ -x "$d/$c" ] && { p=$d/$c; break; }; done; unset IFS
+   [ -n "$p" ] || { echo "exec: \"$c\": executable file not found in \$PATH" >&2; exit 127; } ;;
+esac
+[ -e "$p" ] || { echo "exec: \"$c\": stat $c: no such file or directory" >&2; exit 127; }
+[ -f "$p" ] && [ -x "$p" ] || { echo "exec: \"$c\": permission denied" >&2; exit 126; }"""
+
+
+def command_check(argv0: str, env: tuple[tuple[str, str], ...], cwd: str) -> str:
+    """The line that checks the workload's command before it is run (see _COMMAND_CHECK)."""
+    path = dict(env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    words = ["env", "-i", shlex.quote(f"PATH={path}"), "/bin/nsenter", shlex.quote(f"-r{GUEST_ROOT}"),
+             shlex.quote(f"-w{GUEST_ROOT}{cwd}"), "-F", "--", "/proc/1/root/bin/busybox", "sh", "-c",
+             shlex.quote(_COMMAND_CHECK), "isobox-check", shlex.quote(argv0)]
+    return " ".join(words) + " || exit $?"
+
+
 def run_script(
     *,
     hostname: str,
@@ -141,6 +164,7 @@ def run_script(
         *(mounts or ["isobox_mounts() {", "    :", "}"]),
         "isobox_workload() {",
         *settings_lines(ulimits, sysctls),
+        f"    {command_check(argv[0], env, cwd)}",
         f"    {command_line(argv, env, cwd, user, tty=tty)}",
         "}",
     ]
