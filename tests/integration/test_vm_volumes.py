@@ -147,7 +147,7 @@ def test_share_survives_a_restart_and_a_vanished_source_fails_cleanly(cli: Cli, 
     (shared / "boots").unlink()
     shared.rmdir()
     done = cli("start", "rs", timeout=120)
-    assert done.returncode == 125 and f"volume source {shared} is not a directory" in done.stderr
+    assert done.returncode == 1 and f"volume source {shared} is not a directory" in done.stderr  # as docker start
     record = json.loads(cli("inspect", "rs").stdout)[0]
     assert record["State"]["Status"] != "running"
     assert processes_with(f"{record['Id'][:32]}/isobox-fs") == []

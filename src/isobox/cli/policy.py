@@ -239,7 +239,7 @@ def _print_comparison(result: Comparison) -> None:
         ["syscall surface", *(k.isolation.syscall_surface for k in kinds)],
         ["capabilities", *(k.isolation.capabilities for k in kinds)],
         ["namespaces", *(k.isolation.namespaces for k in kinds)],
-        ["host process", *(k.isolation.host_process for k in kinds)],
+        ["host process (monitor, VMM)", *(k.isolation.host_process for k in kinds)],
     ]
     _table(["", *(k.kind.value.upper() for k in kinds)], rows)
     for line in _ratios(result):

@@ -99,8 +99,9 @@ def compare(
     progress: Callable[[Step], None] | None = None,
 ) -> Comparison:
     """Run ``spec`` as each kind ``warmup`` + ``runs`` times; the measured runs are interleaved. ``progress``
-    hears of each run before it starts. The host process of each kind is the best-ranked one any of its runs
-    saw (footprint.ProcessFacts.role_rank), so identical comparisons name the same one."""
+    hears of each run before it starts. The host process of each kind is the one that holds the workload for its
+    whole run (a container's conmon, a VM's QEMU: footprint.ProcessFacts.role_rank), so identical comparisons
+    name the same one."""
     if runs < 1 or warmup < 0:
         from isobox.errors import InvalidArgumentError
 

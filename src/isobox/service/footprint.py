@@ -29,17 +29,14 @@ class ProcessFacts:
     capabilities: int  # number of effective capabilities
     seccomp: str  # "off", "strict" or "filter" (proc(5), Seccomp field)
     own_namespaces: tuple[str, ...]  # namespaces that differ from isobox's own
-    namespace_pid: int = 0  # its pid in its innermost pid namespace (NSpid's last value): 1 for a container's init
 
     @property
     def role_rank(self) -> int:
-        """How well the process stands for the workload on the host, the same in every run of one command:
-        a VM's QEMU or a container's first process (its command, or its init) best (2), the container's
-        monitor conmon next (1: it lives for the whole run), anything else (the runtime while it sets the
-        container up, helpers) never chosen while one of those was seen (0)."""
-        if self.command.startswith("qemu-system") or ("pid" in self.own_namespaces and self.namespace_pid == 1):
-            return 2
-        return 1 if self.command == "conmon" else 0
+        """Whether this is the process that holds the workload on the host for its whole run, the same in every
+        run of one command: a VM's QEMU, a container's monitor conmon (1); anything else (the runtime while it
+        sets the container up, the container's own processes, which a short command may end before a sample
+        sees them) never (0)."""
+        return 1 if self.command.startswith("qemu-system") or self.command == "conmon" else 0
 
 
 @dataclass
@@ -51,7 +48,7 @@ class Sampler:
     peak_pss_bytes: int = 0
     peak_rss_bytes: int = 0
     samples: int = 0
-    main: ProcessFacts | None = None  # the process that stands for the workload (ProcessFacts.role_rank)
+    main: ProcessFacts | None = None  # the process that holds the workload (ProcessFacts.role_rank), else the first
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _cmdlines: dict[tuple[int, str], str] = field(default_factory=dict)
@@ -76,7 +73,7 @@ class Sampler:
             pss, rss = memory_kib(pid)
             pss_total += pss * 1024
             rss_total += rss * 1024
-            if self.main is None or self.main.role_rank < 2:
+            if self.main is None or self.main.role_rank < 1:
                 facts = process_facts(pid)
                 if facts is not None and (self.main is None or facts.role_rank > self.main.role_rank):
                     self.main = facts
@@ -164,9 +161,7 @@ def process_facts(pid: int) -> ProcessFacts | None:
         except OSError:
             continue
     command = _cmdline(pid).split(" ", 1)[0].rsplit("/", 1)[-1]
-    namespace_pids = fields.get("NSpid", "").split()
-    innermost = int(namespace_pids[-1]) if namespace_pids and namespace_pids[-1].isdigit() else pid
-    return ProcessFacts(pid, command, bin(cap_eff).count("1"), seccomp, tuple(own), innermost)
+    return ProcessFacts(pid, command, bin(cap_eff).count("1"), seccomp, tuple(own))
 
 
 def dir_size(path: Path) -> int:
