@@ -84,7 +84,8 @@ def _port_key(port: int, protocol: str) -> str:
 
 def ports_document(record: WorkloadRecord, image: ImageConfig | None) -> dict[str, list[dict[str, str]] | None]:
     """NetworkSettings.Ports: each exposed port, with its host bindings or null."""
-    ports: dict[str, list[dict[str, str]] | None] = {key: None for key in (image.exposed_ports if image else ())}
+    exposed = (*(image.exposed_ports if image else ()), *record.plan.exposed_ports)
+    ports: dict[str, list[dict[str, str]] | None] = {key: None for key in exposed}
     network = record.plan.network
     for port in network.ports if network is not None else ():
         key = _port_key(port.container_port, port.protocol.value)
@@ -165,7 +166,8 @@ def _security_opts(record: WorkloadRecord) -> list[str]:
 def _config(record: WorkloadRecord, image: ImageConfig | None) -> dict[str, Any]:
     plan, process = record.plan, record.plan.process
     entrypoint, cmd = _split_command(process.argv, image)
-    exposed: dict[str, dict[str, str]] = {key: {} for key in (image.exposed_ports if image else ())}
+    exposed: dict[str, dict[str, str]] = {key: {} for key in (*(image.exposed_ports if image else ()),
+                                                              *plan.exposed_ports)}
     for port in plan.network.ports if plan.network is not None else ():
         exposed[_port_key(port.container_port, port.protocol.value)] = {}
     volumes: dict[str, dict[str, str]] = {t: {} for t in (image.volumes if image else ())}
@@ -211,7 +213,8 @@ def container_document(record: WorkloadRecord, image: ImageConfig | None = None)
             "Networks": networks_document(record),
         },
         "Isobox": {"Kind": record.kind.value, "DriverInfo": dict(record.driver_info),
-                   "StopTimeoutSeconds": plan.stop_timeout_s},
+                   "StopTimeoutSeconds": plan.stop_timeout_s, "WorkloadDir": plan.workload_dir,
+                   "UsernsBase": plan.userns_base},
     }
 
 
@@ -274,9 +277,12 @@ def created_unix(text: str) -> int:
     return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp())
 
 
-def image_document(record: Any, names: Iterable[str], config: Mapping[str, Any]) -> dict[str, Any]:
-    """GET /images/{name}/json, from the store's record and the image's config blob."""
+def image_document(record: Any, names: Iterable[str], config: Mapping[str, Any],
+                   repo_digests: Iterable[str] = ()) -> dict[str, Any]:
+    """GET /images/{name}/json, from the store's record and the image's config blob; ``repo_digests``: the
+    ones the store recorded (every repository@digest the image was pulled or pushed by)."""
     tags, digests = repo_tags_and_digests(names, record.manifest_digest)
+    digests = sorted({*digests, *(familiar(d) for d in repo_digests)})
     found = config.get("rootfs")
     rootfs: dict[str, Any] = found if isinstance(found, dict) else {}
     return {
@@ -303,7 +309,7 @@ def image(ctx: Context, name: str) -> dict[str, Any]:
     from isobox.service import images
 
     details = images.inspect(ctx, name)
-    return image_document(details.record, details.names, details.config)
+    return image_document(details.record, details.names, details.config, details.repo_digests)
 
 
 # ---- networks and volumes ---------------------------------------------------------------------
