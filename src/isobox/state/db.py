@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from isobox.errors import HostError, StateError
+from isobox.state import build_cache
 from isobox.state import images as image_records
 from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RESERVE_NAME = ".reserve"
 RESERVE_BYTES = 8 * 1024 * 1024
 RESERVE_RETAKE_FREE_BYTES = 64 * 1024 * 1024  # the reserve is taken again only with this much free
@@ -110,7 +111,7 @@ CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"""
+""" + build_cache.TABLE + ";\n"
 
 
 def _statements(script: str) -> list[str]:
@@ -154,7 +155,15 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     image_records.backfill(conn)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """The build cache of `isobox build` (state/build_cache.py): a new table, nothing to convert."""
+    for statement in _statements(SCHEMA):
+        conn.execute(statement)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _migrate_0_to_1, 1: _migrate_1_to_2, 2: _migrate_2_to_3,
+}
 
 
 class Database:
