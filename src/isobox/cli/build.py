@@ -87,7 +87,7 @@ def build(
     vm: bool = typer.Option(False, "--vm", help="Run every RUN step in a VM instead of a container."),
 ) -> None:
     """Build an image from a Dockerfile."""
-    from isobox.build.options import BuildNetwork, BuildOptions, parse_secret
+    from isobox.builder.options import BuildNetwork, BuildOptions, parse_secret
     from isobox.cli import build_progress
 
     staged: Path | None = None

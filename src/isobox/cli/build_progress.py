@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from isobox.build.events import BuildEvent, EventKind
+from isobox.builder.events import BuildEvent, EventKind
 from isobox.cli import output
 
 if TYPE_CHECKING:

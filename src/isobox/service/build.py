@@ -2,7 +2,7 @@
 
     result = build(ctx, BuildOptions(context_dir=Path("."), tags=("app:1",)), progress=show)
 
-The Dockerfile is parsed and planned by build/ and run by its executor; this module is the executor's
+The Dockerfile is parsed and planned by builder/ and run by its executor; this module is the executor's
 host (``ServiceHost``): base images through service/images.py (pulled when missing, or with ``--pull``),
 layers into the image store, cache records, RUN steps as workloads (service/build_run.py), and the
 final commit with its tags, in one transaction at the very end: a failed or interrupted build tags
@@ -28,15 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isobox.build.context import open_context
-from isobox.build.copy import Download
-from isobox.build.dockerfile import parse
-from isobox.build.events import ProgressFn
-from isobox.build.executor import BaseState, Executor, RunEvents
-from isobox.build.fetch import fetch
-from isobox.build.options import BuildOptions
-from isobox.build.outcome import BuildResult
-from isobox.build.runstep import RunOutcome, RunRequest
+from isobox.builder.context import open_context
+from isobox.builder.copy import Download
+from isobox.builder.dockerfile import parse
+from isobox.builder.events import ProgressFn
+from isobox.builder.executor import BaseState, Executor, RunEvents
+from isobox.builder.fetch import fetch
+from isobox.builder.options import BuildOptions
+from isobox.builder.outcome import BuildResult
+from isobox.builder.runstep import RunOutcome, RunRequest
 from isobox.errors import IsoboxError, NotFoundError
 from isobox.images import reference
 from isobox.images.platform import Platform
@@ -71,7 +71,7 @@ def cache(ctx: Context) -> BuildCacheRepository:
 
 @dataclass
 class ServiceHost:
-    """The executor's host (build/executor.py ``BuildHost``) over one Context."""
+    """The executor's host (builder/executor.py ``BuildHost``) over one Context."""
 
     ctx: Context
     build_id: str

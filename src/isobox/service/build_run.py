@@ -26,11 +26,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isobox.build.executor import RunEvents
-from isobox.build.imageconfig import HEREDOC_DIR
-from isobox.build.mounts import CacheSharing, NetworkMode
-from isobox.build.outcome import BuildCancelledError
-from isobox.build.runstep import SECRETS_DIR, RunOutcome, RunRequest
+from isobox.builder.executor import RunEvents
+from isobox.builder.imageconfig import HEREDOC_DIR
+from isobox.builder.mounts import CacheSharing, NetworkMode
+from isobox.builder.outcome import BuildCancelledError
+from isobox.builder.runstep import SECRETS_DIR, RunOutcome, RunRequest
 from isobox.errors import CommandError, InvalidArgumentError, IsoboxError, NotFoundError
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountKind, MountSpec
@@ -45,7 +45,7 @@ from isobox.state.locks import locked
 log = logging.getLogger(__name__)
 
 BUILD_LABEL = "isobox.build"  # the id of the build a workload is a step of
-STEP_LABEL = "isobox.build.step"
+STEP_LABEL = "isobox.builder.step"
 LAST_LINES = 20
 
 

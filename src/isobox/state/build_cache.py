@@ -1,6 +1,6 @@
 """The build cache of `isobox build`: one row per step that was built, found by its cache key.
 
-A key (build/cachekey.py) is a digest of everything a step's result depends on: the key of the step
+A key (builder/cachekey.py) is a digest of everything a step's result depends on: the key of the step
 before it (so the whole chain back to the base image), the instruction as expanded, the build args a
 RUN sees and the digests of the context files a COPY or ADD reads. The row says what the step made:
 the layer (its blob and unpacked directory in the image store, by digest and chain ID) or nothing
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS build_cache (
-    key        TEXT PRIMARY KEY,           -- sha256 of the step's inputs (build/cachekey.py)
+    key        TEXT PRIMARY KEY,           -- sha256 of the step's inputs (builder/cachekey.py)
     diff_id    TEXT NOT NULL,              -- the layer's uncompressed digest, '' when the step made no layer
     digest     TEXT NOT NULL,              -- the layer blob in the image store, '' likewise
     chain_id   TEXT NOT NULL,              -- the unpacked layer directory (images/store.py), '' likewise

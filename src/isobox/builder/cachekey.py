@@ -23,8 +23,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from isobox.build import instructions as ins
-from isobox.build.stages import Step
+from isobox.builder import instructions as ins
+from isobox.builder.stages import Step
 
 __all__ = ["canonical", "stage_key", "step_key"]
 

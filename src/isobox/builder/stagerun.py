@@ -1,6 +1,6 @@
 """One stage of a build, step by step: its state (layers, config, history, cache key) and each instruction.
 
-Every step has a cache key (build/cachekey.py) and is recorded in the cache, a step that changes only
+Every step has a cache key (builder/cachekey.py) and is recorded in the cache, a step that changes only
 the config too (so a rebuild from the cache records the same history times and gives the same image).
 Steps that make a layer, RUN, COPY, ADD and a WORKDIR that creates its directory, reuse the cached layer
 when there is one, unless ``--no-cache``. A step that changed no file adds no layer (``empty_layer``
@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from isobox.build import instructions as ins
-from isobox.build.cachekey import stage_key, step_key
-from isobox.build.copy import Download, is_url, plan_copy, write_copy
-from isobox.build.events import BuildEvent, EventKind
-from isobox.build.imageconfig import ConfigBuilder, run_command
-from isobox.build.layertar import TarSink, dir_info, normalize_diff
-from isobox.build.mounts import CacheSharing, MountType, NetworkMode, RunMount
-from isobox.build.options import BuildNetwork
-from isobox.build.outcome import BuildStepError
-from isobox.build.runstep import (
+from isobox.builder import instructions as ins
+from isobox.builder.cachekey import stage_key, step_key
+from isobox.builder.copy import Download, is_url, plan_copy, write_copy
+from isobox.builder.events import BuildEvent, EventKind
+from isobox.builder.imageconfig import ConfigBuilder, run_command
+from isobox.builder.layertar import TarSink, dir_info, normalize_diff
+from isobox.builder.mounts import CacheSharing, MountType, NetworkMode, RunMount
+from isobox.builder.options import BuildNetwork
+from isobox.builder.outcome import BuildStepError
+from isobox.builder.runstep import (
     BindMount,
     CacheMount,
     RunRequest,
@@ -40,15 +40,15 @@ from isobox.build.runstep import (
     mount_target,
     refuse_unsupported,
 )
-from isobox.build.source import DockerfileError
-from isobox.build.stages import BaseKind, SourceRef, StagePlan, Step
-from isobox.build.tree import Entry, LayeredTree
+from isobox.builder.source import DockerfileError
+from isobox.builder.stages import BaseKind, SourceRef, StagePlan, Step
+from isobox.builder.tree import Entry, LayeredTree
 from isobox.errors import InvalidArgumentError, UnsupportedError
 from isobox.images.store import LayerRecord, chain_ids
 from isobox.state.build_cache import CacheEntry
 
 if TYPE_CHECKING:
-    from isobox.build.executor import Executor
+    from isobox.builder.executor import Executor
 
 __all__ = ["StageRunner", "StageState"]
 

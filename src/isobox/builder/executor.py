@@ -3,10 +3,10 @@
     Executor(dockerfile, context, options, host, progress=…).run() → BuildResult
 
 The executor decides everything that is about the Dockerfile: the order (the plan's groups: stages of a
-group build side by side, each in a thread of its own), the cache keys (build/cachekey.py), the image
-config and history, COPY and ADD layers (build/copy.py), RUN commands and their mounts. The host
+group build side by side, each in a thread of its own), the cache keys (builder/cachekey.py), the image
+config and history, COPY and ADD layers (builder/copy.py), RUN commands and their mounts. The host
 (``BuildHost``, service/build.py) does what touches isobox's state: images, the layer store, the cache
-records and the workloads RUN steps run in. A stage's steps are in build/stagerun.py.
+records and the workloads RUN steps run in. A stage's steps are in builder/stagerun.py.
 
 Interruption: the calling thread only waits for the stages. Ctrl-C there (KeyboardInterrupt), a
 ``cancel`` event set by someone else, or the failure of one stage, stops the build: the host's running
@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from isobox.build.context import BuildContext
-from isobox.build.copy import Download
-from isobox.build.dockerfile import Dockerfile
-from isobox.build.events import BuildEvent, EventKind, ProgressFn
-from isobox.build.options import EPOCH_ARG, BuildOptions, source_date_epoch
-from isobox.build.outcome import BuildCancelledError, BuildResult
-from isobox.build.runstep import RunOutcome, RunRequest
-from isobox.build.source import DockerfileError
-from isobox.build.stages import BaseImage, BuildPlan, plan
-from isobox.build.tree import Escape, LayeredTree
+from isobox.builder.context import BuildContext
+from isobox.builder.copy import Download
+from isobox.builder.dockerfile import Dockerfile
+from isobox.builder.events import BuildEvent, EventKind, ProgressFn
+from isobox.builder.options import EPOCH_ARG, BuildOptions, source_date_epoch
+from isobox.builder.outcome import BuildCancelledError, BuildResult
+from isobox.builder.runstep import RunOutcome, RunRequest
+from isobox.builder.source import DockerfileError
+from isobox.builder.stages import BaseImage, BuildPlan, plan
+from isobox.builder.tree import Escape, LayeredTree
 from isobox.errors import InvalidArgumentError
 from isobox.images import platform as platforms
 from isobox.images.layer_limits import UnpackPolicy
@@ -203,7 +203,7 @@ class Executor:
         self.emit(BuildEvent(EventKind.WARNING, text=text))
 
     def _run_group(self, stages: Sequence[Any]) -> None:
-        from isobox.build.stagerun import StageRunner
+        from isobox.builder.stagerun import StageRunner
 
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(stages), thread_name_prefix="isobox-build")
         futures = [pool.submit(StageRunner(self, stage).run) for stage in stages]

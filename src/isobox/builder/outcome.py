@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from isobox.build.source import Origin
+from isobox.builder.source import Origin
 from isobox.errors import IsoboxError, WorkloadError
 
 __all__ = ["BuildCancelledError", "BuildResult", "BuildStepError"]

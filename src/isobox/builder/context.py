@@ -8,7 +8,7 @@ ADD and RUN --mount=type=bind read from it.
 A directory context is read in place; an archive (``-``, ``POST /build``) is extracted by the image
 store's hardened unpacker first; a Dockerfile alone (``docker build - < Dockerfile``) gets an empty
 context. Nothing of the context is read outside its root: sources are checked by the COPY code, and the
-tree refuses symbolic links that point out (build/tree.py).
+tree refuses symbolic links that point out (builder/tree.py).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isobox.build.archives import archive_kind, extract
-from isobox.build.dockerignore import IgnoreRules, load_ignore_rules
-from isobox.build.options import BuildOptions
-from isobox.build.tree import Entry, Escape, LayeredTree, TreeEscapeError
+from isobox.builder.archives import archive_kind, extract
+from isobox.builder.dockerignore import IgnoreRules, load_ignore_rules
+from isobox.builder.options import BuildOptions
+from isobox.builder.tree import Entry, Escape, LayeredTree, TreeEscapeError
 from isobox.errors import InvalidArgumentError
 from isobox.images.layer_limits import UnpackPolicy
 

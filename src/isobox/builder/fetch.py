@@ -16,7 +16,7 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from isobox.build.copy import Download
+from isobox.builder.copy import Download
 from isobox.errors import ImagePullError, InvalidArgumentError
 
 __all__ = ["MAX_DOWNLOAD_BYTES", "fetch"]

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from isobox.build.dockerignore import IgnoreRules
+from isobox.builder.dockerignore import IgnoreRules
 from isobox.errors import InvalidArgumentError
 
 __all__ = ["Entry", "Escape", "LayeredTree", "TreeEscapeError", "has_magic", "match_element"]

@@ -22,10 +22,10 @@ expands), ``graph`` (stage dependencies, cycles, order), ``stages`` (ARG scoping
 
 from __future__ import annotations
 
-from isobox.build.dockerfile import Dockerfile, Stage, parse
-from isobox.build.dockerignore import IgnoreRules, find_ignore_file, load_ignore_rules
-from isobox.build.source import DockerfileError, Origin
-from isobox.build.stages import BaseImage, BaseKind, BuildPlan, SourceRef, StageBase, StagePlan, Step, plan
+from isobox.builder.dockerfile import Dockerfile, Stage, parse
+from isobox.builder.dockerignore import IgnoreRules, find_ignore_file, load_ignore_rules
+from isobox.builder.source import DockerfileError, Origin
+from isobox.builder.stages import BaseImage, BaseKind, BuildPlan, SourceRef, StageBase, StagePlan, Step, plan
 
 __all__ = [
     "BaseImage",

@@ -22,8 +22,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from isobox.build.mounts import CacheSharing, MountType, NetworkMode, RunMount
-from isobox.build.tree import Entry, LayeredTree
+from isobox.builder.mounts import CacheSharing, MountType, NetworkMode, RunMount
+from isobox.builder.tree import Entry, LayeredTree
 from isobox.errors import InvalidArgumentError, UnsupportedError
 from isobox.images.store import LayerRecord
 

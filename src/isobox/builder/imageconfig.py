@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from isobox.build import instructions as ins
-from isobox.build.lexer import parse_heredoc_word
-from isobox.build.stages import DEFAULT_PATH
+from isobox.builder import instructions as ins
+from isobox.builder.lexer import parse_heredoc_word
+from isobox.builder.stages import DEFAULT_PATH
 from isobox.errors import InvalidArgumentError
 
 __all__ = ["DEFAULT_SHELL", "ConfigBuilder", "RunCommand", "run_command"]

@@ -16,7 +16,7 @@ The rules are the Dockerfile reference's ("COPY", "ADD"), as Docker's builders a
   existing ones keep their mode, owner and time; symbolic links among them are followed inside the
   image's root, as Docker does.
 
-Sources of the build context may not be absolute nor use "..", and never lead out of it (build/tree.py);
+Sources of the build context may not be absolute nor use "..", and never lead out of it (builder/tree.py);
 sources of a stage or an image (``--from``) are paths in its root file system.
 """
 
@@ -35,11 +35,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from isobox.build import instructions as ins
-from isobox.build.archives import archive_kind, extract
-from isobox.build.dockerignore import IgnoreRules, parse_ignore
-from isobox.build.layertar import TarSink, dir_info
-from isobox.build.tree import Entry, Escape, LayeredTree, has_magic
+from isobox.builder import instructions as ins
+from isobox.builder.archives import archive_kind, extract
+from isobox.builder.dockerignore import IgnoreRules, parse_ignore
+from isobox.builder.layertar import TarSink, dir_info
+from isobox.builder.tree import Entry, Escape, LayeredTree, has_magic
 from isobox.errors import InvalidArgumentError
 from isobox.images.layer_limits import UnpackPolicy
 from isobox.model.users import resolve_user
