@@ -3,9 +3,15 @@ checked. The cache, the refusals, VM builds and the Docker API have files of the
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import io
+import os
 import re
+import ssl
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +19,7 @@ from tests.integration.build_helpers import build, context, image_document, run
 from tests.integration.conftest import Cli
 
 import isobox
+from fixtures import registry as registries
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -277,3 +284,43 @@ def test_python_api(isobox_root: Path, tmp_path: Path) -> None:
     assert again.image_id == result.image_id and again.cached_steps == 1
     assert isobox.builder_prune(root=str(isobox_root)) >= 0
     assert isobox.build(ctx, build_args={"N": "7"}, root=str(isobox_root)).cached_steps == 0
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        _Files.requests.append(self.path)
+
+
+def test_add_downloads_over_https_with_checksum(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    certs = registries.make_certs(tmp_path / "certs")
+    served = tmp_path / "served"
+    served.mkdir()
+    body = b"#!/bin/sh\necho downloaded\n"
+    (served / "tool.sh").write_bytes(body)
+    os.utime(served / "tool.sh", (1600000000, 1600000000))
+    handler = functools.partial(_Files, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certs.server_cert, certs.server_key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("ISOBOX_CA", str(certs.ca_cert))
+    url = f"https://127.0.0.1:{server.server_address[1]}/tool.sh"
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    try:
+        ctx = context(tmp_path, {"Dockerfile": (
+            f"FROM busybox\nADD --checksum={digest} {url} /opt/tool.sh\nADD {url} /dl/\n")})
+        image, _ = build(cli, ctx)
+        assert run(cli, image, "sh", "-c", "sh /opt/tool.sh; stat -c '%a %Y' /opt/tool.sh; ls /dl") == (
+            "downloaded\n600 1600000000\ntool.sh\n")
+        _Files.requests.clear()
+        again, _ = build(cli, ctx)
+        assert again == image and len(_Files.requests) == 1  # with a checksum, a cached ADD downloads nothing
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /opt/tool.sh\n")
+        _, stderr = build(cli, ctx, check=False)
+        assert "Dockerfile:2" in stderr and f"--checksum says sha256:{'0' * 64}" in stderr
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -30,12 +30,12 @@ from isobox.builder.copy import Download
 from isobox.builder.dockerfile import Dockerfile
 from isobox.builder.events import BuildEvent, EventKind, ProgressFn
 from isobox.builder.options import EPOCH_ARG, BuildOptions, source_date_epoch
-from isobox.builder.outcome import BuildCancelledError, BuildResult
+from isobox.builder.outcome import BuildCancelledError, BuildResult, StepError
 from isobox.builder.runstep import RunOutcome, RunRequest
 from isobox.builder.source import DockerfileError
-from isobox.builder.stages import BaseImage, BuildPlan, plan
+from isobox.builder.stages import BaseImage, BaseKind, BuildPlan, plan
 from isobox.builder.tree import Escape, LayeredTree
-from isobox.errors import InvalidArgumentError
+from isobox.errors import InvalidArgumentError, IsoboxError
 from isobox.images import platform as platforms
 from isobox.images.layer_limits import UnpackPolicy
 from isobox.images.platform import Platform
@@ -178,6 +178,15 @@ class Executor:
             if stage.base.platform is not None and not platforms.host().matches(stage.base.platform):
                 raise DockerfileError.at(stage.origin, f"FROM --platform={stage.base.platform}: isobox builds for "
                                          f"this host's platform ({platforms.host()}) only", op="plan build")
+            image = stage.base.kind is BaseKind.IMAGE
+            wanted = [(stage.base.image, stage.base.platform, stage.origin)] if image else []
+            wanted += [(ref.text, None, step.source.origin) for step in stage.steps for ref in step.refs
+                       if ref.stage is None]
+            for reference, platform, origin in wanted:  # fetched now, so a failure names its line
+                try:
+                    self.base(reference, platform)
+                except IsoboxError as exc:
+                    raise StepError(origin, exc) from exc
         return plan(self.dockerfile, build_args=args, target=target, platform=self.platform,
                     base_image=self._base_lookup)
 

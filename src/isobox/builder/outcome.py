@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from isobox.builder.source import Origin
 from isobox.errors import IsoboxError, WorkloadError
 
-__all__ = ["BuildCancelledError", "BuildResult", "BuildStepError"]
+__all__ = ["BuildCancelledError", "BuildResult", "BuildStepError", "StepError"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,15 @@ class BuildStepError(WorkloadError):
         shown = f"; its last output lines:{tail}" if last_lines else " and printed nothing"
         super().__init__(f"{origin}: {origin.text}: exited with code {exit_code}{shown}", op="build",
                          path=f"{origin}")
+
+
+class StepError(IsoboxError):
+    """A step could not be done for a reason outside the Dockerfile (a download, the host): names the step
+    (file:line and the instruction) and keeps the cause."""
+
+    def __init__(self, origin: Origin, cause: IsoboxError) -> None:
+        self.origin = origin
+        super().__init__(f"{origin}: {origin.text}: {cause.message}", op="build", path=f"{origin}")
 
 
 class BuildCancelledError(IsoboxError):

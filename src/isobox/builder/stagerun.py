@@ -29,7 +29,7 @@ from isobox.builder.imageconfig import ConfigBuilder, run_command
 from isobox.builder.layertar import TarSink, dir_info, normalize_diff
 from isobox.builder.mounts import CacheSharing, MountType, NetworkMode, RunMount
 from isobox.builder.options import BuildNetwork
-from isobox.builder.outcome import BuildStepError
+from isobox.builder.outcome import BuildCancelledError, BuildStepError, StepError
 from isobox.builder.runstep import (
     BindMount,
     CacheMount,
@@ -43,7 +43,7 @@ from isobox.builder.runstep import (
 from isobox.builder.source import DockerfileError
 from isobox.builder.stages import BaseKind, SourceRef, StagePlan, Step
 from isobox.builder.tree import Entry, LayeredTree
-from isobox.errors import InvalidArgumentError, UnsupportedError
+from isobox.errors import InvalidArgumentError, IsoboxError, UnsupportedError
 from isobox.images.store import LayerRecord, chain_ids
 from isobox.state.build_cache import CacheEntry
 
@@ -91,10 +91,12 @@ class StageRunner:
             self._event(EventKind.STEP, step.source.origin.text)
             try:
                 layer = self._step(step)
+            except (DockerfileError, BuildStepError, BuildCancelledError):
+                raise
             except (InvalidArgumentError, UnsupportedError) as exc:
-                if isinstance(exc, DockerfileError):
-                    raise
                 raise DockerfileError.at(step.source.origin, exc.message, op="build") from exc
+            except IsoboxError as exc:
+                raise StepError(step.source.origin, exc) from exc
             self._event(EventKind.DONE, duration_s=time.monotonic() - started,
                         layer=layer.digest.split(":", 1)[-1][:12] if layer else "")
         return self.state
