@@ -93,3 +93,20 @@ def test_cache_outlives_images_until_builder_prune(cli: Cli, tmp_path: Path) -> 
     assert ran_steps(progress) == [2]
     cli("system", "prune", "-a", check=True)
     assert _df_row(cli)["count"] == 0
+
+
+def test_a_remembered_build_follows_its_base_image(cli: Cli, tmp_path: Path) -> None:
+    """A rebuild of unchanged inputs is answered whole, with the same progress lines; when the base image's
+    name moves to another image, the build is done again on the new one."""
+    base = context(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo one > /base\n"}, name="base")
+    build(cli, base, "-t", "localhost/base:1")
+    app = context(tmp_path, {"Dockerfile": "FROM localhost/base:1\nRUN cat /base > /seen\n"}, name="app")
+    first, progress = build(cli, app)
+    again, replayed = build(cli, app)
+    assert again == first and ran_steps(replayed) == [] and cached_steps(replayed) == [2]
+    assert [line for line in replayed.splitlines() if line.startswith("#")] == [
+        "#1 [1/2] FROM localhost/base:1", "#1 DONE 0.0s", "#2 [2/2] RUN cat /base > /seen", "#2 CACHED"]
+    (base / "Dockerfile").write_text("FROM busybox\nRUN echo two > /base\n")
+    build(cli, base, "-t", "localhost/base:1")
+    moved, progress = build(cli, app)
+    assert moved != first and ran_steps(progress) == [2] and run(cli, moved, "cat", "/seen") == "two\n"

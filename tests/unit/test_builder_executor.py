@@ -8,6 +8,7 @@ import io
 import json
 import tarfile
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,7 @@ class FakeHost:
             raise BuildCancelledError()
         if "fail" in command:
             return RunOutcome(3, None, frozenset(), ("out 1", "out 2"), "w")
-        diff = self.scratch / f"diff-{len(self.runs)}.tar"
+        diff = self.scratch / f"diff-{uuid.uuid4().hex}.tar"
         with tarfile.open(diff, "w") as archive:
             name = command.split()[-1].lstrip("/")
             info = tarfile.TarInfo(name)

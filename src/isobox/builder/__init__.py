@@ -22,26 +22,24 @@ expands), ``graph`` (stage dependencies, cycles, order), ``stages`` (ARG scoping
 
 from __future__ import annotations
 
-from isobox.builder.dockerfile import Dockerfile, Stage, parse
-from isobox.builder.dockerignore import IgnoreRules, find_ignore_file, load_ignore_rules
-from isobox.builder.source import DockerfileError, Origin
-from isobox.builder.stages import BaseImage, BaseKind, BuildPlan, SourceRef, StageBase, StagePlan, Step, plan
+import importlib
+from typing import Any
 
-__all__ = [
-    "BaseImage",
-    "BaseKind",
-    "BuildPlan",
-    "Dockerfile",
-    "DockerfileError",
-    "IgnoreRules",
-    "Origin",
-    "SourceRef",
-    "Stage",
-    "StageBase",
-    "StagePlan",
-    "Step",
-    "find_ignore_file",
-    "load_ignore_rules",
-    "parse",
-    "plan",
-]
+_NAMES = {
+    "Dockerfile": "dockerfile", "Stage": "dockerfile", "parse": "dockerfile",
+    "IgnoreRules": "dockerignore", "find_ignore_file": "dockerignore", "load_ignore_rules": "dockerignore",
+    "DockerfileError": "source", "Origin": "source",
+    "BaseImage": "stages", "BaseKind": "stages", "BuildPlan": "stages", "SourceRef": "stages", "StageBase": "stages",
+    "StagePlan": "stages", "Step": "stages", "plan": "stages",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    """The package's names, loaded on first use: a build from the build's memo (service/build.py) reads
+    a few modules of this package, never the parser's."""
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'isobox.builder' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"isobox.builder.{module}"), name)

@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isobox.builder.archives import archive_kind, extract
 from isobox.builder.dockerignore import IgnoreRules, load_ignore_rules
 from isobox.builder.options import BuildOptions
 from isobox.builder.tree import Entry, Escape, LayeredTree, TreeEscapeError
@@ -133,6 +132,8 @@ def open_context(options: BuildOptions, scratch: Path) -> BuildContext:
         root.mkdir(mode=0o700)
         dockerfile = None
         if options.context_tar is not None:
+            from isobox.builder.archives import archive_kind, extract
+
             if archive_kind(options.context_tar) is None:
                 # Not an archive: the whole input is the Dockerfile (`docker build - < Dockerfile`).
                 text = _read_dockerfile(options.context_tar, "-")

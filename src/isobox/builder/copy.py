@@ -28,21 +28,24 @@ import os
 import posixpath
 import re
 import stat
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isobox.builder import instructions as ins
-from isobox.builder.archives import archive_kind, extract
 from isobox.builder.dockerignore import IgnoreRules, parse_ignore
-from isobox.builder.layertar import TarSink, dir_info
 from isobox.builder.tree import Entry, Escape, LayeredTree, has_magic
 from isobox.errors import InvalidArgumentError
 from isobox.images.layer_limits import UnpackPolicy
 from isobox.model.users import resolve_user
+
+if TYPE_CHECKING:
+    import tarfile
+
+    from isobox.builder.layertar import TarSink
 
 __all__ = ["CopyPlan", "Download", "Placement", "PlacementKind", "is_url", "plan_copy", "write_copy"]
 
@@ -234,7 +237,7 @@ def plan_copy(instruction: ins.Copy | ins.Add, *, workdir: str, source: LayeredT
             continue
         inputs.append((f"{name}\0{entry.path}", entry))
         archive = (isinstance(instruction, ins.Add) and instruction.unpack is not False and entry.is_file
-                   and archive_kind(entry.host) is not None)
+                   and _is_archive(entry))
         if archive:
             dirs.append(real)
             placements.append(Placement(real, PlacementKind.ARCHIVE, entry))
@@ -251,6 +254,12 @@ def plan_copy(instruction: ins.Copy | ins.Add, *, workdir: str, source: LayeredT
     if matches and not placements and not dirs:
         raise _fail(instruction, "copies nothing: every source is excluded by --exclude")
     return CopyPlan(tuple(placements), tuple(dirs), tuple(inputs), downloads, owner, chmod)
+
+
+def _is_archive(entry: Entry) -> bool:
+    from isobox.builder.archives import archive_kind  # bz2, lzma and the unpacker: only for ADD
+
+    return archive_kind(entry.host) is not None
 
 
 def _check_add(instruction: ins.Add, urls: list[str]) -> None:
@@ -295,6 +304,8 @@ class _Writer:
         return (info.st_uid, info.st_gid) if info is not None else (0, 0)
 
     def add_entry(self, path: str, entry: Entry, *, keep_owner: bool = False) -> None:
+        import tarfile
+
         info = tarfile.TarInfo(path)
         uid, gid = self.owner(entry.info if keep_owner else None)
         mode = self.plan.chmod if self.plan.chmod is not None else stat.S_IMODE(entry.info.st_mode)
@@ -309,6 +320,8 @@ class _Writer:
             self.items[path] = (info, entry.host)
 
     def add_data(self, path: str, data: Path | bytes, mode: int, mtime: int) -> None:
+        import tarfile
+
         info = tarfile.TarInfo(path)
         info.uid, info.gid = self.owner(None)
         info.mode = self.plan.chmod if self.plan.chmod is not None else mode
@@ -318,6 +331,8 @@ class _Writer:
         self.items[path] = (info, data)
 
     def extract(self, placement: Placement) -> None:
+        from isobox.builder.archives import extract
+
         assert placement.entry is not None
         target = Path(tempfile.mkdtemp(dir=self.scratch, prefix="add-"))
         extract(placement.entry.host, target, scratch=self.scratch, policy=self.policy,
@@ -343,6 +358,8 @@ class _Writer:
 
     def parents(self) -> None:
         """Every directory on the way: as the image has it, else created."""
+        from isobox.builder.layertar import dir_info
+
         wanted = set(self.plan.dirs)
         for path in list(self.items):
             parts = path.split("/")
@@ -358,6 +375,8 @@ class _Writer:
             self.items[path] = (entry, None)
 
     def write(self, sink: TarSink) -> None:
+        import tarfile
+
         for path in sorted(self.items):
             info, data = self.items[path]
             if isinstance(data, Path):

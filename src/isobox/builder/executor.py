@@ -16,18 +16,16 @@ interruption, BuildCancelledError). Nothing is tagged unless the whole build suc
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from isobox.builder.context import BuildContext
 from isobox.builder.copy import Download
-from isobox.builder.dockerfile import Dockerfile
 from isobox.builder.events import BuildEvent, EventKind, ProgressFn
 from isobox.builder.options import EPOCH_ARG, BuildOptions, source_date_epoch
 from isobox.builder.outcome import BuildCancelledError, BuildResult, StepError
@@ -41,6 +39,9 @@ from isobox.images.layer_limits import UnpackPolicy
 from isobox.images.platform import Platform
 from isobox.images.store import LayerRecord
 from isobox.state.build_cache import CacheEntry
+
+if TYPE_CHECKING:
+    from isobox.builder.dockerfile import Dockerfile
 
 __all__ = ["BaseState", "BuildHost", "Executor", "RunEvents"]
 
@@ -152,6 +153,11 @@ class Executor:
                 self._bases[key] = found
         return found
 
+    def bases(self) -> list[tuple[tuple[str, Platform], BaseState]]:
+        """Every image the build read, by reference and platform."""
+        with self._lock:
+            return list(self._bases.items())
+
     def tree(self, layers: Sequence[LayerRecord], what: str) -> LayeredTree:
         """The merged file system of ``layers`` (an empty one for none)."""
         if not layers:
@@ -214,31 +220,31 @@ class Executor:
     def _run_group(self, stages: Sequence[Any]) -> None:
         from isobox.builder.stagerun import StageRunner
 
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(stages), thread_name_prefix="isobox-build")
-        futures = [pool.submit(StageRunner(self, stage).run) for stage in stages]
+        runs = [_Thread(StageRunner(self, stage).run) for stage in stages]
         try:
-            self._wait(futures)
+            self._wait(runs)
         except BaseException:
             self.cancel.set()
             self.host.cancel()
-            concurrent.futures.wait(futures)
+            for run in runs:
+                run.join()
             raise
-        finally:
-            pool.shutdown(wait=True)
-        for stage, future in zip(stages, futures, strict=True):
-            self.results[stage.index] = future.result()
+        for stage, run in zip(stages, runs, strict=True):
+            self.results[stage.index] = run.result
 
-    def _wait(self, futures: list[concurrent.futures.Future[Any]]) -> None:
-        pending = set(futures)
-        while pending:
-            done, pending = concurrent.futures.wait(pending, timeout=WAIT_S,
-                                                    return_when=concurrent.futures.FIRST_EXCEPTION)
-            for future in done:
-                error = future.exception()
-                if error is not None:
-                    raise error
+    def _wait(self, runs: list[_Thread]) -> None:
+        """Until every stage is done; the first failure, or the cancel event, raises (KeyboardInterrupt too:
+        this thread only waits, so Ctrl-C lands here)."""
+        while True:
+            for run in runs:
+                if run.error is not None:
+                    raise run.error
+            pending = [run for run in runs if run.is_alive()]
+            if not pending:
+                return
             if self.cancel.is_set():
                 raise BuildCancelledError()
+            pending[0].join(WAIT_S)
 
     def _commit(self, built: BuildPlan) -> BuildResult:
         self.check_cancelled()
@@ -260,6 +266,23 @@ class Executor:
         image_id = self.host.commit(document, final.layers, self.options.tags)
         self.emit(BuildEvent(EventKind.IMAGE, text=image_id, tags=self.options.tags))
         return BuildResult(image_id, self.options.tags, self.total, self.cached_steps, tuple(self.warnings))
+
+
+class _Thread(threading.Thread):
+    """A stage in a thread of its own, keeping its result or its error for the waiting thread."""
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(name="isobox-build-stage", daemon=True)
+        self._run = target
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.result = self._run()
+        except BaseException as exc:  # handed to the waiting thread
+            self.error = exc
 
 
 def _platform(text: str | None) -> Platform:

@@ -26,7 +26,6 @@ from isobox.builder.cachekey import stage_key, step_key
 from isobox.builder.copy import Download, is_url, plan_copy, write_copy
 from isobox.builder.events import BuildEvent, EventKind
 from isobox.builder.imageconfig import ConfigBuilder, run_command
-from isobox.builder.layertar import TarSink, dir_info, normalize_diff
 from isobox.builder.mounts import CacheSharing, MountType, NetworkMode, RunMount
 from isobox.builder.options import BuildNetwork
 from isobox.builder.outcome import BuildCancelledError, BuildStepError, StepError
@@ -49,6 +48,7 @@ from isobox.state.build_cache import CacheEntry
 
 if TYPE_CHECKING:
     from isobox.builder.executor import Executor
+    from isobox.builder.layertar import TarSink
 
 __all__ = ["StageRunner", "StageState"]
 
@@ -166,6 +166,8 @@ class StageRunner:
             self.build.cached_steps += 1
             self._event(EventKind.CACHED)
             return self._add(step, key, hit, hit.created)
+        from isobox.builder.layertar import TarSink  # tarfile: only for steps that are built
+
         tar = self.build.host.scratch / f"layer-{uuid.uuid4().hex}.tar"
         sink = TarSink(tar, epoch=self.build.epoch)
         try:
@@ -209,6 +211,8 @@ class StageRunner:
         return [] if found is not None and found.is_dir else prefixes
 
     def _mkdirs(self, sink: TarSink, paths: list[str]) -> None:
+        from isobox.builder.layertar import dir_info
+
         tree = self.tree()
         mtime = self.build.epoch if self.build.epoch is not None else int(time.time())
         for path in paths:
@@ -305,6 +309,8 @@ class StageRunner:
         outcome = self.build.host.run(request, Events())
         if outcome.exit_code != 0 or outcome.diff is None:
             raise BuildStepError(step.source.origin, outcome.exit_code, outcome.last_lines)
+        from isobox.builder.layertar import normalize_diff
+
         try:
             normalize_diff(outcome.diff, sink, mounts=outcome.mounted, holders=self._holders(outcome.mounted))
         finally:

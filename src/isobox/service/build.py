@@ -17,7 +17,6 @@ every build and `system prune` call it.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -26,17 +25,12 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from isobox.builder.context import open_context
-from isobox.builder.copy import Download
-from isobox.builder.dockerfile import parse
 from isobox.builder.events import ProgressFn
-from isobox.builder.executor import BaseState, Executor, RunEvents
-from isobox.builder.fetch import fetch
 from isobox.builder.options import BuildOptions
 from isobox.builder.outcome import BuildResult
-from isobox.builder.runstep import RunOutcome, RunRequest
 from isobox.errors import IsoboxError, NotFoundError
 from isobox.images import reference
 from isobox.images.platform import Platform
@@ -44,17 +38,21 @@ from isobox.images.store import OCI_CONFIG, OCI_MANIFEST, LayerRecord, chain_ids
 from isobox.linux.tree import discard_tree
 from isobox.model import ids
 from isobox.model.pull import PullPolicy
-from isobox.model.spec import Kind
-from isobox.service import images as image_service
-from isobox.service import workloads
-from isobox.service.build_run import BUILD_LABEL, StepRunner, cache_mounts_dir
+from isobox.service import build_memo
 from isobox.service.context import Context
-from isobox.service.system import du
 from isobox.state.build_cache import BuildCacheRepository, CacheEntry
 from isobox.state.locks import locked
 
+if TYPE_CHECKING:
+    from isobox.builder.copy import Download
+    from isobox.builder.executor import BaseState, RunEvents
+    from isobox.builder.runstep import RunOutcome, RunRequest
+    from isobox.service.build_run import StepRunner
+
 log = logging.getLogger(__name__)
 
+BUILD_LABEL = "isobox.build"  # on a step's workload: the id of the build it belongs to
+STEP_LABEL = "isobox.build.step"  # and which step it is
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 _OCI_LAYER_TYPES = {  # the image is OCI: name Docker-typed base layers by their OCI equivalents
     "application/vnd.docker.image.rootfs.diff.tar.gzip": LAYER_TYPE,
@@ -69,6 +67,11 @@ def cache(ctx: Context) -> BuildCacheRepository:
     return BuildCacheRepository(ctx.db)
 
 
+def cache_mounts_dir(ctx: Context) -> Path:
+    """Where RUN --mount=type=cache directories live, one per id, across builds."""
+    return ctx.paths.lib / "build-cache" / "mounts"
+
+
 @dataclass
 class ServiceHost:
     """The executor's host (builder/executor.py ``BuildHost``) over one Context."""
@@ -77,21 +80,39 @@ class ServiceHost:
     build_id: str
     options: BuildOptions
     scratch: Path
-    steps: StepRunner = field(init=False)
+    _steps: StepRunner | None = None
     _pulled: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self) -> None:
-        secrets = {secret.id: secret.source for secret in self.options.secrets}
-        kind = Kind.VM if self.options.vm else Kind.CONTAINER
-        self.steps = StepRunner(self.ctx, self.build_id, kind, self.scratch, secrets)
+    @property
+    def steps(self) -> StepRunner:
+        """What runs RUN steps (made on first use: a build from the cache runs none)."""
+        with self._lock:
+            if self._steps is None:
+                from isobox.model.spec import Kind
+                from isobox.service.build_run import StepRunner
+
+                secrets = {secret.id: secret.source for secret in self.options.secrets}
+                kind = Kind.VM if self.options.vm else Kind.CONTAINER
+                self._steps = StepRunner(self.ctx, self.build_id, kind, self.scratch, secrets)
+            return self._steps
 
     def base_image(self, reference_text: str, platform: Platform) -> BaseState:
         with self._lock:
             again = self.options.pull and reference_text not in self._pulled
             self._pulled.add(reference_text)
-        policy = PullPolicy.ALWAYS if again else PullPolicy.MISSING
-        record = image_service.ensure(self.ctx, reference_text, policy=policy, platform=str(platform))
+        try:
+            if again:
+                raise NotFoundError(f"{reference_text}: pulled again (--pull)", op="build")
+            record = self.ctx.images.resolve(reference_text, platform=str(platform))
+        except NotFoundError:
+            # Imported here: the registry client (httpx) is only paid for when an image must be fetched.
+            from isobox.service import images as image_service
+
+            policy = PullPolicy.ALWAYS if again else PullPolicy.MISSING
+            record = image_service.ensure(self.ctx, reference_text, policy=policy, platform=str(platform))
+        from isobox.builder.executor import BaseState
+
         return BaseState(record.id, record.layers, self.ctx.images.config_document(record))
 
     def layer_dirs(self, layers: Sequence[LayerRecord]) -> list[Path]:
@@ -142,20 +163,25 @@ class ServiceHost:
                 _discard_rootdisk(self.ctx, request.image_id)
 
     def fetch(self, url: str, checksum: str) -> Download:
+        from isobox.builder.fetch import fetch
+
         return fetch(url, checksum=checksum, scratch=self.scratch)
 
     def commit(self, document: dict[str, Any], layers: Sequence[LayerRecord], tags: Sequence[str]) -> str:
         config = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-        manifest = {
+        image_id = "sha256:" + hashlib.sha256(config).hexdigest()
+        manifest: dict[str, Any] = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
-                       "size": len(config)},
+            "config": {"mediaType": OCI_CONFIG, "digest": image_id, "size": len(config)},
             "layers": [{"mediaType": _OCI_LAYER_TYPES.get(layer.media_type, layer.media_type),
                         "digest": layer.digest, "size": layer.size} for layer in layers],
         }
         platform = f"{document['os']}/{document['architecture']}" + (
             f"/{document['variant']}" if document.get("variant") else "")
+        records = self.ctx.images.records
+        if records.record(image_id) is not None and all(records.by_name(tag) == image_id for tag in tags):
+            return image_id  # a rebuild from the cache: the image and its tags are there already
         with locked(self.ctx.paths.locks, "gc", shared=True):
             self.ctx.images.blobs.put_bytes(config)
             record = self.ctx.images.commit(json.dumps(manifest, sort_keys=True).encode(), list(tags),
@@ -163,11 +189,14 @@ class ServiceHost:
         return record.id
 
     def cancel(self) -> None:
-        self.steps.cancel()
+        if self._steps is not None:
+            self._steps.cancel()
 
 
 def _compress(tar: Path, compressed: Path) -> str:
     """gzip ``tar`` into ``compressed`` (reproducibly: no name, no time); the digest of the result."""
+    import gzip
+
     hasher = hashlib.sha256()
     with (open(tar, "rb") as source, open(compressed, "wb") as raw,
           gzip.GzipFile(filename="", fileobj=_Hashed(raw, hasher), mode="wb", compresslevel=GZIP_LEVEL,
@@ -219,9 +248,24 @@ def build(ctx: Context, options: BuildOptions, *, progress: ProgressFn | None = 
         scratch.mkdir(mode=0o700, parents=True)
         try:
             context = open_context(options, scratch)
+            memo_key = build_memo.key(options, context)
+            fresh = options.no_cache or options.pull
+            answered = build_memo.answer(ctx, memo_key, options, progress) if memo_key and not fresh else None
+            if answered is not None:
+                return answered
+            # The parser and the executor: only for builds not remembered whole.
+            from isobox.builder.dockerfile import parse
+            from isobox.builder.executor import Executor
+
             dockerfile = parse(context.dockerfile_text, path=context.dockerfile_name)
             host = ServiceHost(ctx, build_id, options, scratch)
-            return Executor(dockerfile, context, options, host, progress, cancel or threading.Event()).run()
+            steps = build_memo.Steps()
+            executor = Executor(dockerfile, context, options, host, steps.tee(progress), cancel or threading.Event())
+            result = executor.run()
+            if memo_key:
+                bases = [(reference, str(platform), state.id) for (reference, platform), state in executor.bases()]
+                build_memo.remember(ctx, memo_key, result, bases, steps)
+            return result
         finally:
             _remove_build_dir(ctx, scratch)
 
@@ -244,25 +288,37 @@ def _dead(ctx: Context, build_id: str) -> bool:
         return False
 
 
-def sweep(ctx: Context) -> list[str]:
+def sweep(ctx: Context, *, everything: bool = False) -> list[str]:
     """Remove what killed builds left: their step workloads (running or not) and private directories.
-    Returns the names of the workloads removed."""
+    Returns the names of the workloads removed.
+
+    A build makes its directory before its first workload and removes it after its last, so a killed
+    build's workloads are looked for only when a dead build's directory is found (``everything``: always,
+    for `system prune`)."""
+    dead = [directory for directory in (ctx.paths.tmp.glob("build-*") if ctx.paths.tmp.is_dir() else ())
+            if directory.is_dir() and _dead(ctx, directory.name.removeprefix("build-"))]
     removed = []
-    for record in ctx.records.workloads.all():
-        build_id = dict(record.plan.labels).get(BUILD_LABEL)
-        if build_id and _dead(ctx, build_id):
-            try:
-                workloads.remove(ctx, record.id, force=True)
-                removed.append(record.name)
-            except NotFoundError:
-                continue
-            except IsoboxError as exc:
-                log.warning("cannot remove %s, a step of a build that was killed: %s", record.name, exc)
-    if ctx.paths.tmp.is_dir():
-        for directory in ctx.paths.tmp.glob("build-*"):
-            if directory.is_dir() and _dead(ctx, directory.name.removeprefix("build-")):
-                _remove_build_dir(ctx, directory)
+    if dead or everything:
+        for record in ctx.records.workloads.all():
+            build_id = dict(record.plan.labels).get(BUILD_LABEL)
+            if build_id and (ctx.paths.tmp / f"build-{build_id}" in dead or _dead(ctx, build_id)):
+                removed += _remove_step(ctx, record.id, record.name)
+    for directory in dead:
+        _remove_build_dir(ctx, directory)
     return removed
+
+
+def _remove_step(ctx: Context, workload_id: str, name: str) -> list[str]:
+    from isobox.service import workloads
+
+    try:
+        workloads.remove(ctx, workload_id, force=True)
+    except NotFoundError:
+        return []
+    except IsoboxError as exc:
+        log.warning("cannot remove %s, a step of a build that was killed: %s", name, exc)
+        return []
+    return [name]
 
 
 # ---- the cache ----------------------------------------------------------------------------------
@@ -276,6 +332,8 @@ class CacheReport:
 
 
 def _cache_only_bytes(ctx: Context, entries: Sequence[CacheEntry]) -> int:
+    from isobox.service.system import du
+
     used = {layer.chain_id for record, _names in ctx.images.list() for layer in record.layers}
     layers = {entry.chain_id: entry.size for entry in entries if entry.has_layer and entry.chain_id not in used}
     mounts = cache_mounts_dir(ctx)

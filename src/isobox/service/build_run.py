@@ -37,6 +37,7 @@ from isobox.model.mounts import MountKind, MountSpec
 from isobox.model.spec import Kind, WorkloadSpec
 from isobox.model.streams import Attach
 from isobox.service import workloads
+from isobox.service.build import BUILD_LABEL, STEP_LABEL, cache_mounts_dir
 from isobox.service.commit import RUNTIME_MOUNTS
 from isobox.service.context import Context
 from isobox.service.workloads import ResolvedImage
@@ -44,13 +45,7 @@ from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)
 
-BUILD_LABEL = "isobox.build"  # the id of the build a workload is a step of
-STEP_LABEL = "isobox.builder.step"
 LAST_LINES = 20
-
-
-def cache_mounts_dir(ctx: Context) -> Path:
-    return ctx.paths.lib / "build-cache" / "mounts"
 
 
 @dataclass

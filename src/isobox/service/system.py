@@ -82,7 +82,7 @@ def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = Fal
     then gc."""
     from isobox.service import build
 
-    removed_workloads = build.sweep(ctx)
+    removed_workloads = build.sweep(ctx, everything=True)
     for record in workloads.list_workloads(ctx, all=True):
         if record.status in (Status.EXITED, Status.CREATED) or workloads.stale_creating(ctx, record):
             workloads.remove(ctx, record.id, force=True, volumes=True)

@@ -7,6 +7,10 @@ the layer (its blob and unpacked directory in the image store, by digest and cha
 (a step that changes only the image config, or a RUN that changed no file), and the history time it
 recorded, so a rebuild from the cache gives the same image.
 
+A second table keeps whole builds (``build_results``): the image a build made from inputs that did not
+change since (the Dockerfile, the options, every file of the context by its metadata), so a rebuild of
+the same thing skips the parser and the plan (service/build_memo.py).
+
 Layers and blobs named here are kept by the image store's garbage collection (images/store.py) until
 `isobox builder prune` (or `system prune`) deletes the rows. Only this module holds SQL about the cache.
 """
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from isobox.state.db import Database
 
-TABLE = """
+TABLES = """
 CREATE TABLE IF NOT EXISTS build_cache (
     key        TEXT PRIMARY KEY,           -- sha256 of the step's inputs (builder/cachekey.py)
     diff_id    TEXT NOT NULL,              -- the layer's uncompressed digest, '' when the step made no layer
@@ -32,6 +36,12 @@ CREATE TABLE IF NOT EXISTS build_cache (
     created    TEXT NOT NULL,              -- the history entry's time (RFC 3339)
     created_at REAL NOT NULL,
     used_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS build_results (
+    key        TEXT PRIMARY KEY,           -- sha256 of a whole build's inputs (service/build_memo.py)
+    image_id   TEXT NOT NULL,
+    record     TEXT NOT NULL,              -- JSON: the images it read (reference, platform, id) and its steps
+    created_at REAL NOT NULL
 )
 """
 
@@ -86,14 +96,28 @@ class BuildCacheRepository:
         return [_entry(r) for r in self.db.query("SELECT * FROM build_cache ORDER BY created_at")]
 
     def clear(self) -> list[CacheEntry]:
-        """Delete every entry; returns what was deleted."""
+        """Delete every entry and whole-build result; returns the entries deleted."""
 
         def clear(tx: sqlite3.Connection) -> list[CacheEntry]:
             rows = [_entry(r) for r in tx.execute("SELECT * FROM build_cache").fetchall()]
             tx.execute("DELETE FROM build_cache")
+            tx.execute("DELETE FROM build_results")
             return rows
 
         return self.db.write(clear)
+
+    def result(self, key: str) -> tuple[str, str] | None:
+        """(image id, JSON record) of the whole build ``key``, or None."""
+        rows = self.db.query("SELECT image_id, record FROM build_results WHERE key = ?", (key,))
+        return (str(rows[0]["image_id"]), str(rows[0]["record"])) if rows else None
+
+    def put_result(self, key: str, image_id: str, record: str) -> None:
+        self.db.write(lambda tx: tx.execute(
+            "INSERT OR REPLACE INTO build_results (key, image_id, record, created_at) VALUES (?, ?, ?, ?)",
+            (key, image_id, record, time.time())))
+
+    def forget_result(self, key: str) -> None:
+        self.db.write(lambda tx: tx.execute("DELETE FROM build_results WHERE key = ?", (key,)))
 
     def kept_layers(self) -> tuple[set[str], set[str]]:
         """(blob digests, chain IDs) the cache refers to: what the image store's gc must keep."""

@@ -111,7 +111,7 @@ CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-""" + build_cache.TABLE + ";\n"
+""" + build_cache.TABLES + ";\n"
 
 
 def _statements(script: str) -> list[str]:
