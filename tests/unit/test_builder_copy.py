@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from isobox.builder import instructions as ins
-from isobox.builder.copy import plan_copy, write_copy
+from isobox.builder.copy import plan_copy
+from isobox.builder.copylayer import write_copy
 from isobox.builder.layertar import TarSink
 from isobox.builder.source import Origin
 from isobox.builder.tree import Escape, LayeredTree

@@ -1,4 +1,4 @@
-"""COPY and ADD: which files go where (``plan_copy``), then the layer that puts them there (``write_copy``).
+"""COPY and ADD: which files go where (``plan_copy``; the layer that puts them there: copylayer.py).
 
 The rules are the Dockerfile reference's ("COPY", "ADD"), as Docker's builders apply them:
 
@@ -23,31 +23,24 @@ sources of a stage or an image (``--from``) are paths in its root file system.
 from __future__ import annotations
 
 import enum
-import io
-import os
 import posixpath
 import re
-import stat
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from isobox.builder import instructions as ins
 from isobox.builder.dockerignore import IgnoreRules, parse_ignore
-from isobox.builder.tree import Entry, Escape, LayeredTree, has_magic
+from isobox.builder.tree import Entry, LayeredTree, has_magic
 from isobox.errors import InvalidArgumentError
-from isobox.images.layer_limits import UnpackPolicy
 from isobox.model.users import resolve_user
 
 if TYPE_CHECKING:
-    import tarfile
 
-    from isobox.builder.layertar import TarSink
+    pass
 
-__all__ = ["CopyPlan", "Download", "Placement", "PlacementKind", "is_url", "plan_copy", "write_copy"]
+__all__ = ["CopyPlan", "Download", "Placement", "PlacementKind", "is_url", "plan_copy"]
 
 _CHMOD = re.compile(r"[0-7]{3,4}\Z")
 _GIT_URL = re.compile(r"^(git@|git://|ssh://)|\.git(#.*)?$")
@@ -186,7 +179,7 @@ def _walk(tree: LayeredTree, top: Entry, rules: IgnoreRules | None) -> Iterator[
             yield relative, entry
 
 
-def _kind(entry: Entry) -> PlacementKind | None:
+def kind_of(entry: Entry) -> PlacementKind | None:
     if entry.is_dir:
         return PlacementKind.DIR
     if entry.is_file:
@@ -213,47 +206,64 @@ def plan_copy(instruction: ins.Copy | ins.Add, *, workdir: str, source: LayeredT
         raise _fail(instruction, f"has several sources, so its destination {instruction.dest!r} must be a directory "
                     "ending in /")
     real, exists_as_dir = _real(image, dest, instruction)
-    into_dir = as_dir or exists_as_dir
-    rules = parse_ignore("\n".join(instruction.excludes), source="--exclude") if instruction.excludes else None
-    pivoted = getattr(instruction, "parents", False)
-    placements: list[Placement] = []
-    inputs: list[tuple[str, Entry]] = []
-    dirs: list[str] = []
+    planner = _Planner(instruction, source, real, as_dir or exists_as_dir)
     for name, entry in matches:
-        if entry.is_dir:
-            target = _join(real, _pivot(instruction, entry)) if pivoted else real
-            dirs.append(target)
-            for relative, child in _walk(source, entry, rules):
-                kind = _kind(child)
-                if kind is not None:
-                    placements.append(Placement(_join(target, relative), kind, child))
-                    inputs.append((f"{entry.path}\0{relative}", child))
-            inputs.append((f"{entry.path}\0", entry))
-            continue
-        if _excluded(rules, entry.path):
-            continue
-        kind = _kind(entry)
-        if kind is None:
-            continue
-        inputs.append((f"{name}\0{entry.path}", entry))
-        archive = (isinstance(instruction, ins.Add) and instruction.unpack is not False and entry.is_file
-                   and _is_archive(entry))
-        if archive:
-            dirs.append(real)
-            placements.append(Placement(real, PlacementKind.ARCHIVE, entry))
-        elif pivoted:
-            placements.append(Placement(_join(real, _pivot(instruction, entry)), kind, entry))
-        else:
-            placements.append(Placement(_join(real, name) if into_dir else real, kind, entry))
+        planner.match(name, entry)
     for inline in instruction.inline:
-        placements.append(Placement(_join(real, inline.name) if into_dir else real, PlacementKind.INLINE,
-                                    data=inline.content.encode("utf-8", "surrogateescape")))
+        planner.add(inline.name, Placement("", PlacementKind.INLINE,
+                                           data=inline.content.encode("utf-8", "surrogateescape")))
     for download in downloads:
-        placements.append(Placement(_join(real, download.name) if into_dir else real, PlacementKind.DOWNLOAD,
-                                    download=download))
-    if matches and not placements and not dirs:
+        planner.add(download.name, Placement("", PlacementKind.DOWNLOAD, download=download))
+    if matches and not planner.placements and not planner.dirs:
         raise _fail(instruction, "copies nothing: every source is excluded by --exclude")
-    return CopyPlan(tuple(placements), tuple(dirs), tuple(inputs), downloads, owner, chmod)
+    return CopyPlan(tuple(planner.placements), tuple(planner.dirs), tuple(planner.inputs), downloads, owner, chmod)
+
+
+@dataclass
+class _Planner:
+    """Where each match of a COPY or ADD goes, under the real destination ``real``."""
+
+    instruction: ins.Copy | ins.Add
+    source: LayeredTree
+    real: str
+    into_dir: bool
+    placements: list[Placement] = field(default_factory=list)
+    inputs: list[tuple[str, Entry]] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        excludes = self.instruction.excludes
+        self.rules = parse_ignore("\n".join(excludes), source="--exclude") if excludes else None
+        self.pivoted = bool(getattr(self.instruction, "parents", False))
+
+    def add(self, name: str, placement: Placement) -> None:
+        """A file named ``name``: into the destination directory, or as the destination."""
+        path = join(self.real, name) if self.into_dir else self.real
+        self.placements.append(Placement(path, placement.kind, placement.entry, placement.data, placement.download))
+
+    def match(self, name: str, entry: Entry) -> None:
+        if entry.is_dir:
+            target = join(self.real, _pivot(self.instruction, entry)) if self.pivoted else self.real
+            self.dirs.append(target)
+            for relative, child in _walk(self.source, entry, self.rules):
+                kind = kind_of(child)
+                if kind is not None:
+                    self.placements.append(Placement(join(target, relative), kind, child))
+                    self.inputs.append((f"{entry.path}\0{relative}", child))
+            self.inputs.append((f"{entry.path}\0", entry))
+            return
+        kind = kind_of(entry)
+        if _excluded(self.rules, entry.path) or kind is None:
+            return
+        self.inputs.append((f"{name}\0{entry.path}", entry))
+        add = self.instruction
+        if isinstance(add, ins.Add) and add.unpack is not False and entry.is_file and _is_archive(entry):
+            self.dirs.append(self.real)
+            self.placements.append(Placement(self.real, PlacementKind.ARCHIVE, entry))
+        elif self.pivoted:
+            self.placements.append(Placement(join(self.real, _pivot(self.instruction, entry)), kind, entry))
+        else:
+            self.add(name, Placement("", kind, entry))
 
 
 def _is_archive(entry: Entry) -> bool:
@@ -280,119 +290,5 @@ def _pivot(instruction: ins.Copy | ins.Add, entry: Entry) -> str:
     return entry.path
 
 
-def _join(base: str, name: str) -> str:
+def join(base: str, name: str) -> str:
     return f"{base}/{name}".strip("/") if base else name.strip("/")
-
-
-# ---- the layer ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Writer:
-    plan: CopyPlan
-    image: LayeredTree | None
-    mtime: int  # of what has no time of its own (heredoc files, created directories)
-    scratch: Path
-    policy: UnpackPolicy
-
-    def __post_init__(self) -> None:
-        self.items: dict[str, tuple[tarfile.TarInfo, Path | bytes | None]] = {}
-
-    def owner(self, info: os.stat_result | None) -> tuple[int, int]:
-        if self.plan.owner is not None:
-            return self.plan.owner
-        return (info.st_uid, info.st_gid) if info is not None else (0, 0)
-
-    def add_entry(self, path: str, entry: Entry, *, keep_owner: bool = False) -> None:
-        import tarfile
-
-        info = tarfile.TarInfo(path)
-        uid, gid = self.owner(entry.info if keep_owner else None)
-        mode = self.plan.chmod if self.plan.chmod is not None else stat.S_IMODE(entry.info.st_mode)
-        info.uid, info.gid, info.mode, info.mtime = uid, gid, mode, int(entry.info.st_mtime)
-        if entry.is_dir:
-            info.type = tarfile.DIRTYPE
-            self.items[path] = (info, None)
-        elif entry.is_symlink:
-            info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(entry.host), 0o777
-            self.items[path] = (info, None)
-        elif entry.is_file:
-            self.items[path] = (info, entry.host)
-
-    def add_data(self, path: str, data: Path | bytes, mode: int, mtime: int) -> None:
-        import tarfile
-
-        info = tarfile.TarInfo(path)
-        info.uid, info.gid = self.owner(None)
-        info.mode = self.plan.chmod if self.plan.chmod is not None else mode
-        info.mtime = mtime
-        if isinstance(data, bytes):
-            info.size = len(data)
-        self.items[path] = (info, data)
-
-    def extract(self, placement: Placement) -> None:
-        from isobox.builder.archives import extract
-
-        assert placement.entry is not None
-        target = Path(tempfile.mkdtemp(dir=self.scratch, prefix="add-"))
-        extract(placement.entry.host, target, scratch=self.scratch, policy=self.policy,
-                what=f"archive {placement.entry.path}")
-        tree = LayeredTree([target], escape=Escape.SCOPE, what=f"archive {placement.entry.path}")
-        for child in tree.walk(tree.root()):
-            if _kind(child) is not None:
-                self.add_entry(_join(placement.path, child.path), child, keep_owner=True)
-
-    def place(self, placement: Placement) -> None:
-        if placement.kind is PlacementKind.ARCHIVE:
-            self.extract(placement)
-        elif placement.kind is PlacementKind.INLINE:
-            self.add_data(placement.path, placement.data, 0o644, self.mtime)
-        elif placement.kind is PlacementKind.DOWNLOAD:
-            download = placement.download
-            assert download is not None
-            mtime = download.mtime if download.mtime is not None else self.mtime
-            self.add_data(placement.path, download.path, 0o600, mtime)
-        else:
-            assert placement.entry is not None
-            self.add_entry(placement.path, placement.entry)
-
-    def parents(self) -> None:
-        """Every directory on the way: as the image has it, else created."""
-        from isobox.builder.layertar import dir_info
-
-        wanted = set(self.plan.dirs)
-        for path in list(self.items):
-            parts = path.split("/")
-            wanted.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
-        for path in sorted(wanted - {""} - set(self.items)):
-            found = self.image.resolve(path, follow=False) if self.image is not None else None
-            if found is not None and found.is_dir:
-                info = found.info
-                entry = dir_info(path, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, int(info.st_mtime))
-            else:
-                uid, gid = self.owner(None)
-                entry = dir_info(path, 0o755, uid, gid, self.mtime)
-            self.items[path] = (entry, None)
-
-    def write(self, sink: TarSink) -> None:
-        import tarfile
-
-        for path in sorted(self.items):
-            info, data = self.items[path]
-            if isinstance(data, Path):
-                info.type = tarfile.REGTYPE
-                sink.add_file(info, data)
-            elif isinstance(data, bytes):
-                sink.add(info, io.BytesIO(data))
-            else:
-                sink.add(info)
-
-
-def write_copy(plan: CopyPlan, sink: TarSink, *, image: LayeredTree | None, scratch: Path, policy: UnpackPolicy,
-               epoch: int | None) -> None:
-    """The layer of a planned COPY or ADD, into ``sink``."""
-    writer = _Writer(plan, image, epoch if epoch is not None else int(time.time()), scratch, policy)
-    for placement in plan.placements:
-        writer.place(placement)
-    writer.parents()
-    writer.write(sink)

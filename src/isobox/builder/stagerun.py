@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from isobox.builder import instructions as ins
 from isobox.builder.cachekey import stage_key, step_key
-from isobox.builder.copy import Download, is_url, plan_copy, write_copy
+from isobox.builder.copy import Download, is_url, plan_copy
+from isobox.builder.copylayer import write_copy
 from isobox.builder.events import BuildEvent, EventKind
 from isobox.builder.imageconfig import ConfigBuilder, run_command
 from isobox.builder.mounts import CacheSharing, MountType, NetworkMode, RunMount
