@@ -132,6 +132,10 @@ class Executor:
             with self._lock:
                 self.progress(event)
 
+    def count_cached(self) -> None:
+        with self._lock:
+            self.cached_steps += 1
+
     def created(self) -> str:
         return rfc3339(self.epoch if self.epoch is not None else time.time())
 

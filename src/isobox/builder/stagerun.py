@@ -164,7 +164,7 @@ class StageRunner:
     def _layer_step(self, step: Step, key: str, produce: Callable[[TarSink], None]) -> LayerRecord | None:
         hit = None if self.build.options.no_cache else self.build.host.cached(key)
         if hit is not None:
-            self.build.cached_steps += 1
+            self.build.count_cached()
             self._event(EventKind.CACHED)
             return self._add(step, key, hit, hit.created)
         from isobox.builder.layertar import TarSink  # tarfile: only for steps that are built
