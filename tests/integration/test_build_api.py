@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +88,28 @@ def test_docker_py_images_build(api: api_server.ApiServer, tmp_path: Path) -> No
         assert not any("Using cache" in entry.get("stream", "") for entry in logs)
     finally:
         client.close()
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_a_client_that_goes_away_interrupts_the_build(api: api_server.ApiServer, cli: Cli) -> None:
+    body = _tar({"Dockerfile": b"FROM busybox\nRUN echo started; sleep 60\n"})
+    with api.http() as client, client.stream("POST", "/build?t=gone:1", content=body,
+                                             headers={"Content-Type": "application/x-tar"}) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if "started" in line:
+                break
+    deadline = time.monotonic() + 60
+    while cli("ps", "-a", "-q").stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert cli("ps", "-a", "-q").stdout == "", api.log.read_text()[-3000:]
+    assert "gone" not in cli("images", check=True).stdout

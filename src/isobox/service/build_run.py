@@ -91,6 +91,8 @@ class StepRunner:
             with self._lock:
                 self._active.add(record.id)
             stack.callback(self._forget, record.id)
+            if self.cancelled:  # cancel() ran while the workload was being created: it did not see it
+                raise BuildCancelledError()
             events.started(record.id)
             exit_code, lines = self._attached(record.id, events)
             targets = RUNTIME_MOUNTS | {mount.target for mount in mounts}
