@@ -229,9 +229,11 @@ class Executor:
             self._wait(runs)
         except BaseException:
             self.cancel.set()
-            self.host.cancel()
-            for run in runs:
-                run.join()
+            try:
+                self.host.cancel()
+            finally:
+                for run in runs:  # before the build's directory goes: the stages may still write in it
+                    run.join()
             raise
         for stage, run in zip(stages, runs, strict=True):
             self.results[stage.index] = run.result

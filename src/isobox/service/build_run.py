@@ -31,7 +31,7 @@ from isobox.builder.imageconfig import HEREDOC_DIR
 from isobox.builder.mounts import CacheSharing, NetworkMode
 from isobox.builder.outcome import BuildCancelledError
 from isobox.builder.runstep import SECRETS_DIR, RunOutcome, RunRequest
-from isobox.errors import CommandError, InvalidArgumentError, IsoboxError, NotFoundError
+from isobox.errors import CommandError, InvalidArgumentError, NotFoundError
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountKind, MountSpec
 from isobox.model.spec import Kind, WorkloadSpec
@@ -67,8 +67,10 @@ class StepRunner:
         with self._lock:
             active = list(self._active)
         for workload_id in active:
-            with contextlib.suppress(IsoboxError):
+            try:
                 workloads.remove(self.ctx, workload_id, force=True)
+            except Exception as exc:  # the step's own clean-up removes it again; cancel the others meanwhile
+                log.warning("cannot stop build step %s: %s", workload_id, exc)
 
     def _name(self) -> str:
         with self._lock:
