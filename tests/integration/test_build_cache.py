@@ -81,7 +81,7 @@ def test_cache_outlives_images_until_builder_prune(cli: Cli, tmp_path: Path) -> 
         "RUN --mount=type=cache,target=/c sh -c 'head -c 200000 /dev/zero > /c/blob; echo x > /x'\n")})
     image, _ = build(cli, ctx, "-t", "cached:1")
     cli("rmi", "cached:1", check=True)
-    cli("image", "prune", check=True)
+    cli("image", "prune", "-f", check=True)
     row = _df_row(cli)
     assert row["count"] == 1 and isinstance(row["size_bytes"], int) and row["size_bytes"] > 200000
     again, progress = build(cli, ctx)
@@ -91,7 +91,7 @@ def test_cache_outlives_images_until_builder_prune(cli: Cli, tmp_path: Path) -> 
     assert _df_row(cli)["count"] == 0 and not (Path(cli.root) / "lib" / "build-cache" / "mounts").exists()
     _, progress = build(cli, ctx)
     assert ran_steps(progress) == [2]
-    cli("system", "prune", "-a", check=True)
+    cli("system", "prune", "-a", "-f", check=True)
     assert _df_row(cli)["count"] == 0
 
 

@@ -135,7 +135,7 @@ def test_an_interrupted_build_leaves_nothing(cli: Cli, tmp_path: Path, how: sign
 
 def test_a_killed_build_is_swept_by_the_next_one_and_by_system_prune(cli: Cli, tmp_path: Path) -> None:
     ctx = context(tmp_path, {"Dockerfile": "FROM busybox\nRUN sleep 60\n"})
-    for sweep in (("system", "prune"), ("build", "-q", str(context(tmp_path, {"Dockerfile": "FROM busybox\n"},
+    for sweep in (("system", "prune", "-f"), ("build", "-q", str(context(tmp_path, {"Dockerfile": "FROM busybox\n"},
                                                                        name="next")))):
         process = _start(cli, ctx, "--no-cache")
         _wait_for_step(cli)

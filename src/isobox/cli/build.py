@@ -44,16 +44,21 @@ def build(
 
 
 def prune(
-    all_: bool = typer.Option(False, "--all", "-a", help="Everything (the default: the whole cache goes)."),
-    force: bool = typer.Option(False, "--force", "-f", help="Do not ask (isobox never asks)."),
+    all_: bool = typer.Option(False, "--all", "-a", help="Everything (the default too: the whole cache goes)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Do not ask for confirmation."),
 ) -> None:
-    """Remove the build cache: its records, the layers only it kept, and the cache mounts."""
-    from isobox.cli.system import _size
+    """Remove the build cache: its records, the layers only it kept, and the cache mounts.
+
+    Example: isobox builder prune -f"""
+    from isobox.cli.confirm import confirm
+    from isobox.cli.tables import human_size
     from isobox.service import build as service
     from isobox.service.context import open_context
 
+    if not force:
+        confirm("This will remove all build cache.")
     with open_context() as ctx:
         report = service.prune(ctx)
     assert report is not None  # waited for running builds
-    output.out.print(f"removed {report.entries} cache entries ({report.layers} layers)")
-    output.out.print(f"Total reclaimed space: {_size(report.size_bytes)}")
+    output.out.print(f"Deleted {report.entries} build cache entries ({report.layers} layers)")
+    output.out.print(f"Total reclaimed space: {human_size(report.size_bytes)}")

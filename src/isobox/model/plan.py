@@ -11,6 +11,7 @@ import signal
 from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
+from isobox.model.host_settings import HostSettings
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountPlan
 from isobox.model.network import NetworkPlan
@@ -74,6 +75,8 @@ class RunPlan:
     network: NetworkPlan | None = None  # resolved by service/networks (None: created before networking existed)
     disk_boot: DiskBoot | None = None  # a VM of a disk image, not of an OCI image
     isolated_macs: tuple[str, ...] = ()  # a clone's NICs, kept off every bridge (its guest holds the source's)
+    host: HostSettings = field(default_factory=HostSettings)  # --add-host, --dns*, --ulimit, --device, --sysctl
+    exposed_ports: tuple[str, ...] = ()  # the image's ExposedPorts and --expose ("80/tcp"): for -P and ps
 
     @property
     def log_path(self) -> str:
@@ -159,4 +162,6 @@ def resolve(
         init=spec.init,
         remove=spec.remove,
         labels=merge_env(image.labels, spec.labels),
+        host=spec.host,
+        exposed_ports=tuple(dict.fromkeys((*image.exposed_ports, *spec.expose))),
     )
