@@ -34,11 +34,11 @@ def test_a_database_from_before_the_build_cache_gets_its_tables(isobox_root: Pat
     with ctx.db.transaction() as tx:
         tx.execute("DROP TABLE build_cache")
         tx.execute("DROP TABLE build_results")
-    ctx.db.query("PRAGMA user_version = 2")
+    ctx.db.query("PRAGMA user_version = 3")  # the schema before the build cache
     ctx.close()
     ctx = open_context(isobox_root, require_root=False)
     try:
-        assert ctx.db.query("PRAGMA user_version")[0][0] == 3
+        assert ctx.db.query("PRAGMA user_version")[0][0] == 4
         BuildCacheRepository(ctx.db).put(LAYER)
         assert BuildCacheRepository(ctx.db).get("sha256:k1") == LAYER
     finally:
