@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,14 @@ def run(cli: Cli, image: str, *command: str) -> str:
 
 
 def image_document(cli: Cli, image: str) -> dict[str, Any]:
-    """The image's config document (image-spec config.md) as `image inspect` shows it."""
-    document = json.loads(cli("image", "inspect", image, check=True).stdout)["config"]
-    assert isinstance(document, dict)
-    return document
+    """The image's config document (image-spec config.md), as the store keeps it."""
+    from isobox.service.context import open_context
+
+    ctx = open_context(cli.root)
+    try:
+        return ctx.images.config_document(ctx.images.resolve(image))
+    finally:
+        ctx.close()
 
 
 def cached_steps(progress: str) -> list[int]:
