@@ -36,7 +36,9 @@ def build(
     progress: str = typer.Option("auto", "--progress", help="auto, plain (lines) or tty (a live view)."),
     vm: bool = typer.Option(False, "--vm", help="Run every RUN step in a VM instead of a container."),
 ) -> None:
-    """Build an image from a Dockerfile."""
+    """Build an image from a Dockerfile.
+
+    Example: isobox build -t localhost/app:1 --build-arg VERSION=2 .   (add --vm to run the RUN steps in VMs)"""
     code = run_build(BuildFlags(path, list(tag), file, list(build_arg), target, no_cache, pull, list(label), platform,
                                 quiet, iidfile, network, list(secret), progress, vm))
     if code:
