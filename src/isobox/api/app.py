@@ -17,8 +17,8 @@ class App:
 
 
 def build_router() -> Router:
-    from isobox.api import container_io, containers, images, networks, system, volumes
+    from isobox.api import build, container_io, containers, images, networks, system, volumes
 
     # Order matters where patterns overlap: each module lists its fixed paths before its patterns.
     return Router(system.routes, containers.routes, container_io.routes, images.routes, networks.routes,
-                  volumes.routes)
+                  volumes.routes, build.routes)

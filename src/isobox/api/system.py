@@ -1,4 +1,4 @@
-"""System endpoints: /_ping, /version, /info, /system/df, /auth; /build and /events answer 501 for now."""
+"""System endpoints: /_ping, /version, /info, /system/df, /auth; /events answers 501 for now (/build: build.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from isobox.service.context import Context
 routes = RouteTable()
 
 PING_HEADERS = (
-    ("Builder-Version", "1"),  # no BuildKit: /build arrives with the image-build work
+    ("Builder-Version", "1"),  # the classic builder's API (api/build.py), not BuildKit's
     ("Swarm", "inactive"),
     ("Cache-Control", "no-cache, no-store, must-revalidate"),
     ("Pragma", "no-cache"),
@@ -156,11 +156,6 @@ async def auth(app: App, request: Request) -> Reply:
             raise errors.ApiError(401, f"login to {server} failed: {exc}") from exc
         raise
     return json_reply({"Status": "Login Succeeded", "IdentityToken": ""})
-
-
-@routes.post("/build", "build")
-async def build(app: App, request: Request) -> Reply:
-    raise errors.not_implemented("image build (/build)", "it arrives with isobox's image builder")
 
 
 @routes.get("/events", "events")

@@ -17,9 +17,15 @@ from isobox.errors import CommandError, IsoboxError
 def main() -> None:
     argv = sys.argv[1:]
     try:
-        from isobox.cli import fast
+        code = None
+        if "build" in argv:  # `isobox build` has a fast path of its own, without run's flag table
+            from isobox.cli.build_fast import try_build
 
-        code = fast.try_run(argv)
+            code = try_build(argv)
+        if code is None:
+            from isobox.cli import fast
+
+            code = fast.try_run(argv)
         if code is None:
             from isobox.cli.app import run_app
 

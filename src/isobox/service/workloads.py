@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from isobox.config import policy_path
 from isobox.drivers.base import Driver
@@ -144,14 +144,29 @@ def _refuse_taken(ctx: Context, name: str) -> None:
         )
 
 
-def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MISSING) -> WorkloadRecord:
+@dataclass(frozen=True)
+class ResolvedImage:
+    """A root file system its caller resolved itself, for `create` to run from instead of ``spec.image``: a
+    build step's (the layers of the image store so far, which no image record names yet). Its kind is the
+    caller's choice: the isolation policy, which judges images of the store, is not asked."""
+
+    id: str
+    layers: tuple[str, ...]
+    config: ImageConfig
+
+
+def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MISSING,
+           image: ResolvedImage | None = None) -> WorkloadRecord:
     name = ids.validate_name(spec.name) if spec.name else ids.random_name()
     _refuse_taken(ctx, name)
-    image_id, layers, image_config = _image(ctx, spec.image, pull)
+    if image is not None:
+        image_id, layers, image_config = image.id, image.layers, image.config
+    else:
+        image_id, layers, image_config = _image(ctx, spec.image, pull)
     # The isolation policy picks the kind (or refuses) before a driver is chosen; see service/policy.py.
     # Without a policy file the kind is the one asked for, and the policy code is not even imported.
     path, named = policy_path()
-    if named or path.exists():
+    if image is None and (named or path.exists()):
         from isobox.service import policy
 
         spec = policy.apply(ctx, spec, image_id)
