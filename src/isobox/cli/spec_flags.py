@@ -92,6 +92,10 @@ RUN_OPTIONS: dict[str, tuple[Any, Flag]] = {
     "publish_all": (bool, _flag(False, "-P", "--publish-all", help="Publish every EXPOSEd port.")),
     "ip": (str | None, _flag(None, "--ip", help="IPv4 address on the first network.")),
     "network_alias": (list[str] | None, _flag(None, "--network-alias", help="Extra DNS name.")),
+    "log_opt": (
+        list[str] | None,
+        _flag(None, "--log-opt", help="max-size=SIZE (rotate past it), max-file=N (files kept, default 1)."),
+    ),
 }
 assert set(RUN_OPTIONS) == {f.name for f in fields(RunFlags)}
 

@@ -70,6 +70,26 @@ def register(app: typer.Typer) -> None:
 
         control.on_exit(open_context(), workload_id)
 
+    @system.command("rotate-logs", hidden=True)
+    def rotate_logs(
+        every_s: float = typer.Option(0.0, "--every", help="Repeat every SECONDS until interrupted (0: once)."),
+    ) -> None:
+        """Rotate the logs of running workloads by their --log-opt max-size/max-file (what the engine's
+        log rotation task does), once or every SECONDS."""
+        import threading
+
+        from isobox.service import logrotate
+        from isobox.service.context import open_context
+
+        ctx = open_context()
+        if every_s <= 0:
+            logrotate.rotate(ctx)
+            return
+        try:
+            logrotate.loop(ctx, threading.Event(), every_s)
+        except KeyboardInterrupt:
+            return
+
     @app.command("info")
     def info(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """What isobox finds on this host: runtime, accelerator, kernel, state paths."""

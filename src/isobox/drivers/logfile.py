@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from isobox.model.logs import LogEntry
+from isobox.model.logs import LogEntry, LogOptions
 
 
 def now_timestamp() -> str:
@@ -39,14 +39,58 @@ def parse_line(line: bytes) -> LogEntry | None:
     return LogEntry(parts[0].decode(), parts[1].decode(), parts[2] == b"P", content)
 
 
+def rotated(path: Path) -> list[Path]:
+    """The rotated files of a log (path.1, path.2 …), newest first (path.1 is the newest)."""
+    numbered = []
+    try:
+        for candidate in path.parent.iterdir():
+            suffix = candidate.name.removeprefix(path.name + ".")
+            if candidate.name != suffix and suffix.isdigit() and suffix == str(int(suffix)) and int(suffix) > 0:
+                numbered.append((int(suffix), candidate))
+    except FileNotFoundError:
+        return []
+    return [candidate for _, candidate in sorted(numbered)]
+
+
+def log_files(path: Path) -> list[Path]:
+    """Every file of a log, oldest first: the rotated ones, then the current one."""
+    return [*reversed(rotated(path)), path]
+
+
 def read_entries(path: Path) -> Iterator[LogEntry]:
-    """Entries of a log and of its rotated predecessor (path.1), oldest first."""
-    for candidate in (path.with_name(path.name + ".1"), path):
+    """Entries of a log across its rotated files, oldest first."""
+    for candidate in log_files(path):
         try:
             with open(candidate, "rb") as handle:
                 yield from _entries(handle)
         except FileNotFoundError:
             continue
+
+
+def rotate(path: Path, options: LogOptions, reopen: Callable[[], object] = lambda: None) -> list[Path]:
+    """Docker's json-file rotation, keeping the files: path.N-1 … path.1 move one up, path becomes path.1,
+    ``reopen`` makes the writer start a new path, and only then the files beyond ``max_file`` (the current
+    one counted) are deleted. A writer that still appends to the old file between the rename and
+    ``reopen`` writes into path.1, so nothing is lost unless the user's max-file drops that very file.
+    Returns the files deleted."""
+    for older in rotated(path)[::-1]:
+        number = int(older.name.rsplit(".", 1)[1])
+        os.replace(older, older.with_name(f"{path.name}.{number + 1}"))
+    os.replace(path, path.with_name(f"{path.name}.1"))
+    reopen()
+    dropped = [older for older in rotated(path) if int(older.name.rsplit(".", 1)[1]) >= options.max_file]
+    for older in dropped:
+        older.unlink(missing_ok=True)
+    return dropped
+
+
+def needs_rotation(path: Path, options: LogOptions) -> bool:
+    if options.max_size_bytes is None:
+        return False
+    try:
+        return path.stat().st_size >= options.max_size_bytes
+    except FileNotFoundError:
+        return False
 
 
 def _entries(handle: BinaryIO) -> Iterator[LogEntry]:
@@ -57,13 +101,16 @@ def _entries(handle: BinaryIO) -> Iterator[LogEntry]:
 
 
 class LogWriter:
-    """Appends entries, splitting the stream into lines; rotates to path.1 past max_bytes."""
+    """Appends entries, splitting the stream into lines; rotates by ``options`` (never, by default)."""
 
-    def __init__(self, path: Path, max_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, path: Path, options: LogOptions | None = None) -> None:
         self.path = path
-        self.max_bytes = max_bytes
+        self.options = options or LogOptions()
         self._pending: dict[str, bytes] = {}
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self._fd = self._open()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
 
     def write(self, stream: str, data: bytes) -> None:
         buffered = self._pending.get(stream, b"") + data
@@ -80,12 +127,18 @@ class LogWriter:
             self._append(out)
 
     def close(self) -> None:
-        self.flush()
-        os.close(self._fd)
+        try:
+            self.flush()
+        finally:
+            os.close(self._fd)
 
     def _append(self, data: bytes) -> None:
-        os.write(self._fd, data)
-        if os.fstat(self._fd).st_size > self.max_bytes:
-            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-            os.close(self._fd)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        view = memoryview(data)
+        while view:  # a short write (a nearly full disk) is continued; a full one raises ENOSPC
+            view = view[os.write(self._fd, view):]
+        if needs_rotation(self.path, self.options):
+            rotate(self.path, self.options, self._reopen)
+
+    def _reopen(self) -> None:
+        os.close(self._fd)
+        self._fd = self._open()

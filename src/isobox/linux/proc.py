@@ -64,3 +64,20 @@ def process_exists(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def usable_cpu_count() -> int:
+    """The CPUs this process may run on (sched_getaffinity(2)): what Docker counts as the host's CPUs."""
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def online_cpus_text() -> str:
+    """The kernel's list of online CPUs ("0-3"), /sys/devices/system/cpu/online (cpu-hotplug docs)."""
+    try:
+        return Path("/sys/devices/system/cpu/online").read_text().strip()
+    except OSError:
+        import os
+
+        return f"0-{(os.cpu_count() or 1) - 1}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from isobox.errors import InvalidArgumentError
 from isobox.model import ids
+from isobox.model.logs import LogOptions
 from isobox.model.mounts import parse_mount, parse_tmpfs, parse_volume
 from isobox.model.network import PortSpec
 from isobox.model.spec import (
@@ -17,6 +18,7 @@ from isobox.model.spec import (
     Restart,
     Security,
     WorkloadSpec,
+    check_resources,
     parse_env,
     parse_labels,
     parse_size,
@@ -61,6 +63,40 @@ class RunOptions:
     publish_all: bool = False
     ip: str | None = None
     network_alias: list[str] | None = None
+    log_opt: list[str] | None = None
+
+
+LOG_OPTION_KEYS = ("max-size", "max-file")
+
+
+def parse_log_options(items: list[str] | tuple[str, ...]) -> LogOptions:
+    """`--log-opt KEY=VALUE` items, Docker's json-file keys and rules (max-file only with max-size)."""
+    given: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise InvalidArgumentError(f"invalid --log-opt {item!r}: use KEY=VALUE", op="parse --log-opt")
+        if key not in LOG_OPTION_KEYS:
+            known = ", ".join(LOG_OPTION_KEYS)
+            raise InvalidArgumentError(f"unknown log opt {key!r} (isobox knows {known})", op="parse --log-opt")
+        given[key] = value
+    max_size = parse_size(given["max-size"], what="--log-opt max-size") if "max-size" in given else None
+    if max_size is not None and max_size <= 0:
+        raise InvalidArgumentError("--log-opt max-size must be a positive size", op="parse --log-opt")
+    max_file = 1
+    if "max-file" in given:
+        text = given["max-file"]
+        if not text.isdigit() or int(text) < 1:
+            raise InvalidArgumentError(f"invalid --log-opt max-file {text!r}: a number from 1", op="parse --log-opt")
+        max_file = int(text)
+        if max_file > 1 and max_size is None:
+            raise InvalidArgumentError("--log-opt max-file needs max-size", op="parse --log-opt")
+    return LogOptions(max_size_bytes=max_size, max_file=max_file)
+
+
+def _pids_limit(value: int | None) -> int | None:
+    """Docker's -1 is "unlimited" (None here); 0 and other negatives are refused by check_resources."""
+    return None if value == -1 else value
 
 
 def _security(options: RunOptions) -> Security:
@@ -105,6 +141,14 @@ def to_spec(
     files (read by the caller); ``environ``: where a bare `-e KEY` takes its value from."""
     if options.vm and options.container:
         raise InvalidArgumentError("--vm and --container exclude each other", op="parse flags")
+    resources = Resources(
+        memory_bytes=parse_size(options.memory, what="memory") if options.memory else None,
+        cpus=options.cpus,
+        cpu_shares=options.cpu_shares,
+        pids_limit=_pids_limit(options.pids_limit),
+        cpuset_cpus=options.cpuset_cpus,
+    )
+    check_resources(resources)
     return WorkloadSpec(
         image=image,
         command=tuple(command),
@@ -121,13 +165,7 @@ def to_spec(
         init=options.init,
         remove=options.rm,
         labels=parse_labels(options.label or []),
-        resources=Resources(
-            memory_bytes=parse_size(options.memory, what="memory") if options.memory else None,
-            cpus=options.cpus,
-            cpu_shares=options.cpu_shares,
-            pids_limit=options.pids_limit,
-            cpuset_cpus=options.cpuset_cpus,
-        ),
+        resources=resources,
         security=_security(options),
         restart=Restart.parse(options.restart),
         stop_timeout_s=options.stop_timeout,
@@ -141,4 +179,5 @@ def to_spec(
         publish_all=options.publish_all,
         ip=options.ip,
         network_aliases=tuple(options.network_alias or ()),
+        log=parse_log_options(options.log_opt or ()),
     )

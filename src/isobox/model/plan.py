@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
 from isobox.model.image_config import ImageConfig
+from isobox.model.logs import LogOptions
 from isobox.model.mounts import MountPlan
 from isobox.model.network import NetworkPlan
 from isobox.model.spec import Kind, Resources, Restart, Security, WorkloadSpec
@@ -74,6 +75,7 @@ class RunPlan:
     network: NetworkPlan | None = None  # resolved by service/networks (None: created before networking existed)
     disk_boot: DiskBoot | None = None  # a VM of a disk image, not of an OCI image
     isolated_macs: tuple[str, ...] = ()  # a clone's NICs, kept off every bridge (its guest holds the source's)
+    log: LogOptions = field(default_factory=LogOptions)  # --log-opt: rotation of log_path (none by default)
 
     @property
     def log_path(self) -> str:
@@ -159,4 +161,5 @@ def resolve(
         init=spec.init,
         remove=spec.remove,
         labels=merge_env(image.labels, spec.labels),
+        log=spec.log,
     )

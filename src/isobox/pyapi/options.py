@@ -50,6 +50,7 @@ class RunKwargs(TypedDict, total=False):
     ip: str
     network_aliases: Sequence[str]
     policy: str  # an isolation-policy file for this call
+    log_opt: Mapping[str, str] | Sequence[str]  # {"max-size": "10m", "max-file": "3"} or ["max-size=10m"]
 
 
 def command_argv(command: str | Sequence[str] | None) -> list[str]:
@@ -126,4 +127,5 @@ def run_options(kwargs: RunKwargs) -> RunOptions:
         publish_all=kwargs.get("publish_all", False),
         ip=kwargs.get("ip"),
         network_alias=_words(kwargs.get("network_aliases")),
+        log_opt=_pairs(kwargs.get("log_opt")),
     )
