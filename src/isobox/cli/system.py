@@ -47,6 +47,29 @@ def register(app: typer.Typer) -> None:
             f"{report.layers_removed} layers, {report.blobs_removed} blobs"
         )
 
+    @system.command("check")
+    def check(
+        repair: bool = typer.Option(False, "--repair", help="Also record what the database lacks."),
+        json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Check the state database and each record's files; rebuild the records from what is on disk (always
+        when the database is damaged, empty or missing; with --repair otherwise)."""
+        from isobox.service import check as checking
+
+        report = checking.check(repair=repair)
+        if json_output:
+            output.print_json(report)
+        else:
+            output.print_line(f"database: {report.database}")
+            if report.moved_to:
+                output.print_line(f"  moved aside to {report.moved_to}; a new one was filled from what is on disk")
+            for finding in report.findings:
+                output.print_line(f"{finding.severity.value:<9} {finding.subject}: {finding.message}")
+            counts = {s: sum(f.severity is s for f in report.findings) for s in checking.Severity}
+            output.print_line(", ".join(f"{n} {s.value}" for s, n in counts.items()))
+        if not report.clean:
+            raise typer.Exit(1)
+
     @system.command("boot")
     def boot() -> None:
         """Start again the exited workloads whose restart policy is `always` (run at host boot by

@@ -79,7 +79,7 @@ class NetworkRepository:
             params.append(workload_id)
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
-        return [codec.loads(Endpoint, r["record"]) for r in self.db.query(sql, tuple(params))]
+        return [codec.loads_stored(Endpoint, r["record"], "an endpoint") for r in self.db.query(sql, tuple(params))]
 
     def addresses(self, network_id: str) -> list[str]:
         return [r["ip"] for r in self.db.query("SELECT ip FROM endpoints WHERE network_id = ?", (network_id,))]
@@ -125,4 +125,4 @@ class NetworkRepository:
 
 
 def _load(text: str) -> NetworkRecord:
-    return codec.loads(NetworkRecord, text)
+    return codec.loads_stored(NetworkRecord, text, "a network")

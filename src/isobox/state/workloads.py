@@ -150,7 +150,7 @@ class WorkloadRepository:
 
 
 def load(text: str) -> WorkloadRecord:
-    return upgrade(codec.loads(WorkloadRecord, text))
+    return upgrade(codec.loads_stored(WorkloadRecord, text, "a workload"))
 
 
 def _columns(record: WorkloadRecord) -> tuple[object, ...]:

@@ -353,10 +353,12 @@ class ContainerDriver:
         for path in (self.exit_dir / plan.id, Path(plan.workload_dir) / "persist" / "exit"):
             try:
                 text = path.read_text().strip()
-            except OSError:
+            except (OSError, ValueError):
                 continue
-            if text:
+            if text.lstrip("-").isdigit():
                 return int(text)
+            if text:
+                log.warning("exit file %s holds %r, not an exit code: ignored", path, text[:40])
         return None
 
     def _exit_time(self, plan: RunPlan) -> float | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from isobox.drivers.base import TerminalSize
 from isobox.drivers.container import bundle, monitor
 from isobox.drivers.container.runtime import Runtime
-from isobox.errors import CommandError, InvalidStateError
+from isobox.errors import CommandError, InvalidStateError, WorkloadError
 from isobox.model.record import WorkloadRecord
 from isobox.model.streams import Attach, ExecSpec
 from isobox.model.users import resolve_user
@@ -59,8 +59,12 @@ def exec(runtime: Runtime, record: WorkloadRecord, spec: ExecSpec, streams: Atta
         rootfs_access.read_text_in_root(root, "/etc/passwd"),
         rootfs_access.read_text_in_root(root, "/etc/group"),
     )
-    config = json.loads((Path(plan.workload_dir) / "config.json").read_text())
-    process = dict(config["process"])
+    config_path = Path(plan.workload_dir) / "config.json"
+    try:
+        process = dict(json.loads(config_path.read_text())["process"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WorkloadError(f"the container's OCI configuration cannot be read: {exc}", op="exec",
+                            path=str(config_path)) from exc
     env = dict(item.split("=", 1) for item in process["env"])
     env.update(dict(spec.env))
     process.update(
