@@ -255,7 +255,7 @@ def prune(json_output: bool = typer.Option(False, "--json", help=JSON_HELP)) -> 
         output.print_json(result)
     else:
         output.out.print(f"removed {result.layers_removed} layers, {result.blobs_removed} blobs, "
-                         f"{result.partials_removed} partial downloads")
+                         f"{result.partials_removed} unfinished downloads and writes")
 
 
 def save(

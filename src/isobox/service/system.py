@@ -65,6 +65,7 @@ class PruneReport:
     images: tuple[str, ...]
     layers_removed: int
     blobs_removed: int
+    stale_files_removed: int = 0  # of killed pulls, loads, commits and saves
 
 
 def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = False) -> PruneReport:
@@ -85,6 +86,8 @@ def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = Fal
         ctx.images.remove(image.id, force=True)
         removed_images.append(image.id)
     layers, blobs = ctx.images.gc()
-    return PruneReport(
-        tuple(removed_workloads), tuple(removed_networks), tuple(removed_volumes), tuple(removed_images), layers, blobs
-    )
+    from isobox.service import images as image_service
+
+    stale = image_service.clear_stale_files(ctx)
+    return PruneReport(tuple(removed_workloads), tuple(removed_networks), tuple(removed_volumes),
+                       tuple(removed_images), layers, blobs, stale)

@@ -23,7 +23,14 @@ from dataclasses import replace
 
 from isobox.config import policy_path
 from isobox.drivers.base import Driver
-from isobox.errors import CommandError, ConflictError, InvalidArgumentError, InvalidStateError, NotFoundError
+from isobox.errors import (
+    CommandError,
+    ConflictError,
+    HostError,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+)
 from isobox.linux.tree import discard_tree
 from isobox.model import ids
 from isobox.model.image_config import ImageConfig
@@ -99,6 +106,8 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
         return updated  # removed meanwhile: the observation still answers the caller
     except InvalidStateError:
         return ctx.records.workloads.find(record.id) or updated  # another process recorded it first
+    except HostError as exc:  # a full disk: the caller still gets what is true; a later look records it
+        log.warning("%s: %s", record.name, exc)
     return updated
 
 

@@ -165,12 +165,12 @@ class ImageRepository:
             tx.execute("DELETE FROM image_refs WHERE name = ?", (name,))
             return touched
 
-        self._copy(self.db.write(change))
+        self._copy(self.db.write(change, frees=True))
 
     def remove_repo_digest(self, digest: RepoDigest) -> None:
         self.db.write(lambda tx: tx.execute(
             "DELETE FROM image_digests WHERE repository = ? AND digest = ? AND image_id = ?",
-            (digest.repository, digest.digest, digest.image_id)))
+            (digest.repository, digest.digest, digest.image_id)), frees=True)
         self._copy({digest.image_id})
 
     def delete(self, image_id: str, *, force: bool, what: str) -> bool:
@@ -192,7 +192,7 @@ class ImageRepository:
                 tx.execute("DELETE FROM images WHERE id = ?", (image_id,))
             return users
 
-        users = self.db.write(change)
+        users = self.db.write(change, frees=True)
         self._copy({image_id})
         return not users
 

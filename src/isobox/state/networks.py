@@ -43,7 +43,7 @@ class NetworkRepository:
         self.mirror.write(network.id, network)
 
     def delete(self, network_id: str) -> None:
-        self.db.write(lambda tx: tx.execute("DELETE FROM networks WHERE id = ?", (network_id,)))
+        self.db.write(lambda tx: tx.execute("DELETE FROM networks WHERE id = ?", (network_id,)), frees=True)
         self.mirror.remove(network_id)
 
     def all(self) -> list[NetworkRecord]:
@@ -103,12 +103,14 @@ class NetworkRepository:
 
     def delete_endpoints(self, workload_id: str, network_id: str | None = None) -> None:
         if network_id is None:
-            self.db.write(lambda tx: tx.execute("DELETE FROM endpoints WHERE workload_id = ?", (workload_id,)))
+            self.db.write(lambda tx: tx.execute("DELETE FROM endpoints WHERE workload_id = ?", (workload_id,)),
+                          frees=True)
         else:
             self.db.write(
                 lambda tx: tx.execute(
                     "DELETE FROM endpoints WHERE workload_id = ? AND network_id = ?", (workload_id, network_id)
-                )
+                ),
+                frees=True,
             )
 
     def restore_endpoint(self, endpoint: Endpoint) -> None:

@@ -69,7 +69,7 @@ class VolumeRepository:
         return restored
 
     def delete(self, name: str) -> None:
-        self.db.write(lambda tx: tx.execute("DELETE FROM volumes WHERE name = ?", (name,)))
+        self.db.write(lambda tx: tx.execute("DELETE FROM volumes WHERE name = ?", (name,)), frees=True)
         self.mirror.remove(name)
 
     def mirrored(self) -> dict[str, VolumeRow]:

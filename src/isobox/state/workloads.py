@@ -91,7 +91,7 @@ class WorkloadRepository:
         )
 
     def delete(self, workload_id: str) -> None:
-        self.db.write(lambda tx: tx.execute("DELETE FROM workloads WHERE id = ?", (workload_id,)))
+        self.db.write(lambda tx: tx.execute("DELETE FROM workloads WHERE id = ?", (workload_id,)), frees=True)
         self.mirror.remove(workload_id)
 
     def restore(self, record: WorkloadRecord) -> None:

@@ -95,7 +95,13 @@ class VolumeStore:
 
         row = VolumeRow(chosen, anonymous, time.time(), tuple(sorted((labels or {}).items())),
                         tuple(sorted((options or {}).items())))
-        existing_row = self.rows.insert(row, make)
+        existed = directory.exists()
+        try:
+            existing_row = self.rows.insert(row, make)
+        except BaseException:
+            if not existed:  # made here, but not recorded (a full disk): not left without a record
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
         if existing_row is not None:
             existing = self._record(existing_row)
             if kind not in (None, existing.kind) or size_bytes not in (None, existing.size_bytes):

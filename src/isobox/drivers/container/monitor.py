@@ -133,7 +133,7 @@ def spawn(plan: ConmonPlan, during: Callable[[], None] | None = None) -> int:
         message = _read_sync(read_fd, plan.id)
     finally:
         os.close(read_fd)
-        _, stderr = proc.communicate(timeout=SYNC_TIMEOUT_S)  # conmon's first process exits after forking
+        stderr = _finish(proc, plan.id)
     data = message.get("data", -1)
     pid = data if isinstance(data, int) else -1
     if pid <= 0:
@@ -143,6 +143,17 @@ def spawn(plan: ConmonPlan, during: Callable[[], None] | None = None) -> int:
             f"the OCI runtime could not create the container: {detail}", op="create container", id=plan.id
         )
     return pid
+
+
+def _finish(proc: subprocess.Popen[bytes], workload: str) -> bytes:
+    """conmon's first process exits once it forked the monitor: its stderr, waiting a bounded time."""
+    try:
+        return proc.communicate(timeout=SYNC_TIMEOUT_S)[1]
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        raise WorkloadError(f"conmon did not detach within {SYNC_TIMEOUT_S:.0f} s", op="create container",
+                            id=workload) from exc
 
 
 def _read_sync(fd: int, workload: str) -> dict[str, object]:
