@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.conftest import Cli, _isobox_cgroups, _mounts_under
+
 from fixtures import registry as registries
 from fixtures.registry_images import seed
-from tests.integration.conftest import Cli, _isobox_cgroups, _mounts_under
 
 pytestmark = pytest.mark.integration
 

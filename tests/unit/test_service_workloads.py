@@ -82,7 +82,8 @@ def test_a_name_is_reserved_once_under_concurrency(
     for _ in range(5):
         won, lost = race(contexts, lambda c: workloads.create(c, spec(name="same")))
         assert len(won) == 1 and len(lost) == len(contexts) - 1
-        assert all(isinstance(e, ConflictError) and 'name "same" is already in use' in str(e) for e in lost)
+        assert all(isinstance(e, ConflictError) and 'name "/same" is already in use by container' in str(e)
+                   for e in lost)
         assert [r.name for r in ctx.records.workloads.all()] == ["same"]
         assert sum(len(d.workloads) for _, d in contexts) == 1, "a loser made something on the host"
         workloads.remove(contexts[0][0], "same")
@@ -171,7 +172,7 @@ def test_capabilities_are_typed_refusals_with_the_drivers_reason(ctx: Context, f
 def test_rename_refuses_a_taken_name(ctx: Context, fake: FakeDriver) -> None:
     workloads.create(ctx, spec(name="one"))
     workloads.create(ctx, spec(name="two"))
-    with pytest.raises(ConflictError, match='"two" is already in use'):
+    with pytest.raises(ConflictError, match='"/two" is already in use'):
         control.rename(ctx, "one", "two")
     assert control.rename(ctx, "one", "three").name == "three"
     assert sorted(r.name for r in ctx.records.workloads.all()) == ["three", "two"]

@@ -57,6 +57,17 @@ def disk_usage(ctx: Context) -> list[DiskUsage]:
     ]
 
 
+def _discard_stale_locks(ctx: Context) -> None:
+    """Lock files of workloads that have no record (a create killed before its first INSERT); one still
+    held is a create at work, and stays."""
+    from isobox.state import locks
+
+    recorded = {record.id for record in ctx.records.workloads.all()}
+    stale = [key for key in locks.keys_with(ctx.paths.locks, "") if key.startswith(("workload-", "restart-",
+             "log-rotate-", "vm-")) and key.split("-")[-1] not in recorded and len(key.split("-")[-1]) == 64]
+    locks.discard_idle(ctx.paths.locks, stale)
+
+
 @dataclass(frozen=True)
 class PruneReport:
     workloads: tuple[str, ...]
@@ -78,6 +89,8 @@ def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = Fal
             removed_workloads.append(record.name)
     removed_networks = [n.name for n in networks.prune(ctx)]
     removed_volumes = volumes.prune(ctx) if include_volumes else []
+    volumes.store(ctx).remove_unrecorded()
+    _discard_stale_locks(ctx)
     used = ctx.records.workloads.image_ids()
     removed_images = []
     for image, names in ctx.images.list():

@@ -161,7 +161,7 @@ def _refuse_taken(ctx: Context, name: str) -> None:
     existing = ctx.records.workloads.find(name)
     if existing is not None and existing.name == name:
         raise ConflictError(
-            f'the name "{name}" is already in use by workload {existing.short_id}: remove it or choose another',
+            ids.name_in_use(name, existing.id),
             op="create",
             id=name,
         )

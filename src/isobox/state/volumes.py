@@ -72,6 +72,19 @@ class VolumeRepository:
         self.db.write(lambda tx: tx.execute("DELETE FROM volumes WHERE name = ?", (name,)), frees=True)
         self.mirror.remove(name)
 
+    def remove_unrecorded(self, names: list[str], remove: Callable[[str], None]) -> list[str]:
+        """Run ``remove`` for each of ``names`` that has no record, holding the write lock: a create, which
+        makes its directory inside its own write transaction, is then never half-way (see storage/volumes)."""
+
+        def change(tx: sqlite3.Connection) -> list[str]:
+            recorded = {str(row[0]) for row in tx.execute("SELECT name FROM volumes")}
+            gone = [name for name in names if name not in recorded]
+            for name in gone:
+                remove(name)
+            return gone
+
+        return self.db.write(change, frees=True)
+
     def mirrored(self) -> dict[str, VolumeRow]:
         """The rows' JSON copies by name (for `isobox system check`)."""
         return {row.name: row for row in self.mirror.load_all(VolumeRow)}

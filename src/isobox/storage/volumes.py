@@ -162,7 +162,15 @@ class VolumeStore:
         shutil.rmtree(self.root / name, ignore_errors=True)
         self.rows.delete(name)
 
+    def remove_unrecorded(self) -> list[str]:
+        """Directories of volumes whose create was killed after it made them and before it recorded them."""
+        names = [p.name for p in self.root.iterdir() if not p.name.startswith(".")] if self.root.is_dir() else []
+        if not names:
+            return []
+        return self.rows.remove_unrecorded(names, lambda name: shutil.rmtree(self.root / name, ignore_errors=True))
+
     def prune(self) -> list[str]:
+        self.remove_unrecorded()
         removed: list[str] = []
         for volume in self.all():
             if not self.users(volume.name):
