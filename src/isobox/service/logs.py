@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
 from collections import deque
 from collections.abc import Iterator
-from itertools import chain
 from pathlib import Path
-from typing import BinaryIO
 
-from isobox.drivers.logfile import parse_line, read_entries, rotated
+from isobox.drivers.logfile import LogFollower, read_entries
 from isobox.errors import InvalidArgumentError
 from isobox.model.logs import LogEntry, parse_timestamp
+from isobox.model.record import WorkloadRecord
 from isobox.model.status import Status
 from isobox.service import workloads
 from isobox.service.context import Context
@@ -65,9 +63,17 @@ def read(
     if not follow:
         yield from select(read_entries(path), since=cutoff, tail=limit)
         return
-    reader = _Follower(path)
-    earlier = chain.from_iterable(_file_entries(p) for p in reversed(rotated(path)))
-    yield from select(chain(earlier, reader.entries()), since=cutoff, tail=limit)
+    reader = LogFollower(path)
+    try:
+        yield from select(reader.entries(), since=cutoff, tail=limit)
+        yield from _follow(ctx, record, reader)
+    finally:
+        reader.close()
+
+
+def _follow(ctx: Context, record: WorkloadRecord, reader: LogFollower) -> Iterator[LogEntry]:
+    """What the workload writes next, through rotations, until it ends (and what it wrote last)."""
+    driver = workloads.driver_for(ctx, record.kind)
     finished = False
     while True:
         moved = False
@@ -92,65 +98,3 @@ def _tail(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise InvalidArgumentError(f"invalid --tail {text!r}: a number of lines, or all", op="logs") from None
-
-
-def _file_entries(path: Path) -> Iterator[LogEntry]:
-    try:
-        with open(path, "rb") as handle:
-            for line in handle:
-                entry = parse_line(line)
-                if entry is not None:
-                    yield entry
-    except FileNotFoundError:
-        return
-
-
-class _Follower:
-    """Reads one log file through a descriptor kept open, so a rotation (the file renamed, the writer moving
-    to a new file at the path) loses nothing: the old file is read to its end before the new one."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: BinaryIO | None = None
-        self._rest = b""
-        self._drained: list[LogEntry] = []
-        self._open()
-
-    def _open(self) -> None:
-        try:
-            self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open across calls, closed in switch()
-        except FileNotFoundError:
-            self._handle = None
-        self._rest = b""
-
-    def entries(self) -> Iterator[LogEntry]:
-        """The complete lines written since the last call."""
-        drained, self._drained = self._drained, []
-        yield from drained
-        if self._handle is None:
-            return
-        while data := self._handle.read(1 << 20):
-            data = self._rest + data
-            cut = data.rfind(b"\n") + 1
-            self._rest = data[cut:]
-            for line in data[:cut].splitlines():
-                entry = parse_line(line)
-                if entry is not None:
-                    yield entry
-
-    def switch(self) -> bool:
-        """If the path now names another file than the one read (rotated), move to it; True if so. The
-        writer made the new file only after it stopped writing the old one, whose end is read first (what
-        the next `entries` returns before the new file's lines)."""
-        try:
-            current = os.stat(self.path)
-        except FileNotFoundError:
-            return False  # renamed aside, the writer not yet moved: the old file may still grow
-        if self._handle is not None:
-            held = os.fstat(self._handle.fileno())
-            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
-                return False
-            self._drained = list(self.entries())
-            self._handle.close()
-        self._open()
-        return True
