@@ -90,3 +90,28 @@ def test_restart_back_off_is_dockers() -> None:
     assert delays[:4] == [0.1, 0.2, 0.4, 0.8]
     assert max(delays) == RESTART_MAX_DELAY_S == delays[-1]
     assert next_restart_delay_s(RESTART_MAX_DELAY_S, 10.0) == 0.1  # a run of 10 s resets it
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (RunOptions(memory="99999999999999999999g"), "beyond any limit"),
+        (RunOptions(user="99999999999999999999"), "ids go up to"),
+        (RunOptions(user="0:99999999999999999999"), "ids go up to"),
+        (RunOptions(hostname="h" * 65), "at most 64 characters"),
+        (RunOptions(hostname="two words"), "--hostname"),
+        (RunOptions(stop_timeout=float("nan")), "--stop-timeout nan"),
+        (RunOptions(stop_timeout=-5), "--stop-timeout -5"),
+        (RunOptions(tmpfs=["/x:size=abc"]), "invalid tmpfs option 'size=abc'"),
+        (RunOptions(tmpfs=["/x:mode=999"]), "invalid tmpfs option 'mode=999'"),
+    ],
+)
+def test_values_the_runtime_would_refuse_later_are_refused_now(options: RunOptions, message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        to_spec("busybox", [], options)
+
+
+def test_values_that_run_are_kept() -> None:
+    spec = to_spec("busybox", [], RunOptions(hostname="my_host.local", user="1000:1000", stop_timeout=0,
+                                             tmpfs=["/run:size=64m,mode=1777,uid=0"]))
+    assert spec.hostname == "my_host.local" and spec.stop_timeout_s == 0

@@ -18,7 +18,7 @@ from isobox.model.spec import (
     Restart,
     Security,
     WorkloadSpec,
-    check_resources,
+    check_spec,
     parse_env,
     parse_labels,
     parse_size,
@@ -148,8 +148,7 @@ def to_spec(
         pids_limit=_pids_limit(options.pids_limit),
         cpuset_cpus=options.cpuset_cpus,
     )
-    check_resources(resources)
-    return WorkloadSpec(
+    spec = WorkloadSpec(
         image=image,
         command=tuple(command),
         kind=Kind.VM if options.vm else Kind.CONTAINER,
@@ -181,3 +180,5 @@ def to_spec(
         network_aliases=tuple(options.network_alias or ()),
         log=parse_log_options(options.log_opt or ()),
     )
+    check_spec(spec)
+    return spec

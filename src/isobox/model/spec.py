@@ -74,6 +74,10 @@ class Resources:
 
 
 MIN_MEMORY_BYTES = 6 * 1024 * 1024  # Docker's minimum (daemon/daemon_unix.go, linuxMinMemory)
+INT64_MAX = 2**63 - 1  # the OCI runtime spec's limits are int64
+HOST_NAME_MAX = 64  # sethostname(2): longer names fail with EINVAL when the container starts
+_HOSTNAME = re.compile(r"^[^\s\x00]+$")  # the kernel takes any bytes; a space or NUL is surely a mistake
+ID_MAX = 2**32 - 2  # uid_t/gid_t: (uid_t)-1 is "no id" (setresuid(2))
 MIN_CPUS = 0.01  # Docker's --cpus range starts here (1e7 NanoCPUs)
 
 
@@ -97,6 +101,12 @@ def check_resources(resources: Resources, *, host_cpus: int | None = None,
         raise InvalidArgumentError(
             f"minimum memory limit allowed is 6MB (--memory {resources.memory_bytes} bytes)", op="parse --memory"
         )
+    if resources.memory_bytes is not None and resources.memory_bytes > INT64_MAX:
+        raise InvalidArgumentError(f"--memory {resources.memory_bytes} bytes is beyond any limit", op="parse --memory")
+    if resources.cpu_shares is not None and resources.cpu_shares > INT64_MAX:
+        raise InvalidArgumentError(f"invalid --cpu-shares {resources.cpu_shares}", op="parse --cpu-shares")
+    if resources.pids_limit is not None and resources.pids_limit > INT64_MAX:
+        raise InvalidArgumentError(f"invalid --pids-limit {resources.pids_limit}", op="parse --pids-limit")
     if resources.pids_limit is not None and resources.pids_limit <= 0:
         raise InvalidArgumentError(
             f"invalid --pids-limit {resources.pids_limit}: a positive number, or -1 for unlimited",
@@ -112,6 +122,24 @@ def check_resources(resources: Resources, *, host_cpus: int | None = None,
                 f"{format_cpuset(online_cpus)}",
                 op="parse --cpuset-cpus",
             )
+
+
+def check_spec(spec: WorkloadSpec) -> None:
+    """What is wrong with a spec anywhere (the host's own limits are checked by the service): refused
+    before anything is made, rather than by the runtime once a workload exists."""
+    check_resources(spec.resources)
+    if spec.hostname is not None and (len(spec.hostname) > HOST_NAME_MAX or not _HOSTNAME.match(spec.hostname)):
+        shown = spec.hostname if len(spec.hostname) <= 40 else spec.hostname[:40] + "…"
+        raise InvalidArgumentError(
+            f"invalid --hostname {shown!r}: at most {HOST_NAME_MAX} characters, without spaces",
+            op="parse --hostname",
+        )
+    if not math.isfinite(spec.stop_timeout_s) or spec.stop_timeout_s < 0:
+        raise InvalidArgumentError(f"invalid --stop-timeout {spec.stop_timeout_s}: seconds, 0 or more",
+                                   op="parse --stop-timeout")
+    for part in (spec.user or "").split(":"):
+        if part.isdigit() and int(part) > ID_MAX:
+            raise InvalidArgumentError(f"invalid --user {spec.user!r}: ids go up to {ID_MAX}", op="parse --user")
 
 
 def parse_cpuset(text: str) -> frozenset[int]:

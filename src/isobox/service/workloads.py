@@ -207,10 +207,10 @@ def _check_host_limits(spec: WorkloadSpec) -> None:
     --cpus up to the CPUs there are, --cpuset-cpus among the online ones). A VM's --cpus is its number
     of vCPUs, which QEMU may give beyond the host's CPUs."""
     from isobox.linux.proc import online_cpus_text, usable_cpu_count
-    from isobox.model.spec import check_resources, parse_cpuset
+    from isobox.model.spec import check_resources, check_spec, parse_cpuset
 
+    check_spec(spec)  # the HTTP API builds its specs without model/options: the same checks for it
     if spec.kind is Kind.VM:
-        check_resources(spec.resources)
         return
     check_resources(spec.resources, host_cpus=usable_cpu_count(), online_cpus=parse_cpuset(online_cpus_text()))
 
