@@ -138,3 +138,18 @@ def test_a_killed_conmon_is_reported_promptly_and_restarted_by_policy(cli: Cli) 
     assert booted == ["keeper"], booted
     record = json.loads(cli("inspect", "keeper", check=True).stdout)[0]
     assert record["status"] == "running", record
+
+
+def test_restarts_back_off_with_the_real_monitor(cli: Cli) -> None:
+    """conmon's exit command waits Docker's back-off: a command failing at once restarts a handful of times in
+    4 s (0.1 + 0.2 + 0.4 + 0.8 + 1.6 s), not every second forever; stop ends it."""
+    cli("run", "-d", "--name", "flaky", "--network", "none", "--restart", "always", "busybox", "sh", "-c",
+        "exit 3", check=True)
+    time.sleep(4)
+    record = json.loads(cli("inspect", "flaky", check=True).stdout)[0]
+    assert 3 <= record["restart_count"] <= 7, record["restart_count"]
+    assert record["restart_delay_s"] == 0.1 * 2 ** (record["restart_count"] - 1), record
+    cli("stop", "-t", "1", "flaky", check=True)
+    count = json.loads(cli("inspect", "flaky", check=True).stdout)[0]["restart_count"]
+    time.sleep(3)
+    assert json.loads(cli("inspect", "flaky", check=True).stdout)[0]["restart_count"] == count

@@ -283,17 +283,20 @@ class Database:
         """Run ``change`` in one write transaction. On a full file system, release isobox's reserved space
         and run it once more; a change that ``frees`` space (a removal) may use the second reserve too: a
         removal must be able to record itself to free space at all."""
-        reserves = (RESERVE_NAME, REMOVAL_RESERVE_NAME) if frees else (RESERVE_NAME,)
-        for reserve in reserves:
+        reserves = [RESERVE_NAME, REMOVAL_RESERVE_NAME] if frees else [RESERVE_NAME]
+        while True:
             try:
                 with self.transaction() as tx:
                     return change(tx)
             except HostError as exc:
-                if getattr(exc, "errno", None) != errno.ENOSPC or not release_reserve(self.path.parent, reserve):
+                if getattr(exc, "errno", None) != errno.ENOSPC:
                     raise
-                log.warning("the file system of %s is full: using isobox's reserved space (%s)", self.path, reserve)
-        with self.transaction() as tx:
-            return change(tx)
+                while reserves and not release_reserve(self.path.parent, reserves[0]):
+                    reserves.pop(0)  # already given back
+                if not reserves:
+                    raise
+                log.warning("the file system of %s is full: using isobox's reserved space (%s)", self.path,
+                            reserves.pop(0))
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
