@@ -11,7 +11,9 @@ import pytest
 
 from isobox.errors import HostError
 from isobox.state import db as database
-from isobox.state.db import REMOVAL_RESERVE_NAME, RESERVE_NAME, Database, StateHostError, Verdict
+from isobox.state import dbfile
+from isobox.state.db import REMOVAL_RESERVE_NAME, RESERVE_NAME, Database, StateHostError
+from isobox.state.dbfile import Verdict
 
 
 def _full() -> StateHostError:
@@ -53,23 +55,23 @@ def test_a_nearly_full_disk_is_read_without_shared_memory(tmp_path: Path, monkey
 
 def test_examine_tells_sound_empty_missing_damaged_and_newer(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    assert database.examine(path)[0] is Verdict.MISSING
+    assert dbfile.examine(path)[0] is Verdict.MISSING
     path.write_bytes(b"")
-    assert database.examine(path)[0] is Verdict.EMPTY
+    assert dbfile.examine(path)[0] is Verdict.EMPTY
     path.unlink()
     Database(path, allow_empty=True).close()
-    assert database.examine(path)[0] is Verdict.SOUND
+    assert dbfile.examine(path)[0] is Verdict.SOUND
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
-    assert database.examine(path)[0] is Verdict.NEWER
+    assert dbfile.examine(path)[0] is Verdict.NEWER
     path.write_bytes(b"SQLite format 3\0" + b"\xde\xad" * 2000)
-    assert database.examine(path)[0] is Verdict.DAMAGED
+    assert dbfile.examine(path)[0] is Verdict.DAMAGED
 
 
 def test_move_aside_takes_the_wal_along(tmp_path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         (tmp_path / f"state.db{suffix}").write_text(suffix or "main")
-    moved = database.move_aside(tmp_path / "state.db", "T")
+    moved = dbfile.move_aside(tmp_path / "state.db", "T")
     assert moved.name == "state.db.damaged-T"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db.damaged-T", "state.db.damaged-T-shm",
                                                           "state.db.damaged-T-wal"]

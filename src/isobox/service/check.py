@@ -24,7 +24,7 @@ from pathlib import Path
 from isobox.config import paths_from_env
 from isobox.errors import IsoboxError, StateError
 from isobox.service.context import Context, open_context
-from isobox.state import db as database
+from isobox.state import dbfile as database
 
 
 class Severity(enum.StrEnum):
