@@ -118,6 +118,9 @@ class Harness:
         """After rm -f of everything and prune: no trace of any workload, and no temporary file."""
         for short in self.cli("ps", "-a", "-q").stdout.split():
             self.run("rm", "-f", short)
+        addresses = [e for n in fx.networks(self.cli) for e in n.get("endpoints", [])]  # type: ignore[union-attr]
+        if addresses:
+            self.findings.append(f"{self.operation}: addresses still held after rm -f of everything: {addresses}")
         self.run("system", "prune", "--volumes")
         self.run("image", "prune")
         root = self.cli.root
