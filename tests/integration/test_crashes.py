@@ -34,6 +34,7 @@ SEED = int(os.environ.get("ISOBOX_CRASH_SEED", str(time.time_ns() % 2**31)))
 TRIALS = int(os.environ.get("ISOBOX_CRASH_TRIALS", "6"))
 MIN_DELAY_S, MAX_DELAY_S = 0.05, 2.0
 BIG = "localhost/crash-big:1"
+YES = b"y\n"  # prunes may ask for confirmation: the answer is given on stdin
 
 
 @dataclass
@@ -77,8 +78,9 @@ class Harness:
         if workloads.is_dir():
             self.cli.seen.update(p.name for p in workloads.iterdir())
 
-    def run(self, *argv: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
-        done = self.cli(*argv, timeout=timeout_s)
+    def run(self, *argv: str, timeout_s: float = 300, input: bytes | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        done = self.cli(*argv, timeout=timeout_s, input=input)
         if done.returncode != 0 or "Traceback" in done.stderr:
             self.findings.append(f"{self.operation}: `isobox {' '.join(argv)}` failed: {done.stderr.strip()}")
         return done
@@ -121,8 +123,8 @@ class Harness:
         addresses = [e for n in fx.networks(self.cli) for e in n.get("endpoints", [])]  # type: ignore[union-attr]
         if addresses:
             self.findings.append(f"{self.operation}: addresses still held after rm -f of everything: {addresses}")
-        self.run("system", "prune", "--volumes")
-        self.run("image", "prune")
+        self.run("system", "prune", "--volumes", input=YES)
+        self.run("image", "prune", input=YES)
         root = self.cli.root
         leftovers = {
             "workload directories": [p.name for p in (root / "lib" / "workloads").iterdir()],
@@ -286,11 +288,11 @@ def test_pull_killed_at_random_moments(harness: Callable[[str], Harness], regist
     h.cli("push", "--insecure", BIG, remote, check=True, timeout=300)
     h.cli("rm", "-f", "crash-src", check=True)
     h.cli("rmi", BIG, check=True)
-    h.cli("image", "prune", check=True)
+    h.cli("image", "prune", input=YES, check=True)
     h.measure(["pull", "--insecure", remote])
     for trial in range(TRIALS):
         h.cli("rmi", remote)
-        h.cli("image", "prune")
+        h.cli("image", "prune", input=YES)
         h.kill_during(["pull", "--insecure", remote])
         h.check_visible(f"pull, trial {trial}")
         h.run("pull", "--insecure", remote)
