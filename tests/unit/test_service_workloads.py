@@ -1,10 +1,13 @@
 """The service layer over a fake driver: names and uid ranges reserved once under concurrency, a failed or
-killed create leaving nothing hidden, the lifecycle table and capability refusals enforced."""
+killed create leaving nothing hidden (lock files included), the lifecycle table and capability refusals
+enforced, restart policies with Docker's back-off."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,11 +19,12 @@ from isobox.model.capability import Capability
 from isobox.model.mounts import MountKind, MountSpec
 from isobox.model.plan import USERNS_SIZE
 from isobox.model.record import WorkloadRecord
-from isobox.model.spec import Security, WorkloadSpec
+from isobox.model.spec import Restart, Security, WorkloadSpec, next_restart_delay_s
 from isobox.model.status import Status
 from isobox.model.streams import ExecSpec
-from isobox.service import control, snapshots, workloads
+from isobox.service import control, restarts, snapshots, workloads
 from isobox.service.context import Context, open_context
+from isobox.state.locks import locked
 from isobox.state.workloads import USERNS_FIRST
 
 IMAGE = "localhost/tiny:1"
@@ -78,7 +82,8 @@ def test_a_name_is_reserved_once_under_concurrency(
     for _ in range(5):
         won, lost = race(contexts, lambda c: workloads.create(c, spec(name="same")))
         assert len(won) == 1 and len(lost) == len(contexts) - 1
-        assert all(isinstance(e, ConflictError) and 'name "same" is already in use' in str(e) for e in lost)
+        assert all(isinstance(e, ConflictError) and 'name "/same" is already in use by container' in str(e)
+                   for e in lost)
         assert [r.name for r in ctx.records.workloads.all()] == ["same"]
         assert sum(len(d.workloads) for _, d in contexts) == 1, "a loser made something on the host"
         workloads.remove(contexts[0][0], "same")
@@ -167,7 +172,87 @@ def test_capabilities_are_typed_refusals_with_the_drivers_reason(ctx: Context, f
 def test_rename_refuses_a_taken_name(ctx: Context, fake: FakeDriver) -> None:
     workloads.create(ctx, spec(name="one"))
     workloads.create(ctx, spec(name="two"))
-    with pytest.raises(ConflictError, match='"two" is already in use'):
+    with pytest.raises(ConflictError, match='"/two" is already in use'):
         control.rename(ctx, "one", "two")
     assert control.rename(ctx, "one", "three").name == "three"
     assert sorted(r.name for r in ctx.records.workloads.all()) == ["three", "two"]
+
+
+def test_lock_files_go_with_their_workload(ctx: Context, fake: FakeDriver) -> None:
+    """run/locks does not gather one file per workload ever made: removal, a failed create and a lost name
+    race all leave none."""
+    for _ in range(3):
+        record = workloads.create(ctx, spec())
+        control.stop(ctx, workloads.start(ctx, record.id).record.id)
+        workloads.remove(ctx, record.id)
+    workloads.create(ctx, spec(name="kept"))
+    with pytest.raises(ConflictError):
+        workloads.create(ctx, spec(name="kept"))
+    fake.fail_create = WorkloadError("the runtime broke", op="create")
+    with pytest.raises(WorkloadError):
+        workloads.create(ctx, spec(name="broken"))
+    kept = ctx.records.workloads.get("kept")
+    assert sorted(p.name for p in ctx.paths.locks.glob("workload-*")) == [f"workload-{kept.id}.lock"]
+
+
+def _exited(ctx: Context, fake: FakeDriver, name: str, code: int, ran_s: float) -> WorkloadRecord:
+    """Let the fake workload end with ``code`` after a run of ``ran_s`` seconds (as recorded)."""
+    record = workloads.get(ctx, name)
+    fake.workloads[record.id].status, fake.workloads[record.id].exit_code = Status.EXITED, code
+    ended = workloads.get(ctx, name)
+    assert ended.status is Status.EXITED and ended.exit_code == code
+    shifted = replace(ended, started_at=(ended.finished_at or 0) - ran_s)
+    workloads.save(ctx, shifted)
+    return shifted
+
+
+def test_restarts_back_off_as_dockers_and_are_counted(ctx: Context, fake: FakeDriver) -> None:
+    workloads.start(ctx, workloads.create(ctx, spec(name="flaky", restart=Restart.parse("on-failure"))).id)
+    delays = []
+    for _ in range(4):
+        _exited(ctx, fake, "flaky", 1, ran_s=0.5)
+        assert restarts.reconcile(ctx) == []  # the back-off has not passed yet
+        record = workloads.get(ctx, "flaky")
+        expected = next_restart_delay_s(record.restart_delay_s, 0.5)
+        time.sleep(expected + 0.05)
+        assert [r.name for r in restarts.reconcile(ctx)] == ["flaky"]
+        record = workloads.get(ctx, "flaky")
+        assert record.status is Status.RUNNING
+        delays.append(record.restart_delay_s)
+    assert delays == [0.1, 0.2, 0.4, 0.8] and workloads.get(ctx, "flaky").restart_count == 4
+    _exited(ctx, fake, "flaky", 1, ran_s=12.0)  # a long run resets the back-off
+    time.sleep(0.15)
+    assert restarts.reconcile(ctx) and workloads.get(ctx, "flaky").restart_delay_s == 0.1
+    _exited(ctx, fake, "flaky", 0, ran_s=1.0)  # on-failure: a success is not restarted
+    time.sleep(0.15)
+    assert restarts.reconcile(ctx) == [] and workloads.get(ctx, "flaky").status is Status.EXITED
+
+
+def test_stop_during_the_back_off_cancels_the_restart(ctx: Context, fake: FakeDriver) -> None:
+    workloads.start(ctx, workloads.create(ctx, spec(name="always", restart=Restart.parse("always"))).id)
+    _exited(ctx, fake, "always", 0, ran_s=0.5)
+    control.stop(ctx, "always")
+    time.sleep(0.15)
+    assert restarts.reconcile(ctx) == [] and workloads.get(ctx, "always").stopped_by_user
+    workloads.start(ctx, "always")  # a start by hand ends that
+    _exited(ctx, fake, "always", 0, ran_s=0.5)
+    time.sleep(0.15)
+    assert restarts.reconcile(ctx)
+
+
+def test_one_exit_is_handled_by_one_process(ctx: Context, fake: FakeDriver) -> None:
+    workloads.start(ctx, workloads.create(ctx, spec(name="once", restart=Restart.parse("always"))).id)
+    record = _exited(ctx, fake, "once", 1, ran_s=0.5)
+    time.sleep(0.15)
+    with locked(ctx.paths.locks, f"restart-{record.id}"):  # conmon's exit command is at it (waiting its back-off)
+        assert not _in_thread(lambda: restarts.restart(ctx, record, wait=False))
+    assert restarts.restart(ctx, record, wait=False)
+    assert workloads.get(ctx, "once").restart_count == 1
+
+
+def _in_thread(call: object) -> object:
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(call()))  # type: ignore[operator]
+    thread.start()
+    thread.join()
+    return result[0]

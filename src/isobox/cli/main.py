@@ -7,6 +7,7 @@ the typer application in cli/app.py.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -37,6 +38,11 @@ def main() -> None:
         output.fail(str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # a failure no layer translated: still a message, never a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            output.fail(f"the file system is full{where}: free space there, e.g. `isobox system prune`")
+        output.fail(f"{exc.strerror or exc}{where}")
     # The fast path is done and its records are committed (SQLite WAL: in the OS's hands once COMMIT
     # returns): skip the interpreter's teardown and the database's close-time checkpoint, which cost
     # 6-13 ms of every `run`. Only the standard streams hold unwritten data.

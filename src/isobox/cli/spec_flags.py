@@ -127,6 +127,8 @@ RUN_OPTIONS: dict[str, tuple[Any, Flag]] = {
                                        help="Expose a port (or a range) without publishing it.")),
     "attach": (list[str] | None, _flag(None, "-a", "--attach", metavar="STDIN|STDOUT|STDERR",
                                        help="Streams to attach to (default: stdout and stderr).")),
+    "log_opt": (list[str] | None, _flag(None, "--log-opt", metavar="KEY=VALUE",
+                                        help="max-size=SIZE (rotate past it), max-file=N (files kept, default 1).")),
 }
 assert set(RUN_OPTIONS) == {f.name for f in fields(RunFlags)}
 

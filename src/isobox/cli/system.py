@@ -66,6 +66,29 @@ def register(app: typer.Typer) -> None:
                      f"{len(report.images)} images, {len(report.volumes)} volumes, {report.layers_removed} layers, "
                      f"{report.blobs_removed} blobs\n")
 
+    @system.command("check")
+    def check(
+        repair: bool = typer.Option(False, "--repair", help="Also record what the database lacks."),
+        json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Check the state database and each record's files; rebuild the records from what is on disk (always
+        when the database is damaged, empty or missing; with --repair otherwise)."""
+        from isobox.service import check as checking
+
+        report = checking.check(repair=repair)
+        if json_output:
+            output.print_json(report)
+        else:
+            output.print_line(f"database: {report.database}")
+            if report.moved_to:
+                output.print_line(f"  moved aside to {report.moved_to}; a new one was filled from what is on disk")
+            for finding in report.findings:
+                output.print_line(f"{finding.severity.value:<9} {finding.subject}: {finding.message}")
+            counts = {s: sum(f.severity is s for f in report.findings) for s in checking.Severity}
+            output.print_line(", ".join(f"{n} {s.value}" for s, n in counts.items()))
+        if not report.clean:
+            raise typer.Exit(1)
+
     @system.command("boot")
     def boot() -> None:
         """Start again the exited workloads whose restart policy is `always` (run at host boot by
@@ -88,6 +111,26 @@ def register(app: typer.Typer) -> None:
         from isobox.service.context import open_context
 
         control.on_exit(open_context(), workload_id)
+
+    @system.command("rotate-logs", hidden=True)
+    def rotate_logs(
+        every_s: float = typer.Option(0.0, "--every", help="Repeat every SECONDS until interrupted (0: once)."),
+    ) -> None:
+        """Rotate the logs of running workloads by their --log-opt max-size/max-file (what the engine's
+        log rotation task does), once or every SECONDS."""
+        import threading
+
+        from isobox.service import logrotate
+        from isobox.service.context import open_context
+
+        ctx = open_context()
+        if every_s <= 0:
+            logrotate.rotate(ctx)
+            return
+        try:
+            logrotate.loop(ctx, threading.Event(), every_s)
+        except KeyboardInterrupt:
+            return
 
     @app.command("info")
     def info(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:

@@ -11,16 +11,29 @@ layers may be compressed (Docker accepts gzip), which isobox keeps as they are i
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import glob
 import hashlib
 import io
 import json
 import logging
 import os
+import secrets
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
-from isobox.errors import DigestMismatchError, ImageError, ImagePullError, InvalidArgumentError, ManifestError
+from isobox.errors import (
+    DigestMismatchError,
+    HostError,
+    ImageError,
+    ImagePullError,
+    InvalidArgumentError,
+    ManifestError,
+)
 from isobox.images import platform as platforms
 from isobox.images import reference
 from isobox.images.content import CHUNK, split_digest
@@ -51,23 +64,117 @@ _LAYER_TYPES_BY_MAGIC = (
 # ---- save --------------------------------------------------------------------------------------
 
 
+SAVE_NOTE_PREFIX = "save-"  # lib/tmp/save-PID-…: names the file a save is writing, for prune
+
+
 def save(store: ImageStore, names: list[str], output: Path, fmt: str) -> None:
-    """Write the named images into one tar at ``output`` (written aside, then renamed into place)."""
+    """Write the named images into one tar at ``output`` (written aside, then renamed into place).
+
+    The file written aside (``.NAME.tmp-PID`` next to ``output``) is locked while it is written and named
+    in a note in lib/tmp: a save that was killed leaves it only until the next save to the same place or
+    the next prune (`clear_stale_saves`)."""
     if not names:
         raise InvalidArgumentError("save needs at least one image", op="save")
     images = [(store.resolve(name), name) for name in names]
+    _clear_siblings(output)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            if fmt == "oci":
-                _save_oci(store, images, tar)
-            else:
-                _save_docker(store, images, tar)
-        os.replace(tmp, output)
+        with _noted(store.paths.tmp, tmp), _locked_file(tmp) as handle:
+            with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                if fmt == "oci":
+                    _save_oci(store, images, tar)
+                else:
+                    _save_docker(store, images, tar)
+            handle.flush()
+            os.fsync(handle.fileno())
+            os.replace(tmp, output)
     except OSError as exc:
-        raise ImageError(f"cannot write {output}: {exc}", op="save", path=str(output)) from exc
+        raise ImageError(f"cannot write {output}: {_why(exc, output)}", op="save", path=str(output)) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _why(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.ENOSPC:
+        from isobox.state.db import mount_point
+
+        return f"the file system at {mount_point(path.parent)} is full"
+    return exc.strerror or str(exc)
+
+
+@contextlib.contextmanager
+def _noted(tmp_dir: Path, path: Path) -> Iterator[None]:
+    """A note naming ``path``, locked while the caller writes it (see clear_stale_saves)."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    note = tmp_dir / f"{SAVE_NOTE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    fd = os.open(note, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, os.fsencode(path))
+        yield
+    finally:
+        note.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def clear_stale_saves(tmp_dir: Path) -> int:
+    """Delete the files of saves that were killed (their notes are no longer locked). Returns how many."""
+    removed = 0
+    for note in sorted(tmp_dir.glob(f"{SAVE_NOTE_PREFIX}*")):
+        try:
+            fd = os.open(note, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # that save is running
+        try:
+            written = Path(os.fsdecode(os.read(fd, 65536)))
+            if _is_save_tmp(written):  # only ever a file of the name save gives it
+                written.unlink(missing_ok=True)
+                removed += 1
+            note.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _is_save_tmp(path: Path) -> bool:
+    head, sep, pid = path.name.rpartition(".tmp-")
+    return bool(sep) and head.startswith(".") and pid.isdigit()
+
+
+@contextlib.contextmanager
+def _locked_file(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for writing and locked (flock) while it is written: another save's clean-up leaves it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with os.fdopen(fd, "wb") as handle:
+        yield handle
+
+
+def _clear_siblings(output: Path) -> None:
+    """Files of earlier saves to ``output`` that were killed (no live save holds their lock)."""
+    try:
+        siblings = sorted(output.parent.glob(f".{glob.escape(output.name)}.tmp-*"))
+    except OSError:
+        return
+    for sibling in siblings:
+        if not _is_save_tmp(sibling):
+            continue
+        try:
+            fd = os.open(sibling, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            sibling.unlink(missing_ok=True)
+        except BlockingIOError:
+            continue  # a save to the same file is running
+        finally:
+            os.close(fd)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -267,7 +374,8 @@ class _Loader:
 def load(store: ImageStore, source: Path) -> list[ImageRecord]:
     """Load a docker-archive or OCI-layout tar (gzip/xz/bz2 compressed or not); returns the images.
 
-    Bad content (a digest mismatch, an unsafe layer, a broken tar) leaves nothing of the archive behind.
+    Bad content (a digest mismatch, an unsafe layer, a broken tar) and a full store leave nothing of the
+    archive behind; a full store is said as such, not blamed on the archive.
     """
     layers_before = _layer_names(store)
     added: set[str] = set()
@@ -275,9 +383,17 @@ def load(store: ImageStore, source: Path) -> list[ImageRecord]:
         try:
             with tarfile.open(source, "r:*") as tar, locked(store.paths.locks, "gc", shared=True):
                 return _Loader(store, tar, source, added).load()
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                from isobox.linux.fs import mount_point
+
+                where = mount_point(exc.filename or store.paths.tmp)
+                raise HostError(f"the file system at {where} is full: free space there (e.g. `isobox system "
+                                "prune`) and load again", op="load", path=where) from exc
             raise ImageError(f"cannot read archive {source}: {exc}", op="load", path=str(source)) from exc
-    except ImageError as exc:
+        except (tarfile.TarError, EOFError) as exc:
+            raise ImageError(f"cannot read archive {source}: {exc}", op="load", path=str(source)) from exc
+    except (ImageError, HostError) as exc:
         if not isinstance(exc, ImagePullError):
             store.discard(added, {"sha256:" + n for n in _layer_names(store) - layers_before})
         raise

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hashlib import _Hash
 
 CHUNK = 1 << 20
+TMP_PREFIX = "blob-"  # a blob being written (put_stream); "partial-" ones are downloads to continue
 
 
 def sha256_digest(data: bytes) -> str:
@@ -81,7 +82,11 @@ class BlobStore:
 
         hasher = hashlib.new(algorithm)
         size = 0
-        fd, tmpname = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+        fd, tmpname = tempfile.mkstemp(dir=self.tmp, prefix=TMP_PREFIX)
+        # Locked until it is renamed into place: clear_stale_tmp leaves a file in use (the lock is on the
+        # open file, so the duplicate keeps it after the writer's own descriptor is closed).
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held = os.dup(fd)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
@@ -108,6 +113,8 @@ class BlobStore:
         except BaseException:
             Path(tmpname).unlink(missing_ok=True)
             raise
+        finally:
+            os.close(held)
         return expected
 
     def partial_path(self, digest: str) -> Path:
@@ -180,6 +187,27 @@ class BlobStore:
             yield fd, partial
         finally:
             os.close(fd)
+
+    def clear_stale_tmp(self) -> int:
+        """Delete what writes that were killed left in tmp: blobs half-written by a load, a commit or a pull,
+        and partial downloads. A file still being written is locked by its writer (flock, which dies with
+        the process) and stays. Returns how many files went."""
+        removed = 0
+        for entry in sorted(self.tmp.glob(f"{TMP_PREFIX}*")) + sorted(self.tmp.glob("partial-*")):
+            try:
+                fd = os.open(entry, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being written right now
+            else:
+                entry.unlink(missing_ok=True)
+                removed += 1
+            finally:
+                os.close(fd)
+        return removed
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)

@@ -233,8 +233,11 @@ class Puller:
         except _Cancelled as exc:
             raise ImagePullError(f"download of blob {digest} cancelled", op="pull") from exc
         except OSError as exc:  # writing the partial file: disk full, read-only store ...
+            from isobox.linux.fs import is_full, mount_point
+
             path = str(self.store.blobs.partial_path(digest))
-            raise ImageError(f"cannot store blob {digest} of image {self.ref}: {exc}", op="pull", path=path) from exc
+            why = f"the file system at {mount_point(path)} is full" if is_full(exc) else str(exc)
+            raise ImageError(f"cannot store blob {digest} of image {self.ref}: {why}", op="pull", path=path) from exc
 
     @contextmanager
     def _cancellable(

@@ -14,6 +14,7 @@ from isobox.errors import InvalidArgumentError
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
+NAME_MAX_CHARS = 255  # distribution/reference: NameTotalLengthMax, the whole name with its registry
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
@@ -87,6 +88,13 @@ def parse(text: str) -> Reference:
     if not _REPOSITORY.match(repository):
         raise InvalidArgumentError(
             f"invalid repository name {repository!r} in {original!r} (lowercase letters, digits, separators)",
+            op="parse reference",
+        )
+    if len(f"{registry}/{repository}") > NAME_MAX_CHARS:
+        shown = original if len(original) <= 64 else original[:64] + "…"
+        raise InvalidArgumentError(
+            f"invalid image reference {shown!r}: repository name must not be more than "
+            f"{NAME_MAX_CHARS} characters (with its registry)",
             op="parse reference",
         )
     if tag is None and digest is None:

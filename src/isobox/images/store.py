@@ -151,7 +151,7 @@ class ImageStore:
         text = self.records.record(image_id)
         if text is None:
             raise NotFoundError(f"image {image_id} is not in the store", op="get image")
-        return codec.loads(ImageRecord, text)
+        return codec.loads_stored(ImageRecord, text, f"image {image_id}")
 
     def names(self, image_id: str) -> list[str]:
         return self.records.names(image_id)
@@ -161,7 +161,7 @@ class ImageStore:
 
     def list(self) -> list[tuple[ImageRecord, list[str]]]:
         names = self.records.all_names()
-        return [(codec.loads(ImageRecord, stored.record), names.get(stored.id, []))
+        return [(codec.loads_stored(ImageRecord, stored.record, f"image {stored.id}"), names.get(stored.id, []))
                 for stored in self.records.records()]
 
     def config_document(self, record: ImageRecord) -> dict[str, Any]:

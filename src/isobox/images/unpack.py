@@ -91,7 +91,10 @@ def unpack_layer(blob: Path, dest: Path, *, policy: UnpackPolicy = UnpackPolicy(
             raise
         except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise ImageError(f"no space left unpacking layer {label}", op="unpack layer", path=str(dest)) from exc
+                from isobox.linux.fs import mount_point
+
+                raise ImageError(f"no space left unpacking layer {label}: the file system at {mount_point(dest)} is "
+                                 "full", op="unpack layer", path=str(dest)) from exc
             raise ImageError(f"layer {label} is not a valid tar stream: {exc}", op="unpack layer") from exc
         except Exception as exc:  # zlib.error, zstandard's ZstdError
             raise ImageError(f"layer {label} could not be decompressed: {exc}", op="unpack layer") from exc

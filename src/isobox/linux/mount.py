@@ -50,7 +50,10 @@ def mount_image_readonly(image: str, target: str) -> None:
     import subprocess
 
     command = ["mount", "-t", "ext4", "-o", "loop,ro,noload,nosuid,nodev,noexec", image, target]
-    done = subprocess.run(command, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise OSError(EINVAL, f"mount {image} on {target}: no answer within 60 s", image) from exc
     if done.returncode != 0:
         raise OSError(EINVAL, f"mount {image} on {target}: {done.stderr.strip()}", image)
 

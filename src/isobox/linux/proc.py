@@ -77,3 +77,20 @@ def security_modules() -> frozenset[str]:
     if Path("/sys/fs/selinux/enforce").exists():
         found.add("selinux")
     return frozenset(found)
+
+
+def usable_cpu_count() -> int:
+    """The CPUs this process may run on (sched_getaffinity(2)): what Docker counts as the host's CPUs."""
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def online_cpus_text() -> str:
+    """The kernel's list of online CPUs ("0-3"), /sys/devices/system/cpu/online (cpu-hotplug docs)."""
+    try:
+        return Path("/sys/devices/system/cpu/online").read_text().strip()
+    except OSError:
+        import os
+
+        return f"0-{(os.cpu_count() or 1) - 1}"

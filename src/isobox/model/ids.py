@@ -34,3 +34,11 @@ def validate_name(name: str) -> str:
             op="validate name",
         )
     return name
+
+
+def name_in_use(name: str, holder_id: str) -> str:
+    """Docker's words for a name taken (daemon/names.go), which scripts and the docker CLI look for."""
+    return (
+        f'Conflict. The container name "/{name}" is already in use by container "{holder_id}". You have to '
+        "remove (or rename) that container to be able to reuse that name."
+    )

@@ -26,3 +26,17 @@ def parse_timestamp(text: str) -> dt.datetime:
         zone = rest[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     return dt.datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """Docker's json-file options (`--log-opt max-size=SIZE --log-opt max-file=N`). Without ``max_size_bytes``
+    a log keeps everything, as Docker's default; with it, the log is rotated past that size into
+    output.log.1 … output.log.N-1, the oldest beyond ``max_file`` files (the current one included) deleted."""
+
+    max_size_bytes: int | None = None
+    max_file: int = 1
+
+    @property
+    def rotates(self) -> bool:
+        return self.max_size_bytes is not None

@@ -109,6 +109,12 @@ def parse_mount(text: str) -> MountSpec:
     return MountSpec(kind, _target(target, "--mount"), source, readonly, tuple(tmpfs))
 
 
+# tmpfs(5): size takes k, m, g or %; mode is octal; the others are numbers. Checked when parsed, not by the
+# kernel once the container starts.
+_TMPFS_VALUES = {"size": r"\d+[kmgKMG%]?", "mode": r"[0-7]{1,4}", "uid": r"\d+", "gid": r"\d+",
+                 "nr_inodes": r"\d+[kmgKMG]?"}
+
+
 def parse_tmpfs(text: str) -> MountSpec:
     target, _, options = text.partition(":")
     allowed = ("size=", "mode=", "uid=", "gid=", "nr_inodes=")
@@ -116,6 +122,9 @@ def parse_tmpfs(text: str) -> MountSpec:
     for option in opts:
         if not option.startswith(allowed) and option not in ("ro", "rw", "noexec", "exec", "nosuid", "nodev"):
             raise InvalidArgumentError(f"unsupported tmpfs option {option!r}", op="parse --tmpfs")
+        key, _, value = option.partition("=")
+        if key in _TMPFS_VALUES and not re.fullmatch(_TMPFS_VALUES[key], value):
+            raise InvalidArgumentError(f"invalid tmpfs option {option!r}", op="parse --tmpfs")
     return MountSpec(MountKind.TMPFS, _target(target, "--tmpfs"), "", "ro" in opts, tuple(o for o in opts if o != "ro"))
 
 

@@ -18,6 +18,7 @@ from isobox.model.host_settings import (
     parse_extra_host,
     parse_sysctl,
 )
+from isobox.model.logs import LogOptions
 from isobox.model.mounts import parse_mount, parse_tmpfs, parse_volume
 from isobox.model.network import PortSpec
 from isobox.model.pull import PullPolicy
@@ -27,6 +28,7 @@ from isobox.model.spec import (
     Restart,
     Security,
     WorkloadSpec,
+    check_spec,
     parse_env,
     parse_labels,
     parse_size,
@@ -88,6 +90,8 @@ class RunOptions:
     expose: list[str] | None = None
     attach: list[str] | None = None  # the CLI's -a STDIN|STDOUT|STDERR: which streams a foreground run joins
 
+    log_opt: list[str] | None = None
+
 
 ATTACHABLE = ("stdin", "stdout", "stderr")
 
@@ -111,6 +115,39 @@ def attached_streams(values: list[str] | None) -> frozenset[str]:
 
 
 _LABEL_KEYS = ("user", "role", "type", "level", "disable", "filetype", "nested")
+
+
+LOG_OPTION_KEYS = ("max-size", "max-file")
+
+
+def parse_log_options(items: list[str] | tuple[str, ...]) -> LogOptions:
+    """`--log-opt KEY=VALUE` items, Docker's json-file keys and rules (max-file only with max-size)."""
+    given: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise InvalidArgumentError(f"invalid --log-opt {item!r}: use KEY=VALUE", op="parse --log-opt")
+        if key not in LOG_OPTION_KEYS:
+            known = ", ".join(LOG_OPTION_KEYS)
+            raise InvalidArgumentError(f"unknown log opt {key!r} (isobox knows {known})", op="parse --log-opt")
+        given[key] = value
+    max_size = parse_size(given["max-size"], what="--log-opt max-size") if "max-size" in given else None
+    if max_size is not None and max_size <= 0:
+        raise InvalidArgumentError("--log-opt max-size must be a positive size", op="parse --log-opt")
+    max_file = 1
+    if "max-file" in given:
+        text = given["max-file"]
+        if not text.isdigit() or int(text) < 1:
+            raise InvalidArgumentError(f"invalid --log-opt max-file {text!r}: a number from 1", op="parse --log-opt")
+        max_file = int(text)
+        if max_file > 1 and max_size is None:
+            raise InvalidArgumentError("--log-opt max-file needs max-size", op="parse --log-opt")
+    return LogOptions(max_size_bytes=max_size, max_file=max_file)
+
+
+def _pids_limit(value: int | None) -> int | None:
+    """Docker's -1 is "unlimited" (None here); 0 and other negatives are refused by check_resources."""
+    return None if value == -1 else value
 
 
 def _security(options: RunOptions) -> Security:
@@ -167,7 +204,7 @@ def to_spec(
     files (read by the caller); ``environ``: where a bare `-e KEY` takes its value from."""
     if options.vm and options.container:
         raise InvalidArgumentError("--vm and --container exclude each other", op="parse flags")
-    return WorkloadSpec(
+    spec = WorkloadSpec(
         image=image,
         command=tuple(command),
         kind=Kind.VM if options.vm else Kind.CONTAINER,
@@ -201,7 +238,10 @@ def to_spec(
         expose=tuple(port for text in options.expose or () for port in parse_expose(text)),
         platform=options.platform or None,
         stop_signal=options.stop_signal or None,
+        log=parse_log_options(options.log_opt or ()),
     )
+    check_spec(spec)
+    return spec
 
 
 def _size(text: str | None, what: str) -> int | None:
@@ -224,7 +264,8 @@ def _resources(options: RunOptions) -> Resources:
         raise InvalidArgumentError("--memory-reservation is a soft limit below --memory",
                                    op="parse --memory-reservation")
     return Resources(memory_bytes=memory, cpus=options.cpus, cpu_shares=options.cpu_shares,
-                     pids_limit=options.pids_limit, cpuset_cpus=options.cpuset_cpus, memory_swap_bytes=swap,
+                     pids_limit=_pids_limit(options.pids_limit), cpuset_cpus=options.cpuset_cpus,
+                     memory_swap_bytes=swap,
                      memory_reservation_bytes=reservation)
 
 

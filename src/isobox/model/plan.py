@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from isobox.errors import InvalidArgumentError
 from isobox.model.host_settings import HostSettings
 from isobox.model.image_config import ImageConfig
+from isobox.model.logs import LogOptions
 from isobox.model.mounts import MountPlan
 from isobox.model.network import NetworkPlan
 from isobox.model.spec import Kind, Resources, Restart, Security, WorkloadSpec
@@ -77,6 +78,7 @@ class RunPlan:
     isolated_macs: tuple[str, ...] = ()  # a clone's NICs, kept off every bridge (its guest holds the source's)
     host: HostSettings = field(default_factory=HostSettings)  # --add-host, --dns*, --ulimit, --device, --sysctl
     exposed_ports: tuple[str, ...] = ()  # the image's ExposedPorts and --expose ("80/tcp"): for -P and ps
+    log: LogOptions = field(default_factory=LogOptions)  # --log-opt: rotation of log_path (none by default)
 
     @property
     def log_path(self) -> str:
@@ -164,4 +166,5 @@ def resolve(
         labels=merge_env(image.labels, spec.labels),
         host=spec.host,
         exposed_ports=tuple(dict.fromkeys((*image.exposed_ports, *spec.expose))),
+        log=spec.log,
     )

@@ -34,6 +34,7 @@ class WorkloadRecord:
     oom_killed: bool = False
     pid: int = 0
     restart_count: int = 0
+    restart_delay_s: float = 0.0  # the back-off before the last restart by policy (model.spec.next_restart_delay_s)
     stopped_by_user: bool = False
     driver_info: dict[str, str] = field(default_factory=dict)  # facts to show: accelerator and why, runtime …
     # A VM with the exec console and input port (exec -t and -i), as every image VM since they exist; its

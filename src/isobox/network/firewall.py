@@ -122,7 +122,7 @@ def apply(rules: Ruleset, applied: Path | None = None) -> None:
 def _read(path: Path) -> str | None:
     try:
         return path.read_text()
-    except OSError:
+    except (OSError, ValueError):  # missing, or damaged (not UTF-8): the rules are applied again
         return None
 
 

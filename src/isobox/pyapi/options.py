@@ -64,6 +64,7 @@ class RunKwargs(TypedDict, total=False):
     memory_swap: int | str  # memory and swap together; -1: unlimited swap (containers only)
     memory_reservation: int | str  # a soft limit (containers only)
     expose: Sequence[str]  # "9000", "7000-7010/udp"
+    log_opt: Mapping[str, str] | Sequence[str]  # {"max-size": "10m", "max-file": "3"} or ["max-size=10m"]
 
 
 def command_argv(command: str | Sequence[str] | None) -> list[str]:
@@ -174,4 +175,5 @@ def run_options(kwargs: RunKwargs) -> RunOptions:
         memory_swap=_text(kwargs.get("memory_swap")),
         memory_reservation=_text(kwargs.get("memory_reservation")),
         expose=_words(kwargs.get("expose")),
+        log_opt=_pairs(kwargs.get("log_opt")),
     )

@@ -48,8 +48,13 @@ def commit(ctx: Context, name_or_id: str, image: str, *, message: str = "", auth
         except OSError as exc:
             # A full disk, most likely. The temporary layer is gone with its file; blobs written before
             # the failure are unreferenced and go with the next `image prune`/gc; no image was recorded.
+            from isobox.linux.fs import is_full, mount_point
+
+            where = mount_point(exc.filename or ctx.paths.tmp)  # the layer is written in lib/tmp
+            why = (f"the file system at {where} is full: free space there (e.g. `isobox system prune`)"
+                   if is_full(exc) else str(exc.strerror or exc))
             raise HostError(
-                f"cannot write the new layer: {exc.strerror or exc}",
+                f"cannot write the new layer: {why}",
                 op="commit",
                 id=record.name,
                 path=exc.filename or "",

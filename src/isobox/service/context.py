@@ -63,6 +63,6 @@ def open_context(
     records = Records(
         workloads=WorkloadRepository(db, paths.records / "workloads"),
         networks=NetworkRepository(db, paths.records / "networks"),
-        volumes=VolumeRepository(db),
+        volumes=VolumeRepository(db, paths.records / "volumes"),
     )
     return Context(paths=paths, db=db, images=ImageStore(paths, db), records=records)

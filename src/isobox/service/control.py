@@ -7,7 +7,7 @@ import logging
 from dataclasses import replace
 
 from isobox.drivers import base as drivers
-from isobox.errors import IsoboxError, NotFoundError
+from isobox.errors import IsoboxError
 from isobox.model import ids
 from isobox.model.capability import Capability
 from isobox.model.record import ProcessTable, RunResult, Stats, WorkloadRecord
@@ -70,6 +70,10 @@ def stop(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> Wo
         record = get(ctx, found.id)
         require(Op.STOP, record.status, workload=record.name)
         if record.status not in (Status.RUNNING, Status.PAUSED):
+            if record.plan.restart.policy is not RestartPolicy.NO and not record.stopped_by_user:
+                # Between two runs of a restart policy (its back-off): stopping it cancels the next, as Docker's.
+                record = replace(record, stopped_by_user=True)
+                save(ctx, record, expect=record.status)
             return record
         thaw(ctx, record)
         # Remembered before the signal: when conmon's exit command runs, it must know not to restart it.
@@ -162,49 +166,18 @@ def console(ctx: Context, name_or_id: str, streams: Attach) -> None:
     driver.console(record, streams)
 
 
-# ---- exits and host restarts ------------------------------------------------------------------
+# ---- exits and host restarts (service/restarts.py) -------------------------------------------
 
 
 def on_exit(ctx: Context, workload_id: str) -> None:
-    """Run by conmon when a detached container exits: --rm and restart policies."""
-    from isobox.service import workloads
+    """Run by conmon when a detached container exits: --rm and restart policies (with their back-off)."""
+    from isobox.service import restarts
 
-    try:
-        record = get(ctx, workload_id)
-    except NotFoundError:
-        return
-    if record.plan.remove:
-        workloads.remove(ctx, record.id, force=True)
-        return
-    if should_restart(record):
-        with locked_workload(ctx, record.id):
-            save(ctx, replace(record, restart_count=record.restart_count + 1))
-        start(ctx, record.id)
+    restarts.on_exit(ctx, workload_id)
 
 
 def boot(ctx: Context) -> tuple[list[WorkloadRecord], list[tuple[WorkloadRecord, IsoboxError]]]:
-    """After the host restarted: start again every exited workload whose restart policy is `always`, as
-    Docker's daemon does when it starts and Podman's podman-restart.service does at boot (a workload
-    stopped by hand included, as Docker's `always`). Nothing else runs isobox at boot: the unit in
-    contrib/systemd calls this. Returns (started, failed with the reason)."""
-    from isobox.service import workloads
+    """After the host restarted: start again the exited workloads whose restart policy says so."""
+    from isobox.service import restarts
 
-    started: list[WorkloadRecord] = []
-    failed: list[tuple[WorkloadRecord, IsoboxError]] = []
-    for record in reversed(workloads.list_workloads(ctx, all=True)):  # oldest first, as they were created
-        if record.plan.restart.policy is not RestartPolicy.ALWAYS or record.status is not Status.EXITED:
-            continue
-        try:
-            started.append(start(ctx, record.id).record)
-        except IsoboxError as exc:
-            failed.append((record, exc))
-    return started, failed
-
-
-def should_restart(record: WorkloadRecord) -> bool:
-    policy = record.plan.restart
-    if record.stopped_by_user or policy.policy is RestartPolicy.NO:
-        return False
-    if policy.policy is RestartPolicy.ON_FAILURE:
-        return (record.exit_code or 0) != 0 and (policy.max_retries == 0 or record.restart_count < policy.max_retries)
-    return True
+    return restarts.boot(ctx)

@@ -200,14 +200,15 @@ def history(ctx: Context, name: str) -> list[HistoryEntry]:
 
 
 def prune(ctx: Context) -> PruneResult:
-    """Remove unreferenced layers and blobs, and partial downloads no pull is continuing."""
+    """Remove unreferenced layers and blobs, and what writes that were killed left in lib/tmp and beside
+    `save` targets (partial downloads no pull is continuing, half-written blobs of a load or commit)."""
     layers, blobs = ctx.images.gc()
-    partials = 0
-    with locked(ctx.paths.locks, "gc"):  # exclusive: no pull is in flight, so no partial file is in use
-        for entry in ctx.paths.tmp.glob("partial-*"):
-            entry.unlink(missing_ok=True)
-            partials += 1
-    return PruneResult(layers, blobs, partials)
+    return PruneResult(layers, blobs, clear_stale_files(ctx))
+
+
+def clear_stale_files(ctx: Context) -> int:
+    """Files of killed pulls, loads, commits and saves (each locked while in use, so a running one keeps its)."""
+    return ctx.images.blobs.clear_stale_tmp() + archive.clear_stale_saves(ctx.paths.tmp)
 
 
 def save(ctx: Context, names: list[str], output: str | os.PathLike[str], *, fmt: str = "docker") -> None:

@@ -9,9 +9,10 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from isobox.drivers.logfile import parse_line, read_entries
+from isobox.drivers.logfile import LogFollower, read_entries
 from isobox.errors import InvalidArgumentError
 from isobox.model.logs import LogEntry, parse_timestamp
+from isobox.model.record import WorkloadRecord
 from isobox.model.status import Status
 from isobox.service import workloads
 from isobox.service.context import Context
@@ -49,35 +50,37 @@ def select(entries: Iterator[LogEntry], *, since: dt.datetime | None, tail: int 
 def read(
     ctx: Context, name: str, *, follow: bool = False, since: str | None = None, tail: str = "all"
 ) -> Iterator[LogEntry]:
+    """The workload's log across its rotated files, oldest first; with ``follow``, then what it writes next,
+    through rotations (tail -F), until it ends."""
     record = workloads.get(ctx, name)
     path = Path(record.plan.log_path)
-    # A VM's output reaches the host as raw files that its driver turns into log entries when asked.
+    # A VM's output reaches the host as raw files that its driver turns into log entries when asked; a
+    # container's log is rotated here too when --log-opt says so (see service/logrotate.py).
     driver = workloads.driver_for(ctx, record.kind)
     driver.sync_logs(record)
-    limit = None if tail in ("all", "") else int(tail)
+    limit = _tail(tail)
     cutoff = parse_since(since) if since else None
-    yield from select(read_entries(path), since=cutoff, tail=limit)
     if not follow:
+        yield from select(read_entries(path), since=cutoff, tail=limit)
         return
-    offset = path.stat().st_size if path.exists() else 0
+    reader = LogFollower(path)
+    try:
+        yield from select(reader.entries(), since=cutoff, tail=limit)
+        yield from _follow(ctx, record, reader)
+    finally:
+        reader.close()
+
+
+def _follow(ctx: Context, record: WorkloadRecord, reader: LogFollower) -> Iterator[LogEntry]:
+    """What the workload writes next, through rotations, until it ends (and what it wrote last)."""
+    driver = workloads.driver_for(ctx, record.kind)
     finished = False
     while True:
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            return
-        if size < offset:  # rotated
-            offset = 0
-        if size > offset:
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read(size - offset)
-            complete = data[: data.rfind(b"\n") + 1]
-            offset += len(complete)
-            for line in complete.splitlines():
-                entry = parse_line(line)
-                if entry is not None:
-                    yield entry
+        moved = False
+        for entry in reader.entries():
+            moved = True
+            yield entry
+        if moved or reader.switch():
             continue
         if finished:
             return
@@ -86,3 +89,12 @@ def read(
         if not finished:
             time.sleep(FOLLOW_POLL_S)
         driver.sync_logs(record)
+
+
+def _tail(text: str) -> int | None:
+    if text in ("all", ""):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgumentError(f"invalid --tail {text!r}: a number of lines, or all", op="logs") from None

@@ -128,6 +128,17 @@ def _build_cache_summary(ctx: Context) -> UsageSummary:
     return UsageSummary("Build Cache", report.entries, 0, report.size_bytes, report.size_bytes)
 
 
+def _discard_stale_locks(ctx: Context) -> None:
+    """Lock files of workloads that have no record (a create killed before its first INSERT); one still
+    held is a create at work, and stays."""
+    from isobox.state import locks
+
+    recorded = {record.id for record in ctx.records.workloads.all()}
+    stale = [key for key in locks.keys_with(ctx.paths.locks, "") if key.startswith(("workload-", "restart-",
+             "log-rotate-", "vm-")) and key.split("-")[-1] not in recorded and len(key.split("-")[-1]) == 64]
+    locks.discard_idle(ctx.paths.locks, stale)
+
+
 @dataclass(frozen=True)
 class PruneReport:
     workloads: tuple[str, ...]
@@ -136,6 +147,7 @@ class PruneReport:
     images: tuple[str, ...]
     layers_removed: int
     blobs_removed: int
+    stale_files_removed: int = 0  # of killed pulls, loads, commits and saves
 
 
 def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = False) -> PruneReport:
@@ -151,6 +163,8 @@ def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = Fal
             removed_workloads.append(record.name)
     removed_networks = [n.name for n in networks.prune(ctx)]
     removed_volumes = volumes.prune(ctx) if include_volumes else []
+    volumes.store(ctx).remove_unrecorded()
+    _discard_stale_locks(ctx)
     used = ctx.records.workloads.image_ids()
     removed_images = []
     for image, names in ctx.images.list():
@@ -160,6 +174,8 @@ def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = Fal
         removed_images.append(image.id)
     build.prune(ctx, wait=False)
     layers, blobs = ctx.images.gc()
-    return PruneReport(
-        tuple(removed_workloads), tuple(removed_networks), tuple(removed_volumes), tuple(removed_images), layers, blobs
-    )
+    from isobox.service import images as image_service
+
+    stale = image_service.clear_stale_files(ctx)
+    return PruneReport(tuple(removed_workloads), tuple(removed_networks), tuple(removed_volumes),
+                       tuple(removed_images), layers, blobs, stale)

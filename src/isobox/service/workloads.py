@@ -14,6 +14,7 @@ made so far is found from the records (the plan, the network endpoints), never l
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,14 @@ from dataclasses import dataclass, replace
 
 from isobox.config import policy_path
 from isobox.drivers.base import Driver
-from isobox.errors import CommandError, ConflictError, InvalidArgumentError, InvalidStateError, NotFoundError
+from isobox.errors import (
+    CommandError,
+    ConflictError,
+    HostError,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+)
 from isobox.linux.tree import discard_tree
 from isobox.model import ids
 from isobox.model.image_config import ImageConfig
@@ -34,6 +42,7 @@ from isobox.model.spec import Kind, WorkloadSpec
 from isobox.model.status import Op, Status, require
 from isobox.model.streams import Attach
 from isobox.service.context import Context
+from isobox.state import locks
 from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)
@@ -59,7 +68,10 @@ def driver_for(ctx: Context, kind: Kind) -> Driver:
 def _exit_command(ctx: Context) -> tuple[str, ...]:
     """What conmon runs when a container exits: isobox's own bookkeeping (--rm, restart policies)."""
     root = ("--root", str(ctx.paths.root)) if ctx.paths.root else ()
-    return (sys.executable, "-m", "isobox.cli.main", *root, "system", "on-exit")
+    # conmon runs it with an environment of its own: the same isobox code must run it as runs now.
+    search_path = os.pathsep.join(os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+    env = ("/usr/bin/env", f"PYTHONPATH={search_path}") if search_path else ()
+    return (*env, sys.executable, "-m", "isobox.cli.main", *root, "system", "on-exit")
 
 
 # ---- records ----------------------------------------------------------------------------------
@@ -94,6 +106,8 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
         return updated  # removed meanwhile: the observation still answers the caller
     except InvalidStateError:
         return ctx.records.workloads.find(record.id) or updated  # another process recorded it first
+    except HostError as exc:  # a full disk: the caller still gets what is true; a later look records it
+        log.warning("%s: %s", record.name, exc)
     return updated
 
 
@@ -108,8 +122,17 @@ def list_workloads(ctx: Context, *, all: bool = False) -> list[WorkloadRecord]:
 
 @contextmanager
 def locked_workload(ctx: Context, record_id: str) -> Iterator[None]:
-    with locked(ctx.paths.locks, f"workload-{record_id}"):
-        yield
+    with locked(ctx.paths.locks, _lock_key(record_id)):
+        try:
+            yield
+        except NotFoundError:
+            # Removed while this process waited: the lock file it made anew is not left for nobody.
+            locks.discard(ctx.paths.locks, _lock_key(record_id))
+            raise
+
+
+def _lock_key(record_id: str) -> str:
+    return f"workload-{record_id}"
 
 
 # ---- create -----------------------------------------------------------------------------------
@@ -138,7 +161,7 @@ def _refuse_taken(ctx: Context, name: str) -> None:
     existing = ctx.records.workloads.find(name)
     if existing is not None and existing.name == name:
         raise ConflictError(
-            f'the name "{name}" is already in use by workload {existing.short_id}: remove it or choose another',
+            ids.name_in_use(name, existing.id),
             op="create",
             id=name,
         )
@@ -175,9 +198,11 @@ def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MI
     if spec.kind is Kind.VM and spec.security.userns:
         # Not silently ignored: a VM has its own kernel, so there is no host user namespace to remap into.
         raise InvalidArgumentError("--userns applies to containers only", op="create", id=name)
+    _check_host_limits(spec)
     plan = _new_plan(ctx, spec, name, image_id, layers, image_config)
     driver = driver_for(ctx, spec.kind)
     with locked_workload(ctx, plan.id), ExitStack() as undo:
+        undo.callback(locks.discard, ctx.paths.locks, _lock_key(plan.id))  # last undo: a failed create leaves none
         record = _reserve(ctx, plan, userns=spec.security.userns == "auto", undo=undo)
         plan = record.plan
         if spec.mounts or image_config.volumes:
@@ -190,6 +215,19 @@ def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MI
         record = _made(ctx, driver, replace(record, plan=plan), undo)
         undo.pop_all()
     return record
+
+
+def _check_host_limits(spec: WorkloadSpec) -> None:
+    """Limits beyond what this host has, refused before anything is made (Docker's rules: a container's
+    --cpus up to the CPUs there are, --cpuset-cpus among the online ones). A VM's --cpus is its number
+    of vCPUs, which QEMU may give beyond the host's CPUs."""
+    from isobox.linux.proc import online_cpus_text, usable_cpu_count
+    from isobox.model.spec import check_resources, check_spec, parse_cpuset
+
+    check_spec(spec)  # the HTTP API builds its specs without model/options: the same checks for it
+    if spec.kind is Kind.VM:
+        return
+    check_resources(spec.resources, host_cpus=usable_cpu_count(), online_cpus=parse_cpuset(online_cpus_text()))
 
 
 def _reserve(ctx: Context, plan: RunPlan, *, userns: bool, undo: ExitStack) -> WorkloadRecord:
@@ -258,6 +296,7 @@ def create_from_plan(ctx: Context, plan: RunPlan, *, exec_devices: bool | None =
     the driver's choice (a clone keeps its source's devices: its memory snapshot holds them)."""
     driver = driver_for(ctx, plan.kind)
     with locked_workload(ctx, plan.id), ExitStack() as undo:
+        undo.callback(locks.discard, ctx.paths.locks, _lock_key(plan.id))
         record = _reserve(ctx, plan, userns=False, undo=undo)
         record = _made(ctx, driver, record, undo)
         if exec_devices is not None and exec_devices != record.exec_devices:
@@ -366,6 +405,8 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool 
 
             networks.detach(ctx, record)
         ctx.records.workloads.delete(record.id)
+        locks.discard(ctx.paths.locks, _lock_key(record.id))  # held: see state/locks.py
+    locks.discard_idle(ctx.paths.locks, locks.keys_with(ctx.paths.locks, record.id))  # a VM's log and agent
     discard_tree(record.plan.workload_dir)  # any depth a container made
     if (volumes or record.plan.remove) and record.plan.mounts:
         from isobox.service import volumes as volume_service
@@ -379,7 +420,7 @@ def stale_creating(ctx: Context, record: WorkloadRecord) -> bool:
     if record.status is not Status.CREATING:
         return False
     try:
-        with locked(ctx.paths.locks, f"workload-{record.id}", wait=False):
+        with locked(ctx.paths.locks, _lock_key(record.id), wait=False):
             return True
     except BlockingIOError:
         return False

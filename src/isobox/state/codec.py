@@ -70,3 +70,17 @@ def from_dict(cls: type[T], raw: dict[str, Any]) -> T:
 
 def loads(cls: type[T], text: str) -> T:
     return from_dict(cls, json.loads(text))
+
+
+def loads_stored(cls: type[T], text: str, what: str) -> T:
+    """A record read back from the database: one that does not decode is damaged state (a StateError naming
+    it and `isobox system check`), never a traceback."""
+    try:
+        return loads(cls, text)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        from isobox.errors import StateError
+
+        raise StateError(
+            f"the stored record of {what} is damaged ({type(exc).__name__}: {exc}): run `isobox system check`",
+            op="read state",
+        ) from exc

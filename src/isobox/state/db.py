@@ -5,9 +5,14 @@ half of one, and two isobox processes writing at once serialize on SQLite's writ
 repositories in state/ write SQL; everything else calls them.
 
 Failures are isobox errors, never sqlite3 tracebacks:
-- a full file system is a HostError naming it. Writes (``Database.write``) first give back isobox's
-  reserved space (``RESERVE_BYTES`` in ``lib/.reserve``) and try once more, so `rm`, `rmi` and `prune` can
-  still record what they freed on a full disk; the reserve is taken again at a later open with room to spare;
+- a full file system is a HostError naming it. isobox keeps two reserves of space beside the database
+  (``RESERVE_BYTES`` each, lib/.reserve and lib/.reserve-removal): a write that fails for space gives back
+  the first and tries once more, and a removal (``write(..., frees=True)``: rm, rmi, prune, volume rm) may
+  also give back the second, so the commands that free space can still record what they freed after
+  everything else has used the first. Each is taken again at a later open with room to spare;
+- reading needs no space: where SQLite cannot make its shared-memory index of the WAL on a full disk, the
+  database is opened in exclusive locking mode, which keeps that index in memory (sqlite.org/wal.html,
+  "Use of WAL Without Shared-Memory"), so `ps`, `inspect` and the removals can still read their records;
 - a damaged file, or an empty one while images, workloads or volumes exist beside it, is a StateError
   that names the file and `isobox system check`, which rebuilds the records from what is on disk. An empty
   database is never silently re-created over existing content: the next `prune` would delete all of it.
@@ -35,8 +40,10 @@ T = TypeVar("T")
 
 SCHEMA_VERSION = 4
 RESERVE_NAME = ".reserve"
+REMOVAL_RESERVE_NAME = ".reserve-removal"
 RESERVE_BYTES = 8 * 1024 * 1024
-RESERVE_RETAKE_FREE_BYTES = 64 * 1024 * 1024  # the reserve is taken again only with this much free
+RESERVE_RETAKE_FREE_BYTES = 4 * RESERVE_BYTES  # a reserve is taken again only with this much free
+LOW_SPACE_BYTES = 1024 * 1024  # below this, the database is opened without its shared-memory file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -49,16 +56,6 @@ CREATE TABLE IF NOT EXISTS image_refs (
     name     TEXT PRIMARY KEY,             -- normalized reference, e.g. docker.io/library/busybox:latest
     image_id TEXT NOT NULL REFERENCES images(id)
 );
-CREATE TABLE IF NOT EXISTS image_digests (  -- RepoDigests: see state/images.py
-    repository      TEXT NOT NULL,         -- registry/repository, e.g. docker.io/library/busybox
-    digest          TEXT NOT NULL,         -- as pulled or pushed: an index's digest for a multi-platform image
-    image_id        TEXT NOT NULL REFERENCES images(id),
-    manifest_digest TEXT NOT NULL,         -- the image manifest behind it
-    platform        TEXT NOT NULL,
-    created_at      REAL NOT NULL,
-    PRIMARY KEY (repository, digest, image_id)
-);
-CREATE INDEX IF NOT EXISTS image_digests_by_image ON image_digests (image_id);
 CREATE TABLE IF NOT EXISTS image_digests (  -- RepoDigests: see state/images.py
     repository      TEXT NOT NULL,         -- registry/repository, e.g. docker.io/library/busybox
     digest          TEXT NOT NULL,         -- as pulled or pushed: an index's digest for a multi-platform image
@@ -203,18 +200,41 @@ class Database:
         if fresh and not allow_empty:
             _refuse_if_content(path, content_dirs)
         try:
-            # isolation_level=None: transactions are opened explicitly with BEGIN IMMEDIATE, so two isobox
-            # processes writing at once serialize on the write lock instead of failing on upgrade.
-            self._conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._conn.row_factory = sqlite3.Row
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if _free_bytes(path.parent) < LOW_SPACE_BYTES:
+                # Nearly full: SQLite's shared-memory index, mapped from a file it may not be able to back,
+                # could end this process with SIGBUS on first touch; read without it (module docstring).
+                raise sqlite3.OperationalError("disk is full")
+            self._conn = self._connect()
+        except sqlite3.Error as exc:
+            if not _is_full(exc):
+                raise translate(exc, path, "open state") from exc
+            try:  # a full disk: read without the shared-memory index (see module docstring)
+                self._conn = self._connect(exclusive=True)
+            except sqlite3.Error as again:
+                raise translate(again, path, "open state") from again
+            log.warning("the file system of %s is full: its records are read without sharing them", path)
+        _keep_reserve(path.parent, RESERVE_NAME)
+        _keep_reserve(path.parent, REMOVAL_RESERVE_NAME)
+
+    def _connect(self, *, exclusive: bool = False) -> sqlite3.Connection:
+        # isolation_level=None: transactions are opened explicitly with BEGIN IMMEDIATE, so two isobox
+        # processes writing at once serialize on the write lock instead of failing on upgrade.
+        conn = sqlite3.connect(str(self.path), timeout=30.0 if not exclusive else 5.0, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        try:
+            if exclusive:
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self._conn = conn
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 self._upgrade(version)
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.Error as exc:
-            raise translate(exc, path, "open state") from exc
-        _keep_reserve(path.parent)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _upgrade(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -282,18 +302,24 @@ class Database:
             except sqlite3.Error:
                 log.debug("rollback failed", exc_info=True)
 
-    def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
+    def write(self, change: Callable[[sqlite3.Connection], T], *, frees: bool = False) -> T:
         """Run ``change`` in one write transaction. On a full file system, release isobox's reserved space
-        and run it once more: a removal must be able to record itself to free space at all."""
-        try:
-            with self.transaction() as tx:
-                return change(tx)
-        except HostError as exc:
-            if getattr(exc, "errno", None) != errno.ENOSPC or not release_reserve(self.path.parent):
-                raise
-            log.warning("the file system of %s is full: using isobox's reserved space", self.path)
-        with self.transaction() as tx:
-            return change(tx)
+        and run it once more; a change that ``frees`` space (a removal) may use the second reserve too: a
+        removal must be able to record itself to free space at all."""
+        reserves = [RESERVE_NAME, REMOVAL_RESERVE_NAME] if frees else [RESERVE_NAME]
+        while True:
+            try:
+                with self.transaction() as tx:
+                    return change(tx)
+            except HostError as exc:
+                if getattr(exc, "errno", None) != errno.ENOSPC:
+                    raise
+                while reserves and not release_reserve(self.path.parent, reserves[0]):
+                    reserves.pop(0)  # already given back
+                if not reserves:
+                    raise
+                log.warning("the file system of %s is full: using isobox's reserved space (%s)", self.path,
+                            reserves.pop(0))
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -314,7 +340,7 @@ class StateHostError(HostError):
 def translate(exc: sqlite3.Error, path: Path, op: str) -> HostError | StateError:
     """SQLite's failure as the isobox error a user can act on."""
     text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and ("disk is full" in text or "disk I/O error" in text):
+    if _is_full(exc):
         where = mount_point(path)
         return StateHostError(
             f"the file system at {where} is full ({text}): free space there, e.g. `isobox system prune`",
@@ -336,11 +362,9 @@ def translate(exc: sqlite3.Error, path: Path, op: str) -> HostError | StateError
 
 def mount_point(path: Path) -> str:
     """The mount point of the file system holding ``path`` (for messages about a full disk)."""
-    current = path if path.exists() else path.parent
-    current = current.resolve()
-    while current != current.parent and not os.path.ismount(current):
-        current = current.parent
-    return str(current)
+    from isobox.linux.fs import mount_point as found
+
+    return found(path)
 
 
 def _refuse_if_content(path: Path, content_dirs: Iterable[Path]) -> None:
@@ -359,9 +383,22 @@ def _refuse_if_content(path: Path, content_dirs: Iterable[Path]) -> None:
             continue
 
 
-def _keep_reserve(directory: Path) -> None:
-    """Hold RESERVE_BYTES of the state's file system for a full-disk removal (see module docstring)."""
-    reserve = directory / RESERVE_NAME
+def _free_bytes(directory: Path) -> int:
+    try:
+        info = os.statvfs(directory)
+    except OSError:
+        return LOW_SPACE_BYTES
+    return info.f_bavail * info.f_frsize
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    text = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and ("disk is full" in text or "disk I/O error" in text)
+
+
+def _keep_reserve(directory: Path, name: str) -> None:
+    """Hold RESERVE_BYTES of the state's file system for a full-disk write (see module docstring)."""
+    reserve = directory / name
     try:
         if reserve.stat().st_size >= RESERVE_BYTES:
             return
@@ -380,10 +417,10 @@ def _keep_reserve(directory: Path) -> None:
         reserve.unlink(missing_ok=True)
 
 
-def release_reserve(directory: Path) -> bool:
-    """Free the reserved space; True if there was any to free."""
+def release_reserve(directory: Path, name: str = RESERVE_NAME) -> bool:
+    """Free a reserve; True if there was any to free."""
     try:
-        (directory / RESERVE_NAME).unlink()
+        (directory / name).unlink()
     except FileNotFoundError:
         return False
     return True

@@ -11,6 +11,11 @@ Three tables (created in state/db.py's SCHEMA):
   manifest it led to. One index digest may lead to several images (one per platform pulled).
 
 Only this module holds SQL about images; images/store.py keeps the blobs and layers and calls it.
+
+What the blobs cannot tell, an image's names and RepoDigests, is also copied to
+``records/images/<hex>.json`` (state/mirror.py) after every change, so `isobox system check` can give images
+rebuilt from the blob store their names back. Writes go through ``Database.write``, so `rmi` and `untag`
+work on a full disk.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from isobox.errors import ConflictError
+from isobox.state.mirror import JsonMirror
 
 if TYPE_CHECKING:
     from isobox.state.db import Database
@@ -44,6 +51,16 @@ class RepoDigest:
 
 
 @dataclass(frozen=True)
+class ImageNames:
+    """The JSON copy of what names an image: its tags and RepoDigests, with the manifest it was recorded by."""
+
+    id: str
+    manifest_digest: str
+    names: tuple[str, ...] = ()
+    digests: tuple[RepoDigest, ...] = ()
+
+
+@dataclass(frozen=True)
 class StoredImage:
     id: str
     record: str  # the JSON ImageRecord, decoded by images/store.py
@@ -54,8 +71,10 @@ def _repo_digest(row: sqlite3.Row) -> RepoDigest:
 
 
 class ImageRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, records_dir: Path | None = None) -> None:
         self.db = db
+        # Beside the other copies (config.Paths.records), found from the database's own place.
+        self.mirror = JsonMirror(records_dir if records_dir is not None else db.path.parent / "records" / "images")
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -114,30 +133,45 @@ class ImageRepository:
     def save(self, image_id: str, manifest_digest: str, record: str, names: Iterable[str],
              digests: Iterable[RepoDigest]) -> None:
         """Insert or replace an image with its manifest; add names (moved from other images) and digests."""
-        with self.db.transaction() as tx:
+        names, digests = list(names), list(digests)
+
+        def change(tx: sqlite3.Connection) -> set[str]:
+            touched = _owners(tx, names) | {image_id}
             tx.execute("INSERT OR REPLACE INTO images (id, manifest_digest, record, created_at) VALUES (?, ?, ?, ?)",
                        (image_id, manifest_digest, record, time.time()))
             for name in names:
                 tx.execute("INSERT OR REPLACE INTO image_refs (name, image_id) VALUES (?, ?)", (name, image_id))
             for digest in digests:
                 _insert_digest(tx, digest)
+            return touched
+
+        self._copy(self.db.write(change))
 
     def tag(self, image_id: str, name: str) -> None:
-        with self.db.transaction() as tx:
+        def change(tx: sqlite3.Connection) -> set[str]:
+            touched = _owners(tx, [name]) | {image_id}
             tx.execute("INSERT OR REPLACE INTO image_refs (name, image_id) VALUES (?, ?)", (name, image_id))
+            return touched
+
+        self._copy(self.db.write(change))
 
     def add_repo_digest(self, digest: RepoDigest) -> None:
-        with self.db.transaction() as tx:
-            _insert_digest(tx, digest)
+        self.db.write(lambda tx: _insert_digest(tx, digest))
+        self._copy({digest.image_id})
 
     def untag(self, name: str) -> None:
-        with self.db.transaction() as tx:
+        def change(tx: sqlite3.Connection) -> set[str]:
+            touched = _owners(tx, [name])
             tx.execute("DELETE FROM image_refs WHERE name = ?", (name,))
+            return touched
+
+        self._copy(self.db.write(change, frees=True))
 
     def remove_repo_digest(self, digest: RepoDigest) -> None:
-        with self.db.transaction() as tx:
-            tx.execute("DELETE FROM image_digests WHERE repository = ? AND digest = ? AND image_id = ?",
-                       (digest.repository, digest.digest, digest.image_id))
+        self.db.write(lambda tx: tx.execute(
+            "DELETE FROM image_digests WHERE repository = ? AND digest = ? AND image_id = ?",
+            (digest.repository, digest.digest, digest.image_id)), frees=True)
+        self._copy({digest.image_id})
 
     def delete(self, image_id: str, *, force: bool, what: str) -> bool:
         """Drop every name and RepoDigest of an image, and the image unless a workload uses it.
@@ -145,7 +179,8 @@ class ImageRepository:
         Returns whether the image record went. A used image is refused unless ``force`` (then it keeps
         its record, nameless, for the workloads that run from it).
         """
-        with self.db.transaction() as tx:
+
+        def change(tx: sqlite3.Connection) -> list[str]:
             users = [str(r["name"]) for r in
                      tx.execute("SELECT name FROM workloads WHERE image_id = ?", (image_id,)).fetchall()]
             if users and not force:
@@ -155,7 +190,43 @@ class ImageRepository:
             tx.execute("DELETE FROM image_digests WHERE image_id = ?", (image_id,))
             if not users:
                 tx.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            return users
+
+        users = self.db.write(change, frees=True)
+        self._copy({image_id})
         return not users
+
+    # ---- JSON copies ---------------------------------------------------------------------------
+
+    def _copy(self, image_ids: set[str]) -> None:
+        """Bring the JSON copies of these images in line with the tables (never failing the change)."""
+        for image_id in image_ids:
+            key = image_id.split(":", 1)[-1]
+            rows = self.db.query("SELECT manifest_digest FROM images WHERE id = ?", (image_id,))
+            if not rows:
+                self.mirror.remove(key)
+                continue
+            names = ImageNames(image_id, str(rows[0]["manifest_digest"]), tuple(self.names(image_id)),
+                               tuple(self.repo_digests(image_id)))
+            self.mirror.write(key, names)
+
+    def rewrite_copies(self) -> None:
+        """Every image's JSON copy written again from the tables (`isobox system check`)."""
+        self._copy({stored.id for stored in self.records()})
+
+    def mirrored(self) -> dict[str, ImageNames]:
+        """The JSON copies by image id (for `isobox system check`)."""
+        return {copy.id: copy for copy in self.mirror.load_all(ImageNames)}
+
+
+def _owners(tx: sqlite3.Connection, names: list[str]) -> set[str]:
+    """The images that hold these names now (a tag moved to another image changes both copies)."""
+    found: set[str] = set()
+    for name in names:
+        row = tx.execute("SELECT image_id FROM image_refs WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            found.add(str(row["image_id"]))
+    return found
 
 
 def _insert_digest(tx: sqlite3.Connection, digest: RepoDigest) -> None:

@@ -36,11 +36,19 @@ class JsonMirror:
         (self.directory / f"{key}.json").unlink(missing_ok=True)
 
     def load_all(self, cls: type[T]) -> list[T]:
-        """Every readable copy; damaged ones are skipped."""
-        found = []
+        """Every readable copy; damaged ones are skipped with a warning."""
+        found, damaged = self.scan(cls)
+        for path, reason in damaged:
+            log.warning("skipping damaged record copy %s: %s", path, reason)
+        return found
+
+    def scan(self, cls: type[T]) -> tuple[list[T], list[tuple[Path, str]]]:
+        """(the readable copies, the damaged ones with what is wrong with each)."""
+        found: list[T] = []
+        damaged: list[tuple[Path, str]] = []
         for path in sorted(self.directory.glob("*.json")):
             try:
                 found.append(codec.loads(cls, path.read_text()))
-            except (OSError, ValueError, TypeError, KeyError) as exc:
-                log.warning("skipping damaged record copy %s: %s", path, exc)
-        return found
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                damaged.append((path, f"{type(exc).__name__}: {exc}"))
+        return found, damaged

@@ -43,7 +43,7 @@ class NetworkRepository:
         self.mirror.write(network.id, network)
 
     def delete(self, network_id: str) -> None:
-        self.db.write(lambda tx: tx.execute("DELETE FROM networks WHERE id = ?", (network_id,)))
+        self.db.write(lambda tx: tx.execute("DELETE FROM networks WHERE id = ?", (network_id,)), frees=True)
         self.mirror.remove(network_id)
 
     def all(self) -> list[NetworkRecord]:
@@ -79,7 +79,7 @@ class NetworkRepository:
             params.append(workload_id)
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
-        return [codec.loads(Endpoint, r["record"]) for r in self.db.query(sql, tuple(params))]
+        return [codec.loads_stored(Endpoint, r["record"], "an endpoint") for r in self.db.query(sql, tuple(params))]
 
     def addresses(self, network_id: str) -> list[str]:
         return [r["ip"] for r in self.db.query("SELECT ip FROM endpoints WHERE network_id = ?", (network_id,))]
@@ -103,12 +103,14 @@ class NetworkRepository:
 
     def delete_endpoints(self, workload_id: str, network_id: str | None = None) -> None:
         if network_id is None:
-            self.db.write(lambda tx: tx.execute("DELETE FROM endpoints WHERE workload_id = ?", (workload_id,)))
+            self.db.write(lambda tx: tx.execute("DELETE FROM endpoints WHERE workload_id = ?", (workload_id,)),
+                          frees=True)
         else:
             self.db.write(
                 lambda tx: tx.execute(
                     "DELETE FROM endpoints WHERE workload_id = ? AND network_id = ?", (workload_id, network_id)
-                )
+                ),
+                frees=True,
             )
 
     def restore_endpoint(self, endpoint: Endpoint) -> None:
@@ -125,4 +127,4 @@ class NetworkRepository:
 
 
 def _load(text: str) -> NetworkRecord:
-    return codec.loads(NetworkRecord, text)
+    return codec.loads_stored(NetworkRecord, text, "a network")

@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 
 from isobox.errors import ConflictError, InvalidStateError, NotFoundError
+from isobox.model.ids import name_in_use
 from isobox.model.migrate import upgrade
 from isobox.model.plan import USERNS_SIZE
 from isobox.model.record import WorkloadRecord
@@ -50,11 +51,10 @@ class WorkloadRepository:
                     (*_columns(chosen), chosen.created_at, chosen.plan.userns_base),
                 )
             except sqlite3.IntegrityError as exc:
-                raise ConflictError(
-                    f'the name "{record.name}" is already in use by another workload: remove it or choose another',
-                    op="create",
-                    id=record.name,
-                ) from exc
+                holder = tx.execute("SELECT id FROM workloads WHERE name = ?", (record.name,)).fetchone()
+                if holder is None:  # not the name: the uid range, taken between the choice and the insert
+                    raise
+                raise ConflictError(name_in_use(record.name, holder[0]), op="create", id=record.name) from exc
             _set_volumes(tx, chosen)
             return chosen
 
@@ -74,7 +74,9 @@ class WorkloadRepository:
             try:
                 changed = tx.execute(sql, params).rowcount
             except sqlite3.IntegrityError as exc:
-                raise ConflictError(f'the name "{record.name}" is already in use', op="rename", id=record.id) from exc
+                holder = tx.execute("SELECT id FROM workloads WHERE name = ?", (record.name,)).fetchone()
+                raise ConflictError(name_in_use(record.name, holder[0] if holder else "?"), op="rename",
+                                    id=record.id) from exc
             if changed == 0:
                 self._missing(tx, record, expect)
             _set_volumes(tx, record)
@@ -91,7 +93,7 @@ class WorkloadRepository:
         )
 
     def delete(self, workload_id: str) -> None:
-        self.db.write(lambda tx: tx.execute("DELETE FROM workloads WHERE id = ?", (workload_id,)))
+        self.db.write(lambda tx: tx.execute("DELETE FROM workloads WHERE id = ?", (workload_id,)), frees=True)
         self.mirror.remove(workload_id)
 
     def restore(self, record: WorkloadRecord) -> None:
@@ -150,7 +152,7 @@ class WorkloadRepository:
 
 
 def load(text: str) -> WorkloadRecord:
-    return upgrade(codec.loads(WorkloadRecord, text))
+    return upgrade(codec.loads_stored(WorkloadRecord, text, "a workload"))
 
 
 def _columns(record: WorkloadRecord) -> tuple[object, ...]:

@@ -95,7 +95,13 @@ class VolumeStore:
 
         row = VolumeRow(chosen, anonymous, time.time(), tuple(sorted((labels or {}).items())),
                         tuple(sorted((options or {}).items())))
-        existing_row = self.rows.insert(row, make)
+        existed = directory.exists()
+        try:
+            existing_row = self.rows.insert(row, make)
+        except BaseException:
+            if not existed:  # made here, but not recorded (a full disk): not left without a record
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
         if existing_row is not None:
             existing = self._record(existing_row)
             if kind not in (None, existing.kind) or size_bytes not in (None, existing.size_bytes):
@@ -156,7 +162,15 @@ class VolumeStore:
         shutil.rmtree(self.root / name, ignore_errors=True)
         self.rows.delete(name)
 
+    def remove_unrecorded(self) -> list[str]:
+        """Directories of volumes whose create was killed after it made them and before it recorded them."""
+        names = [p.name for p in self.root.iterdir() if not p.name.startswith(".")] if self.root.is_dir() else []
+        if not names:
+            return []
+        return self.rows.remove_unrecorded(names, lambda name: shutil.rmtree(self.root / name, ignore_errors=True))
+
     def prune(self) -> list[str]:
+        self.remove_unrecorded()
         removed: list[str] = []
         for volume in self.all():
             if not self.users(volume.name):

@@ -68,6 +68,12 @@ def mount_rootfs(plan: RunPlan) -> None:
     target = rootfs_dir(plan)
     if is_mountpoint(str(target)):
         return
+    missing = [layer for layer in plan.layers if not Path(layer).is_dir()]
+    if missing:  # overlayfs would only say ENOENT
+        raise WorkloadError(
+            f"layer {missing[0]} of image {plan.image} is missing: `isobox system check --repair` unpacks it again",
+            op="mount rootfs", path=str(target),
+        )
     try:
         layers = _idmapped_layers(plan) if plan.userns_base is not None else plan.layers
         spec = overlay_mount(layers, Path(plan.workload_dir))

@@ -30,6 +30,7 @@ from isobox.errors import HostError, WorkloadError
 
 CRIU_ENV = "ISOBOX_CRIU"
 CHECK_TIMEOUT_S = 60.0
+DUMP_TIMEOUT_S = 600.0  # a checkpoint writes the memory of every process: generous, but bounded
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,13 @@ def find(run_dir: Path) -> Criu:
     reason = (
         "" if usable else f"`{path} check` fails on this host: {(errors or ['exit status ' + str(done.returncode)])[0]}"
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
     temporary = cache.with_suffix(f".tmp{os.getpid()}")
-    temporary.write_text(json.dumps({"key": key, "usable": usable, "reason": reason}))
-    os.replace(temporary, cache)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps({"key": key, "usable": usable, "reason": reason}))
+        os.replace(temporary, cache)
+    except OSError:  # a full disk: the answer holds, it is only not kept for next time
+        temporary.unlink(missing_ok=True)
     return Criu(path, usable, reason)
 
 
@@ -80,7 +84,14 @@ def dump(runtime: str, runtime_root: str, criu: Criu, workload: str, images: Pat
         runtime, f"--root={runtime_root}", f"--criu={criu.path}", "checkpoint", "--leave-running",
         "--tcp-established", "--file-locks", f"--image-path={images}", f"--work-path={work}", workload,
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=DUMP_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        shutil.rmtree(images, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        raise WorkloadError(f"checkpoint did not finish within {DUMP_TIMEOUT_S:.0f} s", op="checkpoint container",
+                            id=workload) from exc
     if done.returncode != 0:
         detail = _criu_error(work / "dump.log") or done.stderr.strip()
         shutil.rmtree(images, ignore_errors=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from isobox.config import Paths
+from isobox.drivers import logfile
 from isobox.drivers.base import Created
 from isobox.drivers.container import bundle, checkpoint, interact, monitor
 from isobox.drivers.container import snapshots as container_snapshots
@@ -37,6 +38,7 @@ from isobox.model.snapshot import SnapshotInfo
 from isobox.model.spec import Kind, Resources, RestartPolicy
 from isobox.model.status import Status
 from isobox.model.streams import Attach, ExecSpec
+from isobox.state.locks import locked
 from isobox.storage.layerdiff import write_layer
 
 log = logging.getLogger(__name__)
@@ -284,7 +286,18 @@ class ContainerDriver:
         return host_processes(self.runtime.pids(record.plan.id))
 
     def sync_logs(self, record: WorkloadRecord) -> None:
-        """conmon writes the log itself: nothing to bring up to date."""
+        """conmon writes the log itself; what is left is rotating it by --log-opt max-size/max-file: the
+        files move aside, then conmon is asked to reopen (monitor.reopen_log), so no line is lost."""
+        path, options = Path(record.plan.log_path), record.plan.log
+        if not logfile.needs_rotation(path, options):
+            return
+        with locked(self.paths.locks, f"log-rotate-{record.id}"):
+            if logfile.needs_rotation(path, options):  # not done by another process meanwhile
+                bundle_dir = Path(record.plan.workload_dir)
+                dropped = logfile.rotate(path, options, lambda: monitor.reopen_log(bundle_dir))
+                if dropped:
+                    log.info("log of %s: dropped %s (--log-opt max-file=%d)", record.name,
+                             ", ".join(p.name for p in dropped), options.max_file)
 
     def console(self, record: WorkloadRecord, attach: Attach) -> None:
         raise UnsupportedError("a container has no serial console", op="console", id=record.name)
@@ -352,10 +365,12 @@ class ContainerDriver:
         for path in (self.exit_dir / plan.id, Path(plan.workload_dir) / "persist" / "exit"):
             try:
                 text = path.read_text().strip()
-            except OSError:
+            except (OSError, ValueError):
                 continue
-            if text:
+            if text.lstrip("-").isdigit():
                 return int(text)
+            if text:
+                log.warning("exit file %s holds %r, not an exit code: ignored", path, text[:40])
         return None
 
     def _exit_time(self, plan: RunPlan) -> float | None:

@@ -7,15 +7,14 @@ import contextlib
 import json
 import os
 import re
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from isobox.drivers.base import TerminalSize
+from isobox.drivers.base import TerminalSize, write_all
 from isobox.drivers.container import bundle, monitor
 from isobox.drivers.container.runtime import Runtime
-from isobox.errors import CommandError, InvalidStateError
+from isobox.errors import CommandError, InvalidStateError, WorkloadError
 from isobox.model.record import WorkloadRecord
 from isobox.model.streams import Attach, ExecSpec
 from isobox.model.users import resolve_user
@@ -59,8 +58,12 @@ def exec(runtime: Runtime, record: WorkloadRecord, spec: ExecSpec, streams: Atta
         rootfs_access.read_text_in_root(root, "/etc/passwd"),
         rootfs_access.read_text_in_root(root, "/etc/group"),
     )
-    config = json.loads((Path(plan.workload_dir) / "config.json").read_text())
-    process = dict(config["process"])
+    config_path = Path(plan.workload_dir) / "config.json"
+    try:
+        process = dict(json.loads(config_path.read_text())["process"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WorkloadError(f"the container's OCI configuration cannot be read: {exc}", op="exec",
+                            path=str(config_path)) from exc
     env = dict(item.split("=", 1) for item in process["env"])
     env.update(dict(spec.env))
     process.update(
@@ -70,18 +73,20 @@ def exec(runtime: Runtime, record: WorkloadRecord, spec: ExecSpec, streams: Atta
         cwd=bundle.safe_cwd(root, spec.cwd) if spec.cwd else process["cwd"],
         user={"uid": user.uid, "gid": user.gid, "additionalGids": list(user.additional_gids)},
     )
-    spec_path = Path(plan.workload_dir) / f"exec-{os.getpid()}-{time.monotonic_ns()}.json"
-    spec_path.write_text(json.dumps(process))
-    argv = runtime.argv("exec", "--process", str(spec_path))
-    if spec.tty:
-        argv.append("--tty")
-    if spec.detach:
-        argv.append("--detach")
-    argv.append(plan.id)
+    # The process spec goes to runc in memory (a memfd it opens as /proc/self/fd/N), not in a file: exec
+    # then works on a full disk too, to free space from inside the container.
+    spec_fd = os.memfd_create("isobox-exec-process", os.MFD_CLOEXEC)
     try:
-        return _run_foreground(argv, streams if spec.interactive else replace(streams, stdin=None))
+        write_all(spec_fd, json.dumps(process).encode())
+        argv = runtime.argv("exec", "--process", f"/proc/self/fd/{spec_fd}")
+        if spec.tty:
+            argv.append("--tty")
+        if spec.detach:
+            argv.append("--detach")
+        argv.append(plan.id)
+        return _run_foreground(argv, streams if spec.interactive else replace(streams, stdin=None), (spec_fd,))
     finally:
-        spec_path.unlink(missing_ok=True)
+        os.close(spec_fd)
 
 
 _EXEC_FAILURE = re.compile(r'exec: "(?P<command>[^"]*)": (?P<why>.*)$')
@@ -103,9 +108,10 @@ def exec_failure(message: str, workload: str) -> CommandError | None:
     return CommandError(f'exec: "{match.group("command")}": {why}', exit_code=code, op="start", id=workload)
 
 
-def _run_foreground(argv: list[str], streams: Attach) -> int:
+def _run_foreground(argv: list[str], streams: Attach, pass_fds: tuple[int, ...] = ()) -> int:
     import subprocess
 
     stdin = subprocess.DEVNULL if streams.stdin is None else streams.stdin
-    done = subprocess.run(argv, stdin=stdin, stdout=streams.stdout, stderr=streams.stderr, check=False)
+    done = subprocess.run(argv, stdin=stdin, stdout=streams.stdout, stderr=streams.stderr, check=False,
+                          pass_fds=pass_fds)
     return done.returncode

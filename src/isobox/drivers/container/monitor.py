@@ -8,7 +8,11 @@ and an `oom` marker even when no isobox process is alive. Protocol used here (co
   `{"data": -1, "message": …}` if it failed; then closes it.
 - `--full-attach`: the attach socket is BUNDLE/attach (SOCK_SEQPACKET); each message from conmon is one
   byte of stream id (2 stdout, 3 stderr) then the data; what a client writes goes to the container's stdin.
-- BUNDLE/ctl is a FIFO taking "1 HEIGHT WIDTH\n" to resize the TTY.
+- BUNDLE/ctl is a FIFO taking "1 HEIGHT WIDTH\n" to resize the TTY and "2 0 0\n" to reopen the log
+  (conmon's REOPEN_LOGS_EVENT, what CRI-O sends for ReopenContainerLog): conmon then writes a new
+  log file at the log path, and keeps nothing else of the old one.
+- No --log-size-max: past that size conmon truncates the log and keeps no copy. isobox keeps the whole
+  log by default (Docker's json-file default) and rotates by --log-opt itself (service/logrotate.py).
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ class ConmonPlan:
     bundle: str
     exit_dir: str
     log_path: str
-    log_size_max: int = 16 * 1024 * 1024
     terminal: bool = False
     stdin: bool = False
     exit_command: tuple[str, ...] = ()
@@ -81,8 +84,6 @@ def build_argv(plan: ConmonPlan) -> list[str]:
         str(bundle / "persist"),
         "-l",
         f"k8s-file:{plan.log_path}",
-        "--log-size-max",
-        str(plan.log_size_max),
         "--log-level",
         "error",
         "--full-attach",
@@ -132,7 +133,7 @@ def spawn(plan: ConmonPlan, during: Callable[[], None] | None = None) -> int:
         message = _read_sync(read_fd, plan.id)
     finally:
         os.close(read_fd)
-        _, stderr = proc.communicate(timeout=SYNC_TIMEOUT_S)  # conmon's first process exits after forking
+        stderr = _finish(proc, plan.id)
     data = message.get("data", -1)
     pid = data if isinstance(data, int) else -1
     if pid <= 0:
@@ -142,6 +143,17 @@ def spawn(plan: ConmonPlan, during: Callable[[], None] | None = None) -> int:
             f"the OCI runtime could not create the container: {detail}", op="create container", id=plan.id
         )
     return pid
+
+
+def _finish(proc: subprocess.Popen[bytes], workload: str) -> bytes:
+    """conmon's first process exits once it forked the monitor: its stderr, waiting a bounded time."""
+    try:
+        return proc.communicate(timeout=SYNC_TIMEOUT_S)[1]
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        raise WorkloadError(f"conmon did not detach within {SYNC_TIMEOUT_S:.0f} s", op="create container",
+                            id=workload) from exc
 
 
 def _read_sync(fd: int, workload: str) -> dict[str, object]:
@@ -221,13 +233,31 @@ def pump(
                 sock.sendall(data)
 
 
+RESIZE_EVENT = 1
+REOPEN_LOG_EVENT = 2
+
+
 def resize(bundle: Path, rows: int, columns: int) -> None:
     """Tell conmon the terminal size (its ctl FIFO, message type 1)."""
+    _control(bundle, RESIZE_EVENT, rows, columns)
+
+
+def reopen_log(bundle: Path) -> bool:
+    """Ask conmon to start a new log file at its log path (ctl message type 2); False if no conmon reads
+    the FIFO (it ended: nothing writes the log any more)."""
+    return _control(bundle, REOPEN_LOG_EVENT, 0, 0)
+
+
+def _control(bundle: Path, kind: int, first: int, second: int) -> bool:
     try:
-        fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK)
+        # O_NONBLOCK: opening a FIFO nobody reads fails with ENXIO (fifo(7)) instead of blocking.
+        fd = os.open(bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return
+        return False
     try:
-        os.write(fd, f"1 {rows} {columns}\n".encode())
+        os.write(fd, f"{kind} {first} {second}\n".encode())
+    except OSError:
+        return False
     finally:
         os.close(fd)
+    return True

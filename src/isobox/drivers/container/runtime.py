@@ -45,11 +45,17 @@ class Runtime:
             raise WorkloadError(f"{self.name} {args[0]} failed: {message}", op=op, id=workload)
         return done.stdout
 
-    def state(self, workload: str) -> dict[str, Any] | None:
-        done = subprocess.run(self.argv("state", workload), capture_output=True, text=True, timeout=30)
+    def state(self, workload: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
+        try:
+            done = subprocess.run(self.argv("state", workload), capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise WorkloadError(f"{self.name} state timed out after {timeout_s}s", op="observe", id=workload) from exc
         if done.returncode != 0:
             return None
-        value = json.loads(done.stdout)
+        try:
+            value = json.loads(done.stdout)
+        except ValueError:  # a state file the runtime could not read well: as good as none
+            return None
         return value if isinstance(value, dict) else None
 
     def pids(self, workload: str) -> list[int]:
@@ -129,8 +135,11 @@ def probe(run_dir: Path, busybox: Path = Path("/bin/busybox")) -> Runtime:
             continue
         problem = _probe_one(path, busybox) if busybox.is_file() else None
         if problem is None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps({"name": name, "path": path, "identity": _identity(path)}))
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                cache.write_text(json.dumps({"name": name, "path": path, "identity": _identity(path)}))
+            except OSError:  # a full disk: probed again next time
+                cache.unlink(missing_ok=True)
             log.debug("OCI runtime: %s (%s)", name, path)
             return Runtime(name, path, state_root)
         complaints.append(f"{name}: {problem}")

@@ -75,7 +75,11 @@ def plan(
 
 
 def disk_format(disk: Path) -> str:
-    result = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(disk)], capture_output=True, text=True)
+    try:
+        result = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(disk)], capture_output=True,
+                                text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise HostError("qemu-img info did not finish within 60 s", op="inspect disk image", path=str(disk)) from exc
     if result.returncode != 0:
         raise InvalidArgumentError(f"not a disk image: {result.stderr.strip()}", op="create VM", path=str(disk))
     fmt = str(json.loads(result.stdout).get("format", ""))
@@ -127,6 +131,7 @@ def make_seed(user_data: Path, instance_id: str, hostname: str, target: Path) ->
             cwd=work,
             capture_output=True,
             text=True,
+            timeout=60,  # a few kB: a genisoimage that does not end is stuck, not slow
         )
     if result.returncode != 0:
         raise HostError(f"genisoimage failed: {result.stderr.strip()}", op="make cloud-init seed", path=str(target))

@@ -32,7 +32,7 @@ from isobox.drivers.vm import kernel as guest_kernel
 from isobox.drivers.vm import snapshots as vm_snapshots
 from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.qemu_args import VMFiles
-from isobox.errors import InvalidStateError, UnsupportedError, WorkloadError
+from isobox.errors import HostError, InvalidStateError, UnsupportedError, WorkloadError
 from isobox.linux.cgroups import WorkloadCgroup
 from isobox.linux.tree import discard_tree
 from isobox.model.capability import Capability
@@ -176,16 +176,25 @@ class VMDriver:
             launch.wait_exit(pid, files.pidfile, timeout_s)
         return self.observe(record)
 
-    def sync_log(self, record: WorkloadRecord, *, final: bool) -> None:
+    def sync_log(self, record: WorkloadRecord, *, final: bool, strict: bool = False) -> None:
+        """Bring the log up to date; a failure to write it (a full disk) is only a warning unless ``strict``
+        (`logs` says it; `ps` or `wait` must not fail for it, and nothing is lost: see streams.sync_log)."""
         files = self.files(record)
-        if files.root.is_dir():
-            streams.sync_log(files, Path(record.plan.log_path), self.paths.locks, record.id, final=final)
+        if not files.root.is_dir():
+            return
+        try:
+            streams.sync_log(files, Path(record.plan.log_path), self.paths.locks, record.id, final=final,
+                             options=record.plan.log)
+        except HostError as exc:
+            if strict:
+                raise
+            log.warning("%s", exc)
 
     def sync_logs(self, record: WorkloadRecord) -> None:
         """Bring plan.log_path up to date with what QEMU wrote (the log service calls this before reading
         and while following; observe() does it too)."""
         files = self.files(record)
-        self.sync_log(record, final=not launch.alive(launch.read_pid(files.pidfile), files.pidfile))
+        self.sync_log(record, final=not launch.alive(launch.read_pid(files.pidfile), files.pidfile), strict=True)
 
     # -- stop, kill, pause ------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 OPAQUE_XATTR = "trusted.overlay.opaque"
 MIN_SIZE_BYTES = 512 * 1024 * 1024
 HEADROOM_BYTES = 1024 * 1024 * 1024  # free space for the workload's writes (sparse: costs nothing)
+MKFS_TIMEOUT_S = 900.0  # mkfs -d copies the whole image: minutes for a big one, never unbounded
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -127,7 +128,11 @@ def build_base(layers: tuple[str, ...], target: Path, scratch: Path) -> None:
         with open(temporary, "wb") as handle:
             handle.truncate(size)
         command = ["mkfs.ext4", "-q", "-F", "-L", "isobox-root", "-E", "root_owner=0:0", "-d", staging, str(temporary)]
-        result = subprocess.run(command, capture_output=True, text=True)
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=MKFS_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            raise HostError(f"mkfs.ext4 did not finish within {MKFS_TIMEOUT_S:.0f} s", op="convert image to disk",
+                            path=str(target)) from exc
         if result.returncode != 0:
             raise HostError(f"mkfs.ext4 failed: {result.stderr.strip()}", op="convert image to disk", path=str(target))
         os.replace(temporary, target)
@@ -162,7 +167,10 @@ def discard_base(cache_dir: Path, lock_dir: Path, image_id: str) -> None:
 def create_overlay(base: Path, overlay: Path, base_format: str = "raw") -> None:
     """A per-VM qcow2 whose reads fall through to the shared base (qemu-img(1), create -b -F)."""
     command = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format, str(overlay)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise HostError("qemu-img create did not finish within 60 s", op="create VM disk", path=str(overlay)) from exc
     if result.returncode != 0:
         raise HostError(f"qemu-img create failed: {result.stderr.strip()}", op="create VM disk", path=str(overlay))
 

@@ -25,7 +25,8 @@ from pathlib import Path
 from isobox.drivers.base import write_all
 from isobox.drivers.logfile import LogWriter
 from isobox.drivers.vm.qemu_args import VMFiles
-from isobox.errors import ConflictError, WorkloadError
+from isobox.errors import ConflictError, HostError, WorkloadError
+from isobox.model.logs import LogOptions
 from isobox.state.locks import locked
 
 STREAMS = ("stdout", "stderr")
@@ -52,8 +53,11 @@ def read_from(path: Path, offset: int, limit: int = 8 * 1024 * 1024) -> bytes:
         return b""
 
 
-def sync_log(files: VMFiles, log_path: Path, lock_dir: Path, key: str, *, final: bool) -> None:
-    """Append what QEMU wrote since the last sync to the log (complete lines; everything if final)."""
+def sync_log(files: VMFiles, log_path: Path, lock_dir: Path, key: str, *, final: bool,
+             options: LogOptions | None = None) -> None:
+    """Append what QEMU wrote since the last sync to the log (complete lines; everything if final), rotating
+    it by ``options`` (--log-opt) as a container's. What could not be written (a full disk) stays in the
+    port files and is appended by a later sync: the offsets only move past what reached the log."""
     with locked(lock_dir, f"vm-log-{key}"):
         offsets = _read_offsets(files)
         chunks: dict[str, bytes] = {}
@@ -64,16 +68,29 @@ def sync_log(files: VMFiles, log_path: Path, lock_dir: Path, key: str, *, final:
             chunks[stream] = data
         if not any(chunks.values()):
             return
-        writer = LogWriter(log_path)
         try:
-            for stream, data in chunks.items():
-                writer.write(stream, data)
-                offsets[stream] += len(data)
+            writer = LogWriter(log_path, options)
+            try:
+                for stream, data in chunks.items():
+                    writer.write(stream, data)
+                    writer.flush()  # a partial last line: present only when final
+                    offsets[stream] += len(data)
+            finally:
+                writer.close()
+        except OSError as exc:
+            raise HostError(f"cannot write the log: {exc.strerror or exc}", op="write VM log",
+                            path=str(log_path)) from exc
         finally:
-            writer.close()  # flushes a partial last line: present only when final
-        temporary = _offsets_path(files).with_suffix(".tmp")
+            _write_offsets(files, offsets)
+
+
+def _write_offsets(files: VMFiles, offsets: dict[str, int]) -> None:
+    temporary = _offsets_path(files).with_suffix(".tmp")
+    try:
         temporary.write_text(json.dumps(offsets))
         os.replace(temporary, _offsets_path(files))
+    except OSError:  # a full disk: the next sync writes these lines again rather than lose them
+        temporary.unlink(missing_ok=True)
 
 
 def sizes(files: VMFiles) -> dict[str, int]:
