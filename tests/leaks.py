@@ -57,6 +57,11 @@ def cgroups_of(ids: Iterable[str]) -> list[str]:
     return sorted(str(p) for p in found)
 
 
+def cgroup_ids(ids: Iterable[str]) -> set[str]:
+    """Which of these workloads still have a cgroup anywhere."""
+    return {Path(path).name for path in cgroups_of(ids)}
+
+
 def interfaces_of(ids: Iterable[str]) -> list[str]:
     """veth and TAP devices named for these workloads (network/ipam.py names them from the workload id)."""
     present = {p.name for p in Path("/sys/class/net").iterdir()}

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 from tests.fixtures import network as fx
-from tests.integration.conftest import ISOBOX, Cli, _isobox_cgroups, _mounts_under, processes_with
+from tests.integration.conftest import ISOBOX, Cli, processes_with
+from tests.leaks import cgroup_ids, mounts_under
 
 from fixtures import registry as registries
 
@@ -105,10 +106,10 @@ class Harness:
             if owner is not None and owner not in ids:
                 program = cmdline.split(b"\0")[0].decode(errors="replace")
                 self.findings.append(f"{when}: process {proc.name} ({program}) of unlisted workload {owner[:12]}")
-        for mount in _mounts_under(self.cli.root):
+        for mount in mounts_under(self.cli.root):
             if not any(i in mount for i in ids):
                 self.findings.append(f"{when}: mount {mount} belongs to no listed workload")
-        for cgroup in _isobox_cgroups() & self.cli.seen:
+        for cgroup in sorted(cgroup_ids(self.cli.seen)):
             if cgroup not in ids:
                 self.findings.append(f"{when}: cgroup of unlisted workload {cgroup[:12]}")
         for link in _workload_links(self.cli.seen):
@@ -128,8 +129,8 @@ class Harness:
         root = self.cli.root
         leftovers = {
             "workload directories": [p.name for p in (root / "lib" / "workloads").iterdir()],
-            "mounts": _mounts_under(root),
-            "cgroups": sorted(_isobox_cgroups() & self.cli.seen),
+            "mounts": mounts_under(root),
+            "cgroups": sorted(cgroup_ids(self.cli.seen)),
             "interfaces": sorted(_workload_links(self.cli.seen)),
             "processes": [p.name for p in processes_with(str(root))],
             "lib/tmp": [p.name for p in (root / "lib" / "tmp").iterdir()],

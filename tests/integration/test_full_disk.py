@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import Cli, _isobox_cgroups, _mounts_under
+from tests.integration.conftest import Cli
+from tests.leaks import cgroup_ids, mounts_under
 
 from fixtures import registry as registries
 from fixtures.registry_images import seed
@@ -57,8 +58,8 @@ def small(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
         for workload in (root / "lib" / "workloads").iterdir():
             cli("rm", "-f", workload.name, timeout=TIMEOUT_S)
         cli("network", "prune", input=YES)
-        leaked_mounts = _mounts_under(root)
-        leaked_cgroups = _isobox_cgroups() & cli.seen
+        leaked_mounts = mounts_under(root)
+        leaked_cgroups = cgroup_ids(cli.seen)
         subprocess.run(["umount", str(mount)], check=False)
         shutil.rmtree(base, ignore_errors=True)
         assert leaked_mounts == [] and not leaked_cgroups, (leaked_mounts, leaked_cgroups)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from tests.fixtures import network as fx
-from tests.integration.conftest import ISOBOX, Cli, _isobox_cgroups, _mounts_under, processes_with
+from tests.integration.conftest import ISOBOX, Cli, processes_with
+from tests.leaks import cgroup_ids, mounts_under
 
 net_cli = fx.net_cli
 
@@ -51,8 +52,8 @@ def _host_state(cli: Cli) -> dict[str, object]:
     rules = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True, text=True).stdout
     return {
         "conmon": sorted(p.name for p in processes_with(str(cli.root)) if b"conmon" in (p / "comm").read_bytes()),
-        "mounts": sorted(_mounts_under(cli.root)),
-        "cgroups": sorted(_isobox_cgroups() & cli.seen),
+        "mounts": sorted(mounts_under(cli.root)),
+        "cgroups": sorted(cgroup_ids(cli.seen)),
         "links": sorted(link for link in _links() if link.startswith(("iv", "it"))
                         and any(link[2:12] == w[:10] for w in cli.seen)),
         "addresses": sorted(str(e.get("ip")) for e in endpoints),  # type: ignore[union-attr]
