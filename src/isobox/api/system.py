@@ -1,4 +1,4 @@
-"""System endpoints: /_ping, /version, /info, /system/df, /auth; /build and /events answer 501 for now."""
+"""System endpoints: /_ping, /version, /info, /system/df, /auth; /build answers 501 for now."""
 
 from __future__ import annotations
 
@@ -161,8 +161,3 @@ async def auth(app: App, request: Request) -> Reply:
 @routes.post("/build", "build")
 async def build(app: App, request: Request) -> Reply:
     raise errors.not_implemented("image build (/build)", "it arrives with isobox's image builder")
-
-
-@routes.get("/events", "events")
-async def events(app: App, request: Request) -> Reply:
-    raise errors.not_implemented("the event stream (/events)")

@@ -17,6 +17,9 @@ from isobox.errors import CommandError, IsoboxError
 def main() -> None:
     argv = sys.argv[1:]
     try:
+        from isobox.service import engine  # the service starts the engine for some workloads; the CLI says so
+
+        engine.announce_with(lambda line: print(line, file=sys.stderr))
         from isobox.cli import fast
 
         code = fast.try_run(argv)

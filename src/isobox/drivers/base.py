@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from isobox.errors import UnsupportedError
+from isobox.model.archive import PathStat
 from isobox.model.capability import Capability
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
@@ -128,6 +129,23 @@ class Driver(Protocol):
     def commit_layer(self, record: WorkloadRecord, out: BinaryIO, skip: frozenset[str]) -> None:
         """Write the workload's changes to its image as an uncompressed layer tar (whiteouts for deletions),
         leaving out the paths in ``skip`` (Capability.COMMIT)."""
+        ...
+
+    def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
+        """A new size for the terminal of a workload started with -t."""
+        ...
+
+    def stat_path(self, record: WorkloadRecord, path: str) -> PathStat:
+        """What ``path`` is inside the workload (its last component not followed) (Capability.COPY)."""
+        ...
+
+    def copy_from(self, record: WorkloadRecord, path: str, out: BinaryIO) -> PathStat:
+        """Write ``path`` (a file or a tree, named by its last component) to ``out`` as a tar stream; symlinks
+        inside the workload are resolved inside it, never on the host (Capability.COPY)."""
+        ...
+
+    def copy_to(self, record: WorkloadRecord, directory: str, tar: BinaryIO) -> None:
+        """Unpack the tar stream ``tar`` into the workload's existing ``directory`` (Capability.COPY)."""
         ...
 
     def delete(self, record: WorkloadRecord) -> None: ...

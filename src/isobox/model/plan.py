@@ -11,6 +11,7 @@ import signal
 from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
+from isobox.model.health import HealthCheck, merge
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountPlan
 from isobox.model.network import NetworkPlan
@@ -74,6 +75,7 @@ class RunPlan:
     network: NetworkPlan | None = None  # resolved by service/networks (None: created before networking existed)
     disk_boot: DiskBoot | None = None  # a VM of a disk image, not of an OCI image
     isolated_macs: tuple[str, ...] = ()  # a clone's NICs, kept off every bridge (its guest holds the source's)
+    health: HealthCheck | None = None  # the health check the engine runs (the user's merged with the image's)
 
     @property
     def log_path(self) -> str:
@@ -159,4 +161,5 @@ def resolve(
         init=spec.init,
         remove=spec.remove,
         labels=merge_env(image.labels, spec.labels),
+        health=merge(spec.health, image.health),
     )

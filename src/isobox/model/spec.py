@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
+from isobox.model.health import HealthCheck
 from isobox.model.mounts import MountSpec
 from isobox.model.network import PortSpec
 
@@ -96,6 +97,7 @@ class WorkloadSpec:
     publish_all: bool = False
     ip: str | None = None  # address on the first network
     network_aliases: tuple[str, ...] = ()
+    health: HealthCheck | None = None  # merged with the image's HEALTHCHECK; a NONE test disables it
 
 
 _ENV_KEY = re.compile(r"^[^=\0]+$")

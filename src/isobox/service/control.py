@@ -14,6 +14,7 @@ from isobox.model.record import ProcessTable, RunResult, Stats, WorkloadRecord
 from isobox.model.spec import RestartPolicy
 from isobox.model.status import Op, Status, require
 from isobox.model.streams import Attach, ExecSpec
+from isobox.service import events
 from isobox.service.context import Context
 from isobox.service.workloads import bridged, driver_for, get, locked_workload, refresh, save, start
 
@@ -49,6 +50,7 @@ def _set_frozen(ctx: Context, name_or_id: str, *, frozen: bool) -> WorkloadRecor
         (driver.pause if frozen else driver.unpause)(record)
         updated = replace(record, status=Status.PAUSED if frozen else Status.RUNNING)
         save(ctx, updated, expect=record.status)
+    events.container(ctx, updated, "pause" if frozen else "unpause")
     return updated
 
 
@@ -75,7 +77,9 @@ def stop(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> Wo
         # Remembered before the signal: when conmon's exit command runs, it must know not to restart it.
         save(ctx, replace(record, stopped_by_user=True), expect=record.status)
         driver_for(ctx, record.kind).stop(record, record.plan.stop_timeout_s if timeout_s is None else timeout_s)
-        return refresh(ctx, replace(record, stopped_by_user=True))
+        stopped = refresh(ctx, replace(record, stopped_by_user=True))
+    events.container(ctx, stopped, "stop")
+    return stopped
 
 
 def kill(ctx: Context, name_or_id: str, signal: int) -> WorkloadRecord:
@@ -87,6 +91,7 @@ def kill(ctx: Context, name_or_id: str, signal: int) -> WorkloadRecord:
         record = replace(record, status=Status.RUNNING, stopped_by_user=True)
         save(ctx, record)
         driver_for(ctx, record.kind).kill(record, signal)
+    events.container(ctx, record, "kill", signal=str(signal))
     return record
 
 
@@ -108,6 +113,7 @@ def rename(ctx: Context, name_or_id: str, new_name: str) -> WorkloadRecord:
             return record
         renamed = replace(record, name=new_name, plan=replace(record.plan, name=new_name))
         save(ctx, renamed)  # the UNIQUE name column refuses a taken name (ConflictError)
+    events.container(ctx, renamed, "rename", oldName=f"/{record.name}")
     if bridged(record.plan):
         from isobox.service import networks
 
@@ -118,7 +124,7 @@ def rename(ctx: Context, name_or_id: str, new_name: str) -> WorkloadRecord:
 # ---- inside a workload ------------------------------------------------------------------------
 
 
-def exec(ctx: Context, name_or_id: str, spec: ExecSpec, streams: Attach | None = None) -> int:
+def exec(ctx: Context, name_or_id: str, spec: ExecSpec, streams: Attach | None = None, *, exec_id: str = "") -> int:
     """A further process in a running workload, with ``streams`` (default: this process's stdio)."""
     record = get(ctx, name_or_id)
     require(Op.EXEC, record.status, workload=record.name)
@@ -128,7 +134,20 @@ def exec(ctx: Context, name_or_id: str, spec: ExecSpec, streams: Attach | None =
         drivers.require(driver, record, Capability.EXEC_TTY, op="exec")
     elif spec.interactive and not spec.detach:
         drivers.require(driver, record, Capability.EXEC_STDIN, op="exec")
-    return driver.exec(record, spec, streams or Attach())
+    command = " ".join(spec.argv)
+    events.container(ctx, record, f"exec_start: {command}", execID=exec_id)
+    code = driver.exec(record, spec, streams or Attach())
+    events.container(ctx, record, "exec_die", execID=exec_id, exitCode=str(code))
+    return code
+
+
+def resize(ctx: Context, name_or_id: str, rows: int, columns: int) -> None:
+    """A new size for the terminal of a running workload started with -t (Docker's resize)."""
+    record = get(ctx, name_or_id)
+    require(Op.ATTACH, record.status, workload=record.name)
+    if not record.plan.process.tty:
+        return
+    driver_for(ctx, record.kind).resize(record, rows, columns)
 
 
 def wait(ctx: Context, name_or_id: str, timeout_s: float | None = None) -> WorkloadRecord:

@@ -58,7 +58,7 @@ def wait(ctx: Context, workload_id: str, condition: WaitCondition, cancelled: th
             record = workloads.get(ctx, workload_id)
         except NotFoundError:
             if condition is WaitCondition.REMOVED:
-                return code or 0
+                return code if code is not None else _recorded_exit_code(ctx, workload_id)
             raise
         if _active(record):
             seen = driver.wait(record, POLL_S)  # wakes as the workload ends, before an exit hook removes it
@@ -76,6 +76,13 @@ def wait(ctx: Context, workload_id: str, condition: WaitCondition, cancelled: th
             return code or 0
         time.sleep(POLL_S)
     raise WaitCancelled("the waiter went away", op="wait", id=workload_id)
+
+
+def _recorded_exit_code(ctx: Context, workload_id: str) -> int:
+    """A workload removed before this waiter saw it end: the exit code its `die` event recorded."""
+    event = ctx.records.events.last(workload_id, "die")
+    code = event.attribute("exitCode") if event is not None else ""
+    return int(code) if code.lstrip("-").isdigit() else 0
 
 
 def _late_exit_code(driver: Driver, record: WorkloadRecord, cancelled: threading.Event) -> int | None:

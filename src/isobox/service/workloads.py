@@ -25,6 +25,7 @@ from isobox.drivers.base import Driver
 from isobox.errors import CommandError, ConflictError, InvalidArgumentError, InvalidStateError, NotFoundError
 from isobox.linux.tree import discard_tree
 from isobox.model import ids
+from isobox.model.health import HealthState
 from isobox.model.image_config import ImageConfig
 from isobox.model.network import DEFAULT_NETWORK, NetworkMode, NetworkPlan, network_mode
 from isobox.model.plan import RunPlan, resolve
@@ -88,12 +89,18 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
             finished_at=seen.finished_at or time.time(),
             pid=seen.pid,
         )
+    if updated.status is Status.EXITED:
+        updated = replace(updated, health=None)
     try:
         save(ctx, updated, expect=record.status)
     except NotFoundError:
         return updated  # removed meanwhile: the observation still answers the caller
     except InvalidStateError:
         return ctx.records.workloads.find(record.id) or updated  # another process recorded it first
+    if updated.status is Status.EXITED:  # whichever process records the exit first writes the event, once
+        from isobox.service import events
+
+        events.container(ctx, updated, "die", exitCode=str(updated.exit_code if updated.exit_code is not None else -1))
     return updated
 
 
@@ -103,7 +110,28 @@ def get(ctx: Context, name_or_id: str) -> WorkloadRecord:
 
 def list_workloads(ctx: Context, *, all: bool = False) -> list[WorkloadRecord]:
     records = [refresh(ctx, r) for r in ctx.records.workloads.all()]
+    records = [r for r in records if not remove_exited(ctx, r)]
     return records if all else [r for r in records if r.status in (Status.RUNNING, Status.PAUSED)]
+
+
+AUTO_REMOVE_GRACE_S = 3.0  # time for a foreground run (or conmon's exit command) to remove its own --rm workload
+
+
+def remove_exited(ctx: Context, record: WorkloadRecord, *, kinds: tuple[Kind, ...] = (Kind.VM,)) -> bool:
+    """Remove a --rm workload that exited a while ago and that nobody removed (a detached VM has no conmon
+    exit command: the engine, or the next isobox command that sees the exit, does it). True if removed."""
+    if record.kind not in kinds or record.status is not Status.EXITED or not record.plan.remove:
+        return False
+    if time.time() - (record.finished_at or 0.0) < AUTO_REMOVE_GRACE_S:
+        return False
+    try:
+        remove(ctx, record.id, force=True)
+    except (NotFoundError, InvalidStateError):
+        return True  # removed (or restarted) by another process meanwhile
+    except Exception as exc:  # a listing must not fail because a cleanup did
+        log.warning("could not remove %s after it exited: %s", record.name, exc)
+        return False
+    return True
 
 
 @contextmanager
@@ -174,6 +202,13 @@ def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MI
         plan = replace(plan, network=_attach(ctx, plan, spec, image_config.exposed_ports, undo))
         record = _made(ctx, driver, replace(record, plan=plan), undo)
         undo.pop_all()
+    from isobox.service import events
+
+    events.container(ctx, record, "create")
+    if record.plan.health is not None:
+        from isobox.service import engine
+
+        engine.ensure(ctx, f"the health check of {record.name}")
     return record
 
 
@@ -278,10 +313,14 @@ def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> Run
             finished_at=None,
             oom_killed=False,
             stopped_by_user=False,
+            health=HealthState() if before.plan.health is not None else None,
         )
         if attach is None:
             record = replace(record, pid=_start(ctx, driver, before, None, plumb))
         save(ctx, record, expect=before.status)
+    from isobox.service import events
+
+    events.container(ctx, record, "start")
     if attach is None:
         return RunResult(record, None)
     try:
@@ -323,11 +362,19 @@ def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attac
         result = start(ctx, record.id, attach=None if detach else (attach or Attach(stdin=None)))
     except BaseException:
         if spec.remove:
-            remove(ctx, record.id, force=True)
+            remove_if_present(ctx, record.id)
         raise
     if not detach and spec.remove:
-        remove(ctx, record.id, force=True)
+        remove_if_present(ctx, record.id)
     return result
+
+
+def remove_if_present(ctx: Context, workload_id: str) -> None:
+    """--rm after an attached run: another isobox process (or the engine) may have removed it already."""
+    try:
+        remove(ctx, workload_id, force=True)
+    except NotFoundError:
+        pass
 
 
 # ---- remove -----------------------------------------------------------------------------------
@@ -351,6 +398,9 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool 
 
             networks.detach(ctx, record)
         ctx.records.workloads.delete(record.id)
+    from isobox.service import events
+
+    events.container(ctx, record, "destroy")
     discard_tree(record.plan.workload_dir)  # any depth a container made
     if (volumes or record.plan.remove) and record.plan.mounts:
         from isobox.service import volumes as volume_service

@@ -16,6 +16,7 @@ from typing import BinaryIO
 from isobox.config import Paths
 from isobox.drivers.base import Created
 from isobox.drivers.container import bundle, checkpoint, interact, monitor
+from isobox.drivers.container import copy as container_copy
 from isobox.drivers.container import snapshots as container_snapshots
 from isobox.drivers.container.processes import host_processes
 from isobox.drivers.container.runtime import Runtime, probe
@@ -29,6 +30,7 @@ from isobox.errors import (
 )
 from isobox.linux.cgroups import WorkloadCgroup
 from isobox.linux.proc import process_alive, read_pid
+from isobox.model.archive import PathStat
 from isobox.model.capability import Capability
 from isobox.model.network import NetworkMode
 from isobox.model.plan import RunPlan
@@ -288,6 +290,18 @@ class ContainerDriver:
 
     def console(self, record: WorkloadRecord, attach: Attach) -> None:
         raise UnsupportedError("a container has no serial console", op="console", id=record.name)
+
+    def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
+        monitor.resize(Path(record.plan.workload_dir), rows, columns)
+
+    def stat_path(self, record: WorkloadRecord, path: str) -> PathStat:
+        return container_copy.stat_path(record.plan, path)
+
+    def copy_from(self, record: WorkloadRecord, path: str, out: BinaryIO) -> PathStat:
+        return container_copy.copy_from(record.plan, path, out)
+
+    def copy_to(self, record: WorkloadRecord, directory: str, tar: BinaryIO) -> None:
+        container_copy.copy_to(record.plan, directory, tar)
 
     # ---- snapshots and commit ------------------------------------------------------------------
 

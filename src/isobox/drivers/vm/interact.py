@@ -92,6 +92,12 @@ def stream(driver: VMDriver, record: WorkloadRecord, pid: int, attach_: Attach, 
     return True
 
 
+def resize(driver: VMDriver, record: WorkloadRecord, rows: int, columns: int) -> None:
+    """A new size for the workload's terminal (the agent keeps it for a terminal not yet held open)."""
+    _running_pid(driver, record, "resize")
+    agent.resize_terminal(driver.channel(record, "ctl"), "tty", rows, columns)
+
+
 # ---- exec ---------------------------------------------------------------------------------------
 
 
