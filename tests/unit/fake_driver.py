@@ -143,6 +143,9 @@ class FakeDriver:
     def commit_layer(self, record: WorkloadRecord, out: BinaryIO, skip: frozenset[str]) -> None:
         out.write(b"")
 
+    def replan(self, record: WorkloadRecord) -> None:
+        self._get(record)
+
     def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
         self._get(record)
 

@@ -180,7 +180,10 @@ def test_create_defaults_let_the_policy_choose() -> None:
     ({"Image": "b", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}, "restart policy"),
     ({"Image": "b", "HostConfig": {"PortBindings": {"99999/tcp": []}}}, "invalid port"),
     ({"Image": "b", "HostConfig": {"Binds": ["/a:/b:shared"]}}, "bind option"),
-    ({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"]}}, "Healthcheck"),
+    ({"Image": "b", "Healthcheck": {"Test": ["RUN", "true"]}}, "NONE, CMD or CMD-SHELL"),
+    ({"Image": "b", "Healthcheck": {"Test": ["CMD"]}}, "CMD needs a command"),
+    ({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Interval": -1}}, "interval"),
+    ({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Retries": "3"}}, "Retries must be an integer"),
 ])
 def test_create_refuses_what_it_cannot_honour(body: dict[str, object], named: str) -> None:
     with pytest.raises(InvalidArgumentError) as refused:
@@ -281,3 +284,13 @@ def test_network_and_image_documents() -> None:
     assert digests == ["127.0.0.1:5000/lib/x@sha256:" + "d" * 64, "busybox@sha256:" + "d" * 64]
     assert inspect.created_unix("2023-11-14T22:13:20.123456789Z") == 1700000000
     assert inspect.created_unix("") == 0
+
+
+def test_create_translates_a_health_check() -> None:
+    body = {"Image": "b", "Healthcheck": {"Test": ["CMD-SHELL", "wget -q localhost"], "Interval": 2_000_000_000,
+                                          "Retries": 5, "StartPeriod": 500_000_000}}
+    health = build_spec(body, None).health
+    assert health is not None and health.argv() == ("/bin/sh", "-c", "wget -q localhost")
+    assert (health.interval_s, health.retries, health.start_period_s, health.timeout_s) == (2.0, 5, 0.5, 0.0)
+    disabled = build_spec({"Image": "b", "Healthcheck": {"Test": ["NONE"]}}, None).health
+    assert disabled is not None and disabled.disabled

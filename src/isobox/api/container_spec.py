@@ -13,6 +13,7 @@ from typing import Any
 
 from isobox.api.messages import require_type
 from isobox.errors import InvalidArgumentError
+from isobox.model.health import from_docker
 from isobox.model.mounts import MountKind, MountSpec, parse_tmpfs, parse_volume, validate_volume_name
 from isobox.model.network import PortSpec, Protocol
 from isobox.model.spec import Kind, Resources, Restart, RestartPolicy, Security, WorkloadSpec, parse_env
@@ -78,9 +79,6 @@ def _check_unsupported(host: Mapping[str, Any], config: Mapping[str, Any]) -> No
     log_type = ((host.get("LogConfig") or {}).get("Type") or "")
     if log_type not in LOG_DRIVERS:
         raise _refuse(f"HostConfig.LogConfig.Type={log_type!r}", "isobox keeps one log that `logs` reads")
-    health = config.get("Healthcheck")
-    if isinstance(health, dict) and (health.get("Test") or ["NONE"])[0] not in ("NONE",):
-        raise _refuse("Config.Healthcheck", "health checks arrive in a later version of the API")
     if config.get("MacAddress"):
         raise _refuse("Config.MacAddress", "isobox derives each interface's MAC address from its IP address")
 
@@ -299,4 +297,5 @@ def build_spec(body: Mapping[str, Any], name: str | None) -> WorkloadSpec:
         stop_signal=_field(config, "StopSignal", str, "") or None, mounts=_mounts(config, host),
         networks=networks, publish=_ports(host), publish_all=bool(_field(host, "PublishAllPorts", bool, "HostConfig")),
         ip=address, network_aliases=aliases,
+        health=from_docker(_field(config, "Healthcheck", dict, ""), "Config.Healthcheck"),
     )

@@ -43,7 +43,7 @@ def root(
 # Which module registers which top-level command. Every module is listed in MODULES; VERBS lets a
 # command load only its own module (the image commands alone import an HTTP stack), so `isobox run`
 # starts faster. A verb missing here still works: then every module is registered.
-MODULES = ("workloads", "images", "volumes", "system", "vm", "networks", "policy", "serve")
+MODULES = ("workloads", "images", "volumes", "system", "vm", "networks", "policy", "serve", "events")
 VERBS = {
     **dict.fromkeys(
         (
@@ -75,6 +75,7 @@ VERBS = {
     "system": "system",
     "info": "system",
     "serve": "serve",
+    "events": "events",
 }
 _GLOBAL_OPTIONS_WITH_VALUE = ("--root",)
 

@@ -131,6 +131,11 @@ class Driver(Protocol):
         leaving out the paths in ``skip`` (Capability.COMMIT)."""
         ...
 
+    def replan(self, record: WorkloadRecord) -> None:
+        """The plan's networks changed (connect, disconnect): bring what create prepared in line with it (a
+        container's /etc/hosts and resolv.conf, in place; a stopped VM's run script for its next boot)."""
+        ...
+
     def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
         """A new size for the terminal of a workload started with -t."""
         ...

@@ -291,6 +291,9 @@ class ContainerDriver:
     def console(self, record: WorkloadRecord, attach: Attach) -> None:
         raise UnsupportedError("a container has no serial console", op="console", id=record.name)
 
+    def replan(self, record: WorkloadRecord) -> None:
+        bundle.rewrite_etc_files(record.plan)
+
     def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
         monitor.resize(Path(record.plan.workload_dir), rows, columns)
 

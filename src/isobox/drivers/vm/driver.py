@@ -280,6 +280,10 @@ class VMDriver:
     def top(self, record: WorkloadRecord) -> ProcessTable:
         return interact.top(self, record)
 
+    def replan(self, record: WorkloadRecord) -> None:
+        if record.plan.disk_boot is None:  # a disk-image VM's guest configures its network itself (DHCP)
+            vm_create.write_run_script(self.files(record), record.plan)
+
     def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
         interact.resize(self, record, rows, columns)
 
