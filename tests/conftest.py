@@ -32,8 +32,27 @@ def isobox_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "user-config"))
     monkeypatch.setenv("DOCKER_CONFIG", str(base / "user-docker"))
     yield base
+    _stop_engine(base)
     _bring_networks_down(base)
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _stop_engine(root: Path) -> None:
+    """An engine a test's workload started (`isobox serve --background`, service/engine.py) ends with its root."""
+    import json
+    import signal
+    import time
+
+    try:
+        pid = int(json.loads((root / "run" / "engine.json").read_text())["pid"])
+        if b"serve" not in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+            return  # not that engine any more
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, KeyError):
+        return
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _bring_networks_down(root: Path) -> None:

@@ -205,3 +205,124 @@ def test_socket_activation(isobox_root: Path) -> None:
     finally:
         os.kill(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
+
+
+def _in_terminal(api: api_server.ApiServer, command: str, timeout: float = 120) -> tuple[int, str]:
+    """A docker command under a pseudo-terminal (util-linux script), as a user at a terminal runs it."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, DOCKER_HOST=api.url)
+    done = subprocess.run(["script", "-eqc", command, "/dev/null"], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return done.returncode, done.stdout
+
+
+def test_run_in_the_foreground(api: api_server.ApiServer) -> None:
+    """attach before start (nothing printed is lost), exit codes, piped stdin, a terminal, a failed start."""
+    started = time.monotonic()
+    hello = api.docker("run", "--rm", "busybox", "echo", "hi")
+    assert (hello.returncode, hello.stdout) == (0, "hi\n"), hello.stderr
+    assert time.monotonic() - started < 30
+    both = api.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (both.returncode, both.stdout, both.stderr) == (3, "out\n", "err\n")
+    piped = api.docker("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z; exit 4", input=b"shout\n")
+    assert (piped.returncode, piped.stdout) == (4, "SHOUT\n")
+    code, shown = _in_terminal(api, "docker run --rm -it busybox sh -c 'tty; echo $TERM; exit 6'")
+    assert code == 6 and "/dev/pts/0" in shown and "xterm" in shown
+    missing = api.docker("run", "--rm", "busybox", "no-such-command")
+    assert missing.returncode == 127 and "no-such-command" in missing.stderr
+    assert api.docker("ps", "-a", "-q", check=True).stdout.strip() == ""  # --rm: nothing left, even after a failure
+
+
+def test_exec_attach_and_resize(api: api_server.ApiServer) -> None:
+    api.docker("run", "-d", "--name", "box", "busybox", "sh", "-c",
+               "trap 'exit 9' TERM; i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done", check=True)
+    plain = api.docker("exec", "box", "sh", "-c", "echo inside; echo oops >&2; exit 4")
+    assert (plain.returncode, plain.stdout, plain.stderr) == (4, "inside\n", "oops\n")
+    piped = api.docker("exec", "-i", "box", "sh", "-c", "wc -c", input=b"12345")
+    assert piped.stdout.strip() == "5"
+    code, shown = _in_terminal(api, "docker exec -it box sh -c 'tty; echo $TERM; exit 2'")
+    assert code == 2 and "/dev/pts/" in shown and "xterm" in shown
+    import subprocess
+    import os
+
+    env = dict(os.environ, DOCKER_HOST=api.url)
+    attached = subprocess.Popen([api_server.DOCKER, "attach", "--sig-proxy=false", "box"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    time.sleep(1.5)
+    api.docker("stop", "-t", "5", "box", check=True)
+    out, _ = attached.communicate(timeout=30)
+    assert attached.returncode == 9 and b"tick" in out
+    assert api.docker("inspect", "-f", "{{.State.ExitCode}}", "box", check=True).stdout.strip() == "9"
+    with api.http() as client:
+        assert client.post("/v1.44/containers/box/resize", params={"h": 40, "w": 100}).status_code == 409
+    api.docker("rm", "box", check=True)
+
+
+def test_cp_both_ways_and_a_hostile_symlink(api: api_server.ApiServer, tmp_path: Path) -> None:
+    api.docker("run", "-d", "--name", "files", "-v", "cpvol:/vol", "busybox", "sh", "-c",
+               "mkdir -p /d/sub && echo deep > /d/sub/f && ln -s / /d/up && ln -s /etc/passwd /d/pw && "
+               "ln -s /vol /d/tovol && sleep 300", check=True)
+    time.sleep(1)
+    source = tmp_path / "payload.txt"
+    source.write_text("payload\n")
+    api.docker("cp", str(source), "files:/tmp/", check=True)
+    assert api.docker("exec", "files", "cat", "/tmp/payload.txt", check=True).stdout == "payload\n"
+    api.docker("cp", "files:/d", str(tmp_path / "out"), check=True)
+    assert (tmp_path / "out" / "sub" / "f").read_text() == "deep\n"
+    assert (tmp_path / "out" / "up").is_symlink() and str((tmp_path / "out" / "up").readlink()) == "/"
+    # The container's symlink to / leads to the container's root, never the host's.
+    marker = f"isobox-cp-{time.monotonic_ns()}"
+    (tmp_path / marker).write_text("x")
+    api.docker("cp", str(tmp_path / marker), "files:/d/up/tmp/", check=True)
+    assert not Path("/tmp", marker).exists()
+    assert api.docker("exec", "files", "cat", f"/tmp/{marker}", check=True).stdout == "x"
+    shadow = api.docker("cp", "files:/d/pw", "-", check=True)  # the link itself, as a tar entry
+    assert "root:" not in shadow.stdout
+    api.docker("cp", str(source), "files:/d/tovol/", check=True)  # through a link into a volume
+    assert api.docker("exec", "files", "cat", "/vol/payload.txt", check=True).stdout == "payload\n"
+    missing = api.docker("cp", "files:/no/such/path", str(tmp_path / "x"))
+    assert missing.returncode != 0 and "Could not find the file /no/such/path" in missing.stderr
+    api.docker("rm", "-f", "files", check=True)
+    api.docker("volume", "rm", "cpvol", check=True)
+
+
+def test_stats_events_health_and_connect(api: api_server.ApiServer) -> None:
+    since = str(int(time.time()) - 1)
+    api.docker("network", "create", "side", check=True)
+    api.docker("run", "-d", "--name", "doc", "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s",
+               "--health-retries", "2", "--label", "team=qa", "busybox", "sh", "-c",
+               "sleep 2; touch /tmp/ok; sleep 300", check=True)
+    stats = json.loads(api.docker("stats", "--no-stream", "--format", "{{json .}}", "doc", check=True).stdout)
+    assert stats["Name"] == "doc" and stats["PIDs"] != "0"
+    deadline = time.monotonic() + 30
+    status = ""
+    while time.monotonic() < deadline and status != "healthy":
+        status = api.docker("inspect", "-f", "{{.State.Health.Status}}", "doc", check=True).stdout.strip()
+        time.sleep(0.5)
+    assert status == "healthy"
+    health = json.loads(api.docker("inspect", "-f", "{{json .State.Health}}", "doc", check=True).stdout)
+    assert health["FailingStreak"] == 0 and health["Log"][-1]["ExitCode"] == 0
+    assert "(healthy)" in api.docker("ps", "--format", "{{.Status}}", check=True).stdout
+    api.docker("network", "connect", "--alias", "doc-alias", "side", "doc", check=True)
+    addresses = api.docker("exec", "doc", "ip", "-4", "-o", "addr", check=True).stdout
+    assert " eth1 " in addresses
+    with api.http() as client:
+        one = client.get("/v1.44/containers/doc/stats", params={"stream": "false"}).json()
+    assert set(one["networks"]) == {"eth0", "eth1"} and one["cpu_stats"]["cpu_usage"]["total_usage"] > 0
+    api.docker("network", "disconnect", "side", "doc", check=True)
+    assert " eth1 " not in api.docker("exec", "doc", "ip", "-4", "-o", "addr", check=True).stdout
+    api.docker("rm", "-f", "doc", check=True)
+    api.docker("network", "rm", "side", check=True)
+    until = str(int(time.time()) + 1)
+    time.sleep(1.2)
+    shown = api.docker("events", "--since", since, "--until", until, "--format", "{{.Type}} {{.Action}}",
+                       check=True).stdout.splitlines()
+    for expected in ("network create", "container create", "container start", "container health_status: healthy",
+                     "network connect", "network disconnect", "container die", "container destroy",
+                     "network destroy"):
+        assert expected in shown, (expected, shown)
+    labelled = api.docker("events", "--since", since, "--until", until, "--filter", "label=team=qa",
+                          "--filter", "event=start", "--format", "{{.Actor.Attributes.name}}", check=True)
+    assert labelled.stdout.split() == ["doc"]

@@ -106,6 +106,7 @@ def stats_document(now: waiting.Sample, before: waiting.Sample | None) -> dict[s
         "cpu_stats": _cpu(now), "precpu_stats": _cpu(before),
         "memory_stats": {"usage": now.stats.memory_bytes, "stats": {},
                          "limit": min(limit, now.host_memory_bytes) if limit else now.host_memory_bytes},
+        **({"networks": now.networks} if now.networks else {}),
     }
 
 

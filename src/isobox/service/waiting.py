@@ -103,6 +103,7 @@ class Sample:
     system_cpu_ns: int  # the host's CPU time since boot, all CPUs (/proc/stat), as Docker's system_cpu_usage
     online_cpus: int
     host_memory_bytes: int
+    networks: dict[str, dict[str, int]] | None = None  # per interface inside the workload (eth0 …)
 
 
 def host_cpu_ns() -> int:
@@ -116,4 +117,15 @@ def sample(ctx: Context, name_or_id: str) -> Sample:
     record = workloads.get(ctx, name_or_id)
     stats = control.stats(ctx, record.id) if _active(record) else Stats()
     return Sample(record, stats, time.time(), host_cpu_ns(), os.cpu_count() or 1,
-                  os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+                  os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), _networks(record))
+
+
+def _networks(record: WorkloadRecord) -> dict[str, dict[str, int]] | None:
+    """Traffic of each of the workload's interfaces, from the host end of its veth or TAP."""
+    network = record.plan.network
+    if network is None or not network.interfaces:
+        return None
+    from isobox.network import counters
+
+    found = {i.ifname: counters.as_seen_inside(counters.read(i.host_ifname)) for i in network.interfaces}
+    return {name: values for name, values in found.items() if values} or None

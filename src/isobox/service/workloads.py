@@ -400,6 +400,9 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool 
         ctx.records.workloads.delete(record.id)
     from isobox.service import events
 
+    if record.status in (Status.RUNNING, Status.PAUSED):  # rm -f ended it: as dockerd, a kill and a die first
+        events.container(ctx, record, "kill", signal="9")
+        events.container(ctx, record, "die", exitCode="137")
     events.container(ctx, record, "destroy")
     discard_tree(record.plan.workload_dir)  # any depth a container made
     if (volumes or record.plan.remove) and record.plan.mounts:

@@ -57,7 +57,7 @@ def stat_path(plan: RunPlan, path: str) -> PathStat:
         info = host.lstat()
     except (FileNotFoundError, NotADirectoryError):
         raise NotFoundError(f"Could not find the file {path} in container {plan.name}", op=OP_FROM,
-                            id=plan.name, path=path) from None
+                            id=path, path=path) from None
     target = os.readlink(host) if stat.S_ISLNK(info.st_mode) else ""
     return PathStat(split_target(path)[1] if path.rstrip("/") else "/", info.st_size, info.st_mode, info.st_mtime,
                     target)
@@ -100,7 +100,7 @@ def copy_to(plan: RunPlan, directory: str, tar: BinaryIO) -> None:
     target = _resolve(plan, directory, follow_last=True)
     if not target.is_dir() or target.is_symlink():
         raise NotFoundError(f"Could not find the directory {directory} in container {plan.name}", op=OP_TO,
-                            id=plan.name, path=directory)
+                            id=directory, path=directory)
     try:
         with tarfile.open(fileobj=tar, mode="r|*") as archive:
             for member in archive:

@@ -40,8 +40,7 @@ def stat_path(driver: VMDriver, record: WorkloadRecord, path: str) -> PathStat:
     result = agent.run_script(driver.channel(record, "agent"), _in_root(script, path), timeout_s=30.0)
     lines = result.stdout.decode(errors="replace").splitlines()
     if result.exit_code != 0 or not lines:
-        raise NotFoundError(f"Could not find the file {path} in container {record.name}", op="copy", id=record.name,
-                            path=path)
+        raise NotFoundError(f"Could not find the file {path} in container {record.name}", op="copy", id=path, path=path)
     size, mode, mtime = lines[0].split()
     return PathStat(split_target(path)[1] if path.rstrip("/") else "/", int(size), int(mode, 16), float(mtime),
                     lines[1] if len(lines) > 1 else "")
@@ -67,7 +66,7 @@ def copy_to(driver: VMDriver, record: WorkloadRecord, directory: str, tar: Binar
     info = stat_path(driver, record, directory)
     if not info.is_dir:
         raise NotFoundError(f"Could not find the directory {directory} in container {record.name}",
-                            op="copy to VM", id=record.name, path=directory)
+                            op="copy to VM", id=directory, path=directory)
     read_fd, write_fd = os.pipe()
     feeder = threading.Thread(target=_feed, args=(tar, write_fd), name="vm-copy-in", daemon=True)
     feeder.start()
