@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,18 +34,31 @@ def _mounts(plan: RunPlan) -> dict[str, Path]:
             if m.kind in (MountKind.VOLUME, MountKind.BIND) and m.source and not m.disk and Path(m.source).is_dir()}
 
 
+@dataclass(frozen=True)
+class _View:
+    """The container's file system as the host reaches it: its root and the directories mounted over it."""
+
+    root: Path
+    mounts: dict[str, Path]
+
+    @classmethod
+    def of(cls, plan: RunPlan) -> _View:
+        bundle.mount_rootfs(plan)
+        return cls(bundle.rootfs_dir(plan), _mounts(plan))
+
+    def resolve(self, path: str, *, follow_last: bool) -> Path:
+        """The host path of ``path`` as the container sees it; the last component followed only if asked."""
+        if follow_last:
+            return rootfs_access.resolve_in_root(self.root, path, self.mounts)
+        head, name = split_target(path)
+        parent = rootfs_access.resolve_in_root(self.root, head, self.mounts)
+        if name == ".":
+            return parent
+        return self.mounts.get(_inner(head, name), parent / name)
+
+
 def _resolve(plan: RunPlan, path: str, *, follow_last: bool) -> Path:
-    """The host path of ``path`` as the container sees it; the last component followed only if asked."""
-    root = bundle.rootfs_dir(plan)
-    bundle.mount_rootfs(plan)
-    mounts = _mounts(plan)
-    if follow_last:
-        return rootfs_access.resolve_in_root(root, path, mounts)
-    head, name = split_target(path)
-    parent = rootfs_access.resolve_in_root(root, head, mounts)
-    if name == ".":
-        return parent
-    return mounts.get(_inner(head, name), parent / name)
+    return _View.of(plan).resolve(path, follow_last=follow_last)
 
 
 def _inner(head: str, name: str) -> str:
@@ -97,14 +111,15 @@ def copy_to(plan: RunPlan, directory: str, tar: BinaryIO) -> None:
     """Unpack ``tar`` into ``directory`` (which must exist and be a directory inside the container)."""
     if plan.security.read_only:
         raise InvalidArgumentError(f"container {plan.name} has a read-only root file system", op=OP_TO, id=plan.name)
-    target = _resolve(plan, directory, follow_last=True)
+    view = _View.of(plan)
+    target = view.resolve(directory, follow_last=True)
     if not target.is_dir() or target.is_symlink():
         raise NotFoundError(f"Could not find the directory {directory} in container {plan.name}", op=OP_TO,
                             id=directory, path=directory)
     try:
         with tarfile.open(fileobj=tar, mode="r|*") as archive:
             for member in archive:
-                _extract(plan, directory, member, archive)
+                _extract(plan, view, directory, member, archive)
     except tarfile.TarError as exc:
         raise InvalidArgumentError(f"the archive is not a valid tar stream: {exc}", op=OP_TO, id=plan.name) from exc
     except OSError as exc:
@@ -119,11 +134,12 @@ def _member_path(directory: str, name: str) -> str:
     return "/".join([directory.rstrip("/"), *parts]) or "/"
 
 
-def _extract(plan: RunPlan, directory: str, member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
+def _extract(plan: RunPlan, view: _View, directory: str, member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
     inner = _member_path(directory, member.name)
     if inner.rstrip("/") == directory.rstrip("/"):
         return  # the directory itself ("./"): it exists already
-    host = _resolve(plan, inner, follow_last=False)  # the parent resolved in-root, the entry itself not
+    _make_parents(plan, view, directory, inner)
+    host = view.resolve(inner, follow_last=False)  # the parent resolved in-root, the entry itself not
     uid, gid = _shift(plan, member.uid, False), _shift(plan, member.gid, False)
     existing = _lstat(host)
     if member.isdir():
@@ -141,7 +157,7 @@ def _extract(plan: RunPlan, directory: str, member: tarfile.TarInfo, archive: ta
         if member.issym():
             os.symlink(member.linkname, host)
         elif member.islnk():
-            source = _resolve(plan, _member_path(directory, member.linkname), follow_last=False)
+            source = view.resolve(_member_path(directory, member.linkname), follow_last=False)
             os.link(source, host, follow_symlinks=False)
         elif member.isfile():
             _write_file(host, archive, member)
@@ -151,6 +167,16 @@ def _extract(plan: RunPlan, directory: str, member: tarfile.TarInfo, archive: ta
     if not member.issym():
         os.chmod(host, member.mode & 0o7777)
         os.utime(host, (member.mtime, member.mtime))
+
+
+def _make_parents(plan: RunPlan, view: _View, directory: str, inner: str) -> None:
+    """Directories a member's path names but the archive did not list first (root's, 0755, as Docker's)."""
+    parts = inner[len(directory.rstrip("/")):].strip("/").split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        host = view.resolve("/".join([directory.rstrip("/"), *parts[:depth]]), follow_last=True)
+        if _lstat(host) is None:
+            host.mkdir(mode=0o755)
+            os.chown(host, _shift(plan, 0, False), _shift(plan, 0, False))
 
 
 def _lstat(path: Path) -> os.stat_result | None:
