@@ -326,3 +326,36 @@ def test_stats_events_health_and_connect(api: api_server.ApiServer) -> None:
     labelled = api.docker("events", "--since", since, "--until", until, "--filter", "label=team=qa",
                           "--filter", "event=start", "--format", "{{.Actor.Attributes.name}}", check=True)
     assert labelled.stdout.split() == ["doc"]
+
+
+@pytest.mark.vm
+def test_vm_streams_exec_cp_and_auto_remove(api: api_server.ApiServer, tmp_path: Path) -> None:
+    hello = api.docker("run", "--rm", "--isolation", "vm", "--network", "none", "busybox", "sh", "-c",
+                       "echo from-vm; exit 5", timeout=180)
+    assert (hello.returncode, hello.stdout) == (5, "from-vm\n"), hello.stderr
+    piped = api.docker("run", "--rm", "-i", "--isolation", "vm", "--network", "none", "busybox", "tr", "a-z", "A-Z",
+                       input=b"quiet\n", timeout=180)
+    assert (piped.returncode, piped.stdout) == (0, "QUIET\n"), piped.stderr
+    api.docker("run", "-d", "--name", "vmbox", "--isolation", "vm", "--network", "none", "busybox", "sleep", "600",
+               check=True, timeout=180)
+    plain = api.docker("exec", "vmbox", "sh", "-c", "echo in-guest; exit 3", timeout=60)
+    assert (plain.returncode, plain.stdout) == (3, "in-guest\n")
+    code, shown = _in_terminal(api, "docker exec -it vmbox sh -c 'tty; exit 2'")
+    assert code == 2 and "/dev/" in shown
+    source = tmp_path / "note.txt"
+    source.write_text("into the vm\n")
+    api.docker("cp", str(source), "vmbox:/tmp/", check=True, timeout=60)
+    assert api.docker("exec", "vmbox", "cat", "/tmp/note.txt", check=True).stdout == "into the vm\n"
+    api.docker("exec", "vmbox", "sh", "-c", "ln -s / /tmp/up", check=True)
+    api.docker("cp", "vmbox:/tmp/note.txt", str(tmp_path / "back.txt"), check=True, timeout=60)
+    assert (tmp_path / "back.txt").read_text() == "into the vm\n"
+    api.docker("cp", str(source), "vmbox:/tmp/up/root/", check=True, timeout=60)  # the image root's /root
+    assert api.docker("exec", "vmbox", "cat", "/root/note.txt", check=True).stdout == "into the vm\n"
+    api.docker("rm", "-f", "vmbox", check=True, timeout=120)
+    # A detached VM with --rm: the engine (this server) removes it once it exits.
+    api.docker("run", "-d", "--rm", "--name", "shortvm", "--isolation", "vm", "--network", "none", "busybox",
+               "true", check=True, timeout=180)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "shortvm" in api.docker("ps", "-a", "--format", "{{.Names}}").stdout:
+        time.sleep(0.5)
+    assert "shortvm" not in api.docker("ps", "-a", "--format", "{{.Names}}", check=True).stdout
