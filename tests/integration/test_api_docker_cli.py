@@ -244,8 +244,8 @@ def test_exec_attach_and_resize(api: api_server.ApiServer) -> None:
     assert piped.stdout.strip() == "5"
     code, shown = _in_terminal(api, "docker exec -it box sh -c 'tty; echo $TERM; exit 2'")
     assert code == 2 and "/dev/pts/" in shown and "xterm" in shown
-    import subprocess
     import os
+    import subprocess
 
     env = dict(os.environ, DOCKER_HOST=api.url)
     attached = subprocess.Popen([api_server.DOCKER, "attach", "--sig-proxy=false", "box"], env=env,
