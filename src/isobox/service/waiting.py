@@ -58,7 +58,10 @@ def wait(ctx: Context, workload_id: str, condition: WaitCondition, cancelled: th
             record = workloads.get(ctx, workload_id)
         except NotFoundError:
             if condition is WaitCondition.REMOVED:
-                return code if code is not None else _recorded_exit_code(ctx, workload_id)
+                # The `die` event holds the code as first recorded: a look at the workload while it was being
+                # removed may have seen it vanish instead (and taken it for a death without a code).
+                recorded = _recorded_exit_code(ctx, workload_id)
+                return recorded if recorded is not None else (code or 0)
             raise
         if _active(record):
             seen = driver.wait(record, POLL_S)  # wakes as the workload ends, before an exit hook removes it
@@ -78,11 +81,11 @@ def wait(ctx: Context, workload_id: str, condition: WaitCondition, cancelled: th
     raise WaitCancelled("the waiter went away", op="wait", id=workload_id)
 
 
-def _recorded_exit_code(ctx: Context, workload_id: str) -> int:
-    """A workload removed before this waiter saw it end: the exit code its `die` event recorded."""
+def _recorded_exit_code(ctx: Context, workload_id: str) -> int | None:
+    """The exit code the workload's last `die` event recorded, if any."""
     event = ctx.records.events.last(workload_id, "die")
     code = event.attribute("exitCode") if event is not None else ""
-    return int(code) if code.lstrip("-").isdigit() else 0
+    return int(code) if code.lstrip("-").isdigit() else None
 
 
 def _late_exit_code(driver: Driver, record: WorkloadRecord, cancelled: threading.Event) -> int | None:

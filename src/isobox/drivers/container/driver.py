@@ -203,6 +203,10 @@ class ContainerDriver:
             return recorded
         state = self.runtime.state(plan.id) if record.status is not Status.CREATED else None
         if state is None:
+            if record.status is Status.RUNNING and time.time() - (record.started_at or 0.0) < monitor.SYNC_TIMEOUT_S:
+                # Recorded as running by a start still creating it (an attached start records RUNNING before
+                # conmon runs): not created yet is not dead. A failed start puts the record back itself.
+                return Observation(Status.RUNNING, 0)
             if record.status in (Status.RUNNING, Status.PAUSED):
                 # The runtime forgot it (host reboot) and conmon recorded nothing: it died with the host.
                 return Observation(Status.EXITED, 0, self._unknown_exit(plan), finished_at=time.time())
