@@ -81,7 +81,7 @@ def _latency(root: Path, socket_path: Path, runs: int) -> None:
 
 
 def _client(socket_path: Path, stop: threading.Event, samples: dict[str, list[float]], failures: list[str],
-            lock: threading.Lock) -> None:
+            lock: threading.Lock, created: list[str]) -> None:
     import httpx
 
     transport = httpx.HTTPTransport(uds=str(socket_path))
@@ -112,27 +112,35 @@ def _client(socket_path: Path, stop: threading.Event, samples: dict[str, list[fl
                     break
                 if name == "create":
                     ident = answer.json()["Id"]
+                    with lock:
+                        created.append(ident)
 
 
-def _leaks(root: Path, socket_path: Path) -> dict[str, int]:
+def _leaks(root: Path, socket_path: Path, created: list[str]) -> dict[str, int]:
+    """What the load test's own workloads left (other isobox roots on this host are not counted)."""
     import httpx
+
+    from isobox.network import ipam
 
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://docker") as client:
         workloads = len(client.get("/v1.44/containers/json", params={"all": "1"}).json())
     with open("/proc/self/mountinfo") as info:
         mounts = sum(1 for line in info if line.split()[4].startswith(str(root / "isobox")))
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    veths = sum(1 for line in links.splitlines() if line.split(": ")[1].startswith("iv"))
-    cgroups = len(list(Path("/sys/fs/cgroup").glob("*/isobox/*")))
-    return {"workloads": workloads, "mounts": mounts, "veths": veths, "cgroups": cgroups}
+    links = {line.split(": ")[1].split("@")[0] for line in
+             subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()}
+    veths = sum(1 for ident in created if ipam.veth_name(ident, 0) in links)
+    cgroups = sum(1 for ident in created for _ in Path("/sys/fs/cgroup").glob(f"*/isobox/{ident}"))
+    return {"workloads": workloads, "mounts": mounts, "veths": veths, "cgroups": cgroups,
+            "workloads_made": len(created)}
 
 
 def _load(root: Path, server: subprocess.Popen[bytes], socket_path: Path, seconds: float) -> dict[str, object]:
     samples: dict[str, list[float]] = {n: [] for n in ("create", "start", "inspect", "remove")}
     failures: list[str] = []
+    created: list[str] = []
     lock, stop = threading.Lock(), threading.Event()
     memory_kb: list[int] = []
-    threads = [threading.Thread(target=_client, args=(socket_path, stop, samples, failures, lock))
+    threads = [threading.Thread(target=_client, args=(socket_path, stop, samples, failures, lock, created))
                for _ in range(CLIENTS)]
     began = time.perf_counter()
     for thread in threads:
@@ -154,7 +162,7 @@ def _load(root: Path, server: subprocess.Popen[bytes], socket_path: Path, second
                                  "p99": round(percentile(v, 99), 1) if v else None} for n, v in samples.items()},
         "server_rss_kb_first_fifth": round(statistics.median(memory_kb[:tail])),
         "server_rss_kb_last_fifth": round(statistics.median(memory_kb[-tail:])),
-        "left_behind": _leaks(root, socket_path), "host": host_facts(),
+        "left_behind": _leaks(root, socket_path, created), "host": host_facts(),
     }
 
 

@@ -22,6 +22,7 @@ from isobox.service import control, workloads
 from isobox.service.context import Context
 
 POLL_S = 0.1
+IDLE_POLL_S = 0.02  # not running: a record read (SQLite) per look; a start or a removal is seen within this
 LATE_EXIT_S = 2.0
 
 
@@ -77,7 +78,7 @@ def wait(ctx: Context, workload_id: str, condition: WaitCondition, cancelled: th
         ended_since = record.status is Status.EXITED and (was_active or record.started_at != started_at)
         if condition is WaitCondition.NOT_RUNNING or (condition is WaitCondition.NEXT_EXIT and ended_since):
             return code or 0
-        time.sleep(POLL_S)
+        time.sleep(IDLE_POLL_S)
     raise WaitCancelled("the waiter went away", op="wait", id=workload_id)
 
 
