@@ -336,8 +336,25 @@ def test_vm_streams_exec_cp_and_auto_remove(api: api_server.ApiServer, tmp_path:
     piped = api.docker("run", "--rm", "-i", "--isolation", "vm", "--network", "none", "busybox", "tr", "a-z", "A-Z",
                        input=b"quiet\n", timeout=180)
     assert (piped.returncode, piped.stdout) == (0, "QUIET\n"), piped.stderr
-    api.docker("run", "-d", "--name", "vmbox", "--isolation", "vm", "--network", "none", "busybox", "sleep", "600",
-               check=True, timeout=180)
+    code, shown = _in_terminal(api, "docker run --rm -it --isolation vm --network none busybox sh -c 'tty; exit 7'",
+                               timeout=180)
+    assert code == 7 and "/dev/" in shown
+    api.docker("run", "-d", "--name", "vmbox", "--isolation", "vm", "--network", "none", "--health-cmd",
+               "test -d /tmp", "--health-interval", "1s", "busybox", "sh", "-c",
+               "trap 'exit 9' TERM; while :; do echo vm-tick; sleep 0.3; done", check=True, timeout=180)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "(healthy)" not in api.docker("ps", "--format", "{{.Status}}").stdout:
+        time.sleep(0.5)
+    assert "(healthy)" in api.docker("ps", "--format", "{{.Status}}", check=True).stdout  # probes are execs in the VM
+    stats = json.loads(api.docker("stats", "--no-stream", "--format", "{{json .}}", "vmbox", check=True).stdout)
+    assert stats["Name"] == "vmbox"
+    import os
+    import subprocess
+
+    attached = subprocess.Popen([api_server.DOCKER, "attach", "--sig-proxy=false", "vmbox"],
+                                env=dict(os.environ, DOCKER_HOST=api.url), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    time.sleep(2)
     plain = api.docker("exec", "vmbox", "sh", "-c", "echo in-guest; exit 3", timeout=60)
     assert (plain.returncode, plain.stdout) == (3, "in-guest\n")
     code, shown = _in_terminal(api, "docker exec -it vmbox sh -c 'tty; exit 2'")
@@ -351,6 +368,9 @@ def test_vm_streams_exec_cp_and_auto_remove(api: api_server.ApiServer, tmp_path:
     assert (tmp_path / "back.txt").read_text() == "into the vm\n"
     api.docker("cp", str(source), "vmbox:/tmp/up/root/", check=True, timeout=60)  # the image root's /root
     assert api.docker("exec", "vmbox", "cat", "/root/note.txt", check=True).stdout == "into the vm\n"
+    api.docker("stop", "-t", "20", "vmbox", check=True, timeout=60)
+    out, _ = attached.communicate(timeout=60)
+    assert attached.returncode == 9 and b"vm-tick" in out
     api.docker("rm", "-f", "vmbox", check=True, timeout=120)
     # A detached VM with --rm: the engine (this server) removes it once it exits.
     api.docker("run", "-d", "--rm", "--name", "shortvm", "--isolation", "vm", "--network", "none", "busybox",
