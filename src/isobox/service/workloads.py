@@ -30,7 +30,7 @@ from isobox.model.image_config import ImageConfig
 from isobox.model.network import DEFAULT_NETWORK, NetworkMode, NetworkPlan, network_mode
 from isobox.model.plan import RunPlan, resolve
 from isobox.model.pull import PullPolicy
-from isobox.model.record import RunResult, WorkloadRecord
+from isobox.model.record import Observation, RunResult, WorkloadRecord
 from isobox.model.spec import Kind, WorkloadSpec
 from isobox.model.status import Op, Status, require
 from isobox.model.streams import Attach
@@ -76,7 +76,7 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
     if record.status in (Status.CREATING, Status.CREATED, Status.REMOVING, Status.EXITED):
         return record
     seen = driver_for(ctx, record.kind).observe(record)
-    if seen.status is record.status:
+    if seen.status is record.status or _being_started(record, seen):
         return record
     if {seen.status, record.status} == {Status.RUNNING, Status.PAUSED}:  # paused or resumed elsewhere
         updated = replace(record, status=seen.status)
@@ -102,6 +102,16 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
 
         events.container(ctx, updated, "die", exitCode=str(updated.exit_code if updated.exit_code is not None else -1))
     return updated
+
+
+START_GRACE_S = 60.0
+
+
+def _being_started(record: WorkloadRecord, seen: Observation) -> bool:
+    """Recorded RUNNING by a start that is still making it (an attached start records RUNNING first): not
+    started yet is not "created again". A start that died half-way is seen as such after the grace."""
+    return (seen.status is Status.CREATED and record.status is Status.RUNNING
+            and time.time() - (record.started_at or 0.0) < START_GRACE_S)
 
 
 def get(ctx: Context, name_or_id: str) -> WorkloadRecord:
