@@ -218,6 +218,31 @@ def _in_terminal(api: api_server.ApiServer, command: str, timeout: float = 120) 
     return done.returncode, done.stdout
 
 
+def _exec_resized(api: api_server.ApiServer, container: str) -> tuple[bytes, int]:
+    """An exec -t started at 10x20 over a hijacked connection, resized to 44x132 while it runs: what
+    `stty size` says after the resize, and the exit code the instance records."""
+    import socket
+
+    with api.http() as client:
+        body = {"Cmd": ["sh", "-c", "sleep 3; stty size"], "Tty": True, "AttachStdin": True, "AttachStdout": True,
+                "ConsoleSize": [10, 20]}
+        instance = client.post(f"/v1.44/containers/{container}/exec", json=body).json()["Id"]
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(str(api.socket))
+            start = b'{"Tty": true}'
+            conn.sendall(b"POST /v1.44/exec/" + instance.encode() + b"/start HTTP/1.1\r\nHost: d\r\n"
+                         b"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: " + str(len(start)).encode() + b"\r\n\r\n" + start)
+            time.sleep(1.5)
+            assert client.post(f"/v1.44/exec/{instance}/resize", params={"h": 44, "w": 132}).status_code == 200
+            conn.settimeout(60)
+            received = b""
+            while chunk := conn.recv(4096):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 101")
+        return received.split(b"\r\n\r\n", 1)[1], client.get(f"/v1.44/exec/{instance}/json").json()["ExitCode"]
+
+
 def test_run_in_the_foreground(api: api_server.ApiServer) -> None:
     """attach before start (nothing printed is lost), exit codes, piped stdin, a terminal, a failed start."""
     started = time.monotonic()
@@ -244,6 +269,7 @@ def test_exec_attach_and_resize(api: api_server.ApiServer) -> None:
     assert piped.stdout.strip() == "5"
     code, shown = _in_terminal(api, "docker exec -it box sh -c 'tty; echo $TERM; exit 2'")
     assert code == 2 and "/dev/pts/" in shown and "xterm" in shown
+    assert _exec_resized(api, "box") == (b"44 132\r\n", 0)
     import os
     import subprocess
 
@@ -359,6 +385,7 @@ def test_vm_streams_exec_cp_and_auto_remove(api: api_server.ApiServer, tmp_path:
     assert (plain.returncode, plain.stdout) == (3, "in-guest\n")
     code, shown = _in_terminal(api, "docker exec -it vmbox sh -c 'tty; exit 2'")
     assert code == 2 and "/dev/" in shown
+    assert _exec_resized(api, "vmbox") == (b"44 132\r\n", 0)
     source = tmp_path / "note.txt"
     source.write_text("into the vm\n")
     api.docker("cp", str(source), "vmbox:/tmp/", check=True, timeout=60)

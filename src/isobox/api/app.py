@@ -39,6 +39,7 @@ class ExecInstance:
     started: bool = False
     exit_code: int | None = None
     ended_at: float | None = None
+    terminal: int | None = None  # the pseudo-terminal's master while an exec with -t runs
 
 
 @dataclass

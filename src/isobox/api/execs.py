@@ -120,6 +120,7 @@ async def start(app: App, request: Request) -> Reply | Hijack:
     async def run(raw: Raw) -> None:
         channels = (hijack.open_terminal(stdin=instance.attach_stdin, size=instance.console_size) if tty
                     else hijack.open_channels(stdin=instance.attach_stdin, tty=False))
+        instance.terminal = channels.pty[0] if channels.pty is not None else None
 
         def blocking(ctx: Context) -> int:
             try:
@@ -139,6 +140,7 @@ async def start(app: App, request: Request) -> Reply | Hijack:
             except (ConnectionError, OSError, asyncio.CancelledError):
                 pass
         finally:
+            instance.terminal = None
             _finish(instance, code)
 
     return Hijack(run, content_type=streams.RAW_STREAM if tty else streams.MULTIPLEXED)
@@ -168,6 +170,8 @@ async def resize(app: App, request: Request) -> Reply:
     if not instance.spec.tty:
         raise InvalidArgumentError(f"exec {instance.id[:12]} has no terminal", op="resize exec")
     instance.console_size = (rows, columns)
+    if instance.terminal is not None and rows and columns:
+        hijack.set_size(instance.terminal, rows, columns)
     return empty(200)
 
 

@@ -51,7 +51,7 @@ class Channels:
         """The worker's ends, as the service layer takes them."""
         if self.pty is not None:
             slave = self.pty[1]
-            return Attach(stdin=slave if self.stdin_open else None, stdout=slave, stderr=slave)
+            return Attach(stdin=slave if self.stdin_open else None, stdout=slave, stderr=slave, handed_terminal=True)
         err = self.stderr or self.stdout
         return Attach(stdin=self.stdin[1].fileno() if self.stdin else None, stdout=self.stdout[1].fileno(),
                       stderr=err[1].fileno())
@@ -78,6 +78,11 @@ def open_channels(*, stdin: bool, tty: bool) -> Channels:
     return Channels(tty=tty, stdout=_pair(), stderr=None if tty else _pair(), stdin=_pair() if stdin else None)
 
 
+def set_size(master: int, rows: int, columns: int) -> None:
+    """A new size for the pseudo-terminal; the kernel tells its session's foreground processes (SIGWINCH)."""
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+
 def open_terminal(*, stdin: bool, size: tuple[int, int] | None) -> Channels:
     """A pseudo-terminal instead of socket pairs, for an exec with -t: runc's `exec --tty` in the foreground
     copies between its own terminal and the container's (it refuses to run without one), and takes that
@@ -85,7 +90,7 @@ def open_terminal(*, stdin: bool, size: tuple[int, int] | None) -> Channels:
     master, slave = os.openpty()
     tty.setraw(slave)
     if size is not None and all(size):
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+        set_size(master, *size)
     os.set_blocking(master, False)
     stdout = _pair()  # unused with a terminal, but keeps the shape of Channels
     stdout[1].close()

@@ -215,3 +215,29 @@ class TerminalSize:
         except OSError:
             return None
         return size.lines, size.columns
+
+
+class PolledTerminalSize(TerminalSize):
+    """A terminal handed over by the caller (the API's pseudo-terminal, in a worker thread: no SIGWINCH handler
+    can be set there): its size is read again at each ask, and reported when it changed."""
+
+    def __enter__(self) -> PolledTerminalSize:
+        self._active = os.isatty(self._fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def changed(self) -> tuple[int, int] | None:
+        if not self._active:
+            return None
+        try:
+            size = os.get_terminal_size(self._fd)
+        except OSError:
+            return None
+        current = (size.lines, size.columns)
+        if current == self._previous or not all(current):
+            return None
+        self._previous = current
+        return current
+
