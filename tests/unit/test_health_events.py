@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from isobox.errors import InvalidArgumentError
@@ -98,3 +100,13 @@ def test_event_filters() -> None:
     assert matches(connect, {"container": ["abc123def4567890"], "network": ["front"]})
     with pytest.raises(InvalidArgumentError):
         check_filters({"colour": ["red"]})
+
+
+def test_cgroup_io_counters_are_read_per_device(tmp_path: Path) -> None:
+    from isobox.linux.cgroups import _io_v2
+
+    stat = tmp_path / "io.stat"
+    stat.write_text("8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n254:1 rbytes=0 wbytes=512\n")
+    assert _io_v2(stat) == (("8:0", "read", 4096), ("8:0", "write", 8192), ("254:1", "read", 0),
+                            ("254:1", "write", 512))
+    assert _io_v2(tmp_path / "missing") == ()

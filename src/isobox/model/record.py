@@ -53,6 +53,7 @@ class Stats:
     memory_bytes: int = 0
     memory_limit_bytes: int = 0
     pids: int = 0
+    io_bytes: tuple[tuple[str, str, int], ...] = ()  # (major:minor, "read" | "write", bytes), where measured
 
 
 @dataclass(frozen=True)

@@ -281,7 +281,7 @@ class ContainerDriver:
 
     def stats(self, record: WorkloadRecord) -> Stats:
         values = WorkloadCgroup.of(record.plan.id).stats()
-        return Stats(values.cpu_ns, values.memory_bytes, values.memory_limit_bytes, values.pids)
+        return Stats(values.cpu_ns, values.memory_bytes, values.memory_limit_bytes, values.pids, values.io_bytes)
 
     def top(self, record: WorkloadRecord) -> ProcessTable:
         """The container's processes as the host sees them (Docker's `top` runs ps on the host too)."""
