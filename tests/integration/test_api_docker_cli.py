@@ -119,6 +119,7 @@ def test_run_rm_wait_keeps_the_exit_code(api: api_server.ApiServer) -> None:
 
 
 def test_images_pull_tag_rmi(api: api_server.ApiServer, registry: registries.Registry) -> None:
+    since = str(int(time.time()) - 1)
     name = f"{registry.host}/lib/busybox:1"
     pulled = api.docker("pull", name, check=True)
     assert f"Status: Downloaded newer image for {name}" in pulled.stdout
@@ -136,6 +137,10 @@ def test_images_pull_tag_rmi(api: api_server.ApiServer, registry: registries.Reg
     untagged = api.docker("rmi", "example.com/team/tool:v2", check=True)
     assert "Untagged: example.com/team/tool:v2" in untagged.stdout
     assert name in api.docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout
+    shown = api.docker("events", "--since", since, "--until", str(int(time.time()) + 1), "--filter", "type=image",
+                       "--format", "{{.Action}} {{.Actor.ID}}", check=True).stdout.splitlines()
+    assert f"pull {name}" in shown and "tag example.com/team/tool:v2" in shown
+    assert any(line.startswith("untag ") and "example.com/team/tool" in line for line in shown)
 
 
 def test_networks_and_volumes(api: api_server.ApiServer) -> None:

@@ -14,6 +14,7 @@ made so far is found from the records (the plan, the network endpoints), never l
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -60,7 +61,13 @@ def driver_for(ctx: Context, kind: Kind) -> Driver:
 def _exit_command(ctx: Context) -> tuple[str, ...]:
     """What conmon runs when a container exits: isobox's own bookkeeping (--rm, restart policies)."""
     root = ("--root", str(ctx.paths.root)) if ctx.paths.root else ()
-    return (sys.executable, "-m", "isobox.cli.main", *root, "system", "on-exit")
+    # conmon gives the exit command nothing of this environment but PATH: the same isobox must run it, so a
+    # PYTHONPATH that chose this isobox (a development tree) is passed on, made absolute (conmon's working
+    # directory is the bundle).
+    search = os.environ.get("PYTHONPATH", "")
+    chosen = ":".join(os.path.abspath(entry) for entry in search.split(":") if entry)
+    prefix = ("/usr/bin/env", f"PYTHONPATH={chosen}") if chosen else ()
+    return (*prefix, sys.executable, "-m", "isobox.cli.main", *root, "system", "on-exit")
 
 
 # ---- records ----------------------------------------------------------------------------------
