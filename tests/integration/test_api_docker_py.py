@@ -58,7 +58,9 @@ def test_containers(client: docker.DockerClient) -> None:
     assert client.containers.list(filters={"label": "app=other"}) == []
     assert client.containers.get("py1").id == container.id
     assert container.logs() == b"hello\n"
-    assert "sleep 60" in [row[1] for row in container.top()["Processes"]]
+    top = container.top()
+    assert top["Titles"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]  # Docker's ps -ef
+    assert "sleep 60" in [row[-1] for row in top["Processes"]]
     stats = container.stats(stream=False)
     assert stats["memory_stats"]["usage"] > 0 and stats["cpu_stats"]["online_cpus"] >= 1
     with pytest.raises(docker.errors.APIError) as taken:
