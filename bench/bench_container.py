@@ -116,7 +116,7 @@ def _latency(root: Path, bundle: Path, runs: int) -> None:
 
 
 def _prune_networks(root: Path, root_name: str) -> None:
-    _isobox(root, "network", "prune", root_name=root_name)
+    _isobox(root, "network", "prune", "-f", root_name=root_name)
 
 
 def _idle(root: Path, count: int) -> None:

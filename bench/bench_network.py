@@ -177,7 +177,7 @@ def main(runs: int = 5) -> None:
             subprocess.run([*tool.base, "rm", "-f", "bn-nc", "bn-web", "bn-client"], capture_output=True,
                            env=tool.env)
             if tool.name == "isobox":  # its default network stays up after the last workload
-                subprocess.run([*tool.base, "network", "prune"], capture_output=True, env=tool.env)
+                subprocess.run([*tool.base, "network", "prune", "-f"], capture_output=True, env=tool.env)
         subprocess.run([*_podman(root), "system", "reset", "-f"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
     for name in names:

@@ -22,19 +22,64 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# Workload ids each private root saw (the CLI fixture adds those its commands made): the leak check looks
+# for their cgroups and interfaces after the test.
+SEEN: dict[Path, set[str]] = {}
+
+
 @pytest.fixture
-def isobox_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private ISOBOX_ROOT under /var/tmp (a real disk: overlayfs upper dirs cannot live on tmpfs-in-overlay)."""
+def isobox_root(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A private ISOBOX_ROOT under /var/tmp (a real disk: overlayfs upper dirs cannot live on tmpfs-in-overlay).
+    After the test, what it left running is removed and nothing of it may remain on the host (tests/leaks.py)."""
+    from isobox.state.workloads import WorkloadRepository
+
     base = Path(tempfile.mkdtemp(prefix="isobox-test-", dir="/var/tmp"))
     monkeypatch.setenv("ISOBOX_ROOT", str(base))
     # The user's own Podman and Docker credentials (and helpers) are not the tests' business.
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(base / "user-auth.json"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "user-config"))
     monkeypatch.setenv("DOCKER_CONFIG", str(base / "user-docker"))
+    seen = SEEN.setdefault(base, set())
+    reserve = WorkloadRepository.reserve
+
+    def recording(self: WorkloadRepository, record: object, **kwargs: bool) -> object:
+        made = reserve(self, record, **kwargs)  # type: ignore[arg-type]
+        seen.add(made.id)
+        return made
+
+    monkeypatch.setattr(WorkloadRepository, "reserve", recording)
     yield base
     _stop_engine(base)
-    _bring_networks_down(base)
-    shutil.rmtree(base, ignore_errors=True)
+    try:
+        if ROOT and "integration" in request.keywords:
+            _clean_and_check(base, seen)
+        else:
+            _bring_networks_down(base)
+    finally:
+        SEEN.pop(base, None)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _clean_and_check(root: Path, seen: set[str]) -> None:
+    from tests.leaks import leftovers
+
+    if (root / "lib" / "state.db").exists():
+        from isobox.errors import NotFoundError
+        from isobox.service import networks, workloads
+
+        context = open_context(root)
+        try:
+            for record in context.records.workloads.all():
+                seen.add(record.id)
+                try:
+                    workloads.remove(context, record.id, force=True, volumes=True)
+                except NotFoundError:
+                    pass  # an --rm workload that removed itself meanwhile
+            networks.prune(context)
+        finally:
+            context.close()
+    found = leftovers(root, seen)
+    assert not found, "left on the host after the test:\n" + "\n".join(found)
 
 
 def _stop_engine(root: Path) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.leaks import processes_with as processes_with  # the tests' import site
 
 ISOBOX = [sys.executable, "-m", "isobox.cli.main"]
 
@@ -40,39 +41,12 @@ class Cli:
         return done
 
 
-def processes_with(marker: str) -> list[Path]:
-    """/proc entries of the live (not zombie) processes whose command line contains ``marker``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            found.append(proc)
-    return found
-
-
-def _mounts_under(path: Path) -> list[str]:
-    with open("/proc/self/mountinfo") as info:
-        return [line.split()[4] for line in info if line.split()[4].startswith(str(path))]
-
-
-def _isobox_cgroups() -> set[str]:
-    return {base.name for base in Path("/sys/fs/cgroup").glob("*/isobox/*")}
-
-
 @pytest.fixture
 def cli(isobox_root: Path) -> Iterator[Cli]:
-    runner = Cli(isobox_root)
+    """The `isobox` command on the test's root. What a test leaves running is removed, and nothing of it may
+    remain on the host, by the `isobox_root` fixture (tests/leaks.py); the ids the commands made are handed
+    to that check."""
+    from tests.conftest import SEEN
+
+    runner = Cli(isobox_root, SEEN.setdefault(isobox_root, set()))
     yield runner
-    # Whatever a test left running is removed, then nothing of it may remain on the host.
-    listed = runner("ps", "-a", "-q").stdout.split()
-    for short in listed:
-        runner("rm", "-f", short)
-    assert _mounts_under(isobox_root) == [], "a mount was left behind"
-    leaked = _isobox_cgroups() & runner.seen
-    assert not leaked, f"cgroups left behind: {leaked}"

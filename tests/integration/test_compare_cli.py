@@ -65,6 +65,14 @@ def test_compare_table_states_both(cli: Cli) -> None:
     for row in ("start to first output", "host memory, peak PSS", "disk added per workload", "syscall surface"):
         assert row in done.stdout
     assert "the container started (to first output)" in done.stdout
+    # Progress on stderr: which run of which kind, numbered.
+    assert done.stderr.splitlines() == ["[1/2] container: run 1 of 1", "[2/2] vm: run 1 of 1"]
+    # The same comparison again names the same host process for each kind (chosen by role, not by chance).
+    again = cli("compare", "busybox", "-n", "1", "--warmup", "0", "--", "echo", "hi", timeout=180)
+    rows = [next(line for line in out.splitlines() if line.startswith("host process"))
+            for out in (done.stdout, again.stdout)]
+    assert rows[0] == rows[1], rows
+    assert "conmon: " in rows[0] and "qemu-system" in rows[0]
 
 
 def test_policy_sends_a_workload_to_its_own_kernel(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -81,17 +81,17 @@ def test_detached_logs_exec_stop_rm(cli: Cli) -> None:
     cli("stop", "-t", "10", "ticker", check=True)
     assert time.monotonic() - start < 5, "the TERM trap should end it well before the timeout"
     info = json.loads(cli("inspect", "ticker").stdout)[0]
-    assert info["status"] == "exited" and info["exit_code"] == 0
+    assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 0
     assert cli("logs", "--tail", "1", "ticker").stdout == "bye\n"
     assert cli("rm", "ticker").returncode == 0
-    assert "no such workload" in cli("inspect", "ticker").stderr
+    assert "No such object: ticker" in cli("inspect", "ticker").stderr
 
 
 def test_stop_escalates_to_sigkill(cli: Cli) -> None:
     cli("run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; sleep 60", check=True)
     time.sleep(0.3)
     cli("stop", "-t", "1", "stubborn", check=True)
-    assert json.loads(cli("inspect", "stubborn").stdout)[0]["exit_code"] == 137
+    assert json.loads(cli("inspect", "stubborn").stdout)[0]["State"]["ExitCode"] == 137
 
 
 def test_kill_with_signal_and_wait(cli: Cli) -> None:
@@ -122,7 +122,7 @@ def test_exit_code_recorded_without_isobox_running(cli: Cli) -> None:
 
 def test_create_start_restart(cli: Cli) -> None:
     cli("create", "--name", "c1", "busybox", "sh", "-c", "echo run", check=True)
-    assert json.loads(cli("inspect", "c1").stdout)[0]["status"] == "created"
+    assert json.loads(cli("inspect", "c1").stdout)[0]["State"]["Status"] == "created"
     done = cli("start", "-a", "c1")
     assert (done.returncode, done.stdout) == (0, "run\n")
     cli("start", "c1", check=True)
@@ -165,7 +165,7 @@ def test_interactive_stdin(cli: Cli) -> None:
 def test_rm_force_running(cli: Cli, isobox_root: Path) -> None:
     cli("run", "-d", "--name", "busy", "busybox", "sleep", "60", check=True)
     done = cli("rm", "busy")
-    assert done.returncode == 125 and "running" in done.stderr
+    assert done.returncode == 1 and "running" in done.stderr
     cli("rm", "-f", "busy", check=True)
     assert list((isobox_root / "lib" / "workloads").iterdir()) == []
 
@@ -187,10 +187,10 @@ def test_restart_policy_on_failure(cli: Cli) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         info = json.loads(cli("inspect", "flaky").stdout)[0]
-        if info["restart_count"] == 2 and info["status"] == "exited":
+        if info["RestartCount"] == 2 and info["State"]["Status"] == "exited":
             break
         time.sleep(0.3)
-    assert info["restart_count"] == 2 and info["exit_code"] == 1
+    assert info["RestartCount"] == 2 and info["State"]["ExitCode"] == 1
     assert cli("logs", "flaky").stdout.count("attempt") == 3
 
 
@@ -203,10 +203,10 @@ def test_system_boot_starts_always_workloads_after_a_host_restart(cli: Cli) -> N
         check=True)
     for name in ("svc", "plain", "quiet"):
         info = json.loads(cli("inspect", name, check=True).stdout)[0]
-        for monitor in processes_with(info["id"]):  # conmon first: it must not see the exit
+        for monitor in processes_with(info["Id"]):  # conmon first: it must not see the exit
             if (monitor / "comm").read_text().strip() == "conmon":
                 os.kill(int(monitor.name), signal.SIGKILL)
-        os.kill(info["pid"], signal.SIGKILL)
+        os.kill(info["State"]["Pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and cli("ps", "-q").stdout.strip():
         time.sleep(0.2)
@@ -226,7 +226,7 @@ def last_count(cli: Cli, name: str) -> int:
 
 
 def status_of(cli: Cli, name: str) -> str:
-    return str(json.loads(cli("inspect", name, check=True).stdout)[0]["status"])
+    return str(json.loads(cli("inspect", name, check=True).stdout)[0]["State"]["Status"])
 
 
 def test_pause_freezes_and_unpause_resumes(cli: Cli) -> None:
@@ -239,7 +239,7 @@ def test_pause_freezes_and_unpause_resumes(cli: Cli) -> None:
     assert last_count(cli, "ticker") == frozen, "no process of a paused container runs"
     refused = cli("exec", "ticker", "true")
     assert refused.returncode == 125 and "paused" in refused.stderr
-    assert cli("pause", "ticker").returncode == 125  # already paused
+    assert cli("pause", "ticker").returncode == 1  # already paused (Docker: 1 for a workload that fails)
     cli("unpause", "ticker", check=True)
     assert status_of(cli, "ticker") == "running"
     time.sleep(0.8)
@@ -248,7 +248,7 @@ def test_pause_freezes_and_unpause_resumes(cli: Cli) -> None:
     cli("pause", "ticker", check=True)
     cli("stop", "-t", "1", "ticker", check=True, timeout=30)
     assert status_of(cli, "ticker") == "exited"
-    assert cli("unpause", "ticker").returncode == 125
+    assert cli("unpause", "ticker").returncode == 1
 
 
 def test_attach_follows_output_and_passes_stdin_on(cli: Cli) -> None:

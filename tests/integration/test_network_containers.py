@@ -136,7 +136,7 @@ def test_default_network_stays_up_until_pruned(net_cli: Cli) -> None:
     assert fx.table_of(net_cli) in fx.sh("nft", "list", "tables").stdout
     # The veth went with its namespace (freed by the kernel asynchronously, moments after `rm`).
     assert fx.links_gone([host_end])
-    assert "removed 0 workloads, 1 networks" in net_cli("system", "prune", check=True).stdout
+    assert "Removed 0 workloads, 1 networks" in net_cli("system", "prune", "-f", check=True).stdout
     assert fx.networks(net_cli) == []
     assert str(default["bridge"]) not in fx.sh("ip", "-o", "link").stdout
     assert fx.table_of(net_cli) not in fx.sh("nft", "list", "tables").stdout
@@ -164,7 +164,7 @@ def test_interfaces_made_during_runtime_create_fail_cleanly(net_cli: Cli, monkey
     finally:
         ctx.close()
     assert workload not in fx.sh("runc", "--root", str(net_cli.root / "run" / "oci"), "list", "-q").stdout
-    assert net_cli("inspect", "clash", check=True).stdout.count('"status": "created"') == 1
+    assert net_cli("inspect", "clash", check=True).stdout.count('"Status": "created"') == 1
     monkeypatch.undo()
     assert net_cli("start", "-a", "clash").returncode == 0
 

@@ -58,7 +58,7 @@ def test_an_image_keeps_every_manifest_digest_it_was_pulled_by(
     expected = {f"{registry.host}/lib/busybox@{served_digest(registry, 'lib/busybox', tag)}" for tag in ("1", "docker")}
     assert set(service.inspect(ctx, oci.id).repo_digests) == expected
     inspected = json.loads(isobox(isobox_root, "image", "inspect", oci.id).stdout)
-    assert set(inspected["repo_digests"]) == expected
+    assert set(inspected[0]["RepoDigests"]) == expected
     listing = isobox(isobox_root, "images", "--digests").stdout
     for digest in expected:
         assert digest.split("@")[1] in listing

@@ -18,8 +18,8 @@ def test_df_and_prune(cli: Cli) -> None:
     usage = {u["kind"].split()[0]: u for u in json.loads(cli("system", "df", "--json").stdout)}
     assert usage["workloads"]["count"] == 2 and usage["workloads"]["size_bytes"] >= 300_000
     assert usage["images"]["count"] == 1 and usage["volumes"]["count"] == 1
-    report = cli("system", "prune", check=True).stdout
-    assert "removed 1 workloads" in report
+    report = cli("system", "prune", "-f", check=True).stdout
+    assert "Removed 1 workloads" in report and "Deleted Workloads:\ndone\n" in report
     names = [w["name"] for w in json.loads(cli("ps", "-a", "--json").stdout)]
     assert names == ["live"]
     assert json.loads(cli("volume", "ls", "--json").stdout) == []  # the exited one's anonymous volume went too

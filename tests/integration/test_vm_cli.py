@@ -100,7 +100,7 @@ def test_vm_host_memory_is_capped_by_its_cgroup(cli: Cli) -> None:
     # overhead allowance (256 MiB) in the VM's cgroup: the host is protected.
     assert entry["memory_limit_bytes"] == 128 * 1024 * 1024, entry
     record = json.loads(cli("inspect", "capped").stdout)[0]
-    cgroup = WorkloadCgroup.of(record["id"])
+    cgroup = WorkloadCgroup.of(record["Id"])
     limit_file = "memory.max" if cgroup.unified else "memory.limit_in_bytes"
     memory_dir = next(d for d in cgroup.directories if cgroup.unified or d.parent.parent.name == "memory")
     assert int((memory_dir / limit_file).read_text()) == (128 + 256) * 1024 * 1024
@@ -113,7 +113,7 @@ def test_pause_and_unpause_a_vm(cli: Cli) -> None:
     cli("run", "-d", "--vm", "--network", "none", "--name", "v", "busybox", "sh", "-c", COUNTER, check=True)
     wait_count(cli, "v", 2)
     cli("pause", "v", check=True)
-    assert json.loads(cli("inspect", "v", check=True).stdout)[0]["status"] == "paused"
+    assert json.loads(cli("inspect", "v", check=True).stdout)[0]["State"]["Status"] == "paused"
     frozen = counts(cli, "v")[-1]
     time.sleep(1.5)
     assert counts(cli, "v")[-1] <= frozen + 1  # at most a line already on its way

@@ -146,4 +146,4 @@ def test_attach_to_a_terminal_and_detach_with_ctrl_p_ctrl_q(cli: Cli) -> None:
         shell.expect("attached-42", timeout_s=30)
         shell.send("\x10\x11")
         assert shell.exit_code() == 0, name
-        assert json.loads(cli("inspect", name, check=True).stdout)[0]["status"] == "running", name
+        assert json.loads(cli("inspect", name, check=True).stdout)[0]["State"]["Status"] == "running", name

@@ -16,7 +16,7 @@ from isobox.model.capability import Capability
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
 from isobox.model.snapshot import SnapshotContent, SnapshotInfo
-from isobox.model.spec import Kind
+from isobox.model.spec import Kind, Resources
 from isobox.model.status import Status
 from isobox.model.streams import Attach, ExecSpec
 
@@ -38,6 +38,7 @@ class FakeDriver:
         self.lacks = dict(lacks or {})
         self.workloads: dict[str, FakeWorkload] = {}
         self.deleted: list[str] = []
+        self.updated: list[tuple[str, Resources]] = []
         self.fail_create: BaseException | None = None
         self.exec_code = 0
         self._pids = itertools.count(1000)
@@ -157,6 +158,12 @@ class FakeDriver:
 
     def copy_to(self, record: WorkloadRecord, directory: str, tar: BinaryIO) -> None:
         self.stat_path(record, directory)
+
+    def export_filesystem(self, record: WorkloadRecord, out: BinaryIO) -> None:
+        out.write(b"")
+
+    def update_resources(self, record: WorkloadRecord, resources: Resources) -> None:
+        self.updated.append((record.id, resources))
 
     def delete(self, record: WorkloadRecord) -> None:
         self.workloads.pop(record.id, None)

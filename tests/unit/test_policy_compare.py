@@ -95,7 +95,7 @@ def test_sampler_finds_processes_by_id_and_their_children() -> None:
         assert parent.pid in pids and len(pids) >= 2  # sh, and its child sleep (whose argv lacks the marker)
         sampler.sample()
         assert sampler.peak_rss_bytes > 0
-        assert sampler.biggest is not None and sampler.biggest.command in ("sh", "sleep")
+        assert sampler.main is not None and sampler.main.command in ("sh", "sleep")
     finally:
         for pid in pids - {parent.pid}:  # the sleep this test started through sh
             with contextlib.suppress(ProcessLookupError):

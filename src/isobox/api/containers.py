@@ -4,7 +4,6 @@ remove, prune. Their output (logs, stats, top, wait) is in container_io.py."""
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,71 +18,27 @@ from isobox.model.record import WorkloadRecord
 from isobox.model.spec import WorkloadSpec
 from isobox.model.status import Status
 from isobox.service import control, inspect, registry_access, workloads
+from isobox.service import filters as matching
 from isobox.service.context import Context
 
 log = logging.getLogger(__name__)
 routes = RouteTable(missing="No such container: {id}")
 
-LIST_FILTERS = ("label", "name", "id", "status", "ancestor", "network", "volume", "exited", "before", "since")
+LIST_FILTERS = matching.WORKLOAD_FILTERS
 PRUNE_FILTERS = ("label", "until")
-STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
 # ---- list -------------------------------------------------------------------------------------
 
 
-def _ancestor(record: WorkloadRecord, wanted: str) -> bool:
-    image_id = record.plan.image_id
-    bare = wanted.removeprefix("sha256:")
-    if len(bare) >= 4 and image_id.removeprefix("sha256:").startswith(bare):
-        return True
-    return inspect.familiar(record.plan.image) == inspect.familiar(wanted) or record.plan.image == wanted
-
-
-def _matches(record: WorkloadRecord, chosen: filters.Filters, others: dict[str, WorkloadRecord]) -> bool:
-    network = record.plan.network
-    interfaces = network.interfaces if network is not None else ()
-    mounts = record.plan.mounts
-    checks = (
-        filters.label_matches(dict(record.plan.labels), chosen.get("label", [])),
-        not chosen.get("name") or any(re.search(n.removeprefix("/"), record.name) for n in chosen["name"]),
-        not chosen.get("id") or any(record.id.startswith(i) for i in chosen["id"]),
-        filters.any_matches(chosen, "status", [record.status.value]),
-        not chosen.get("ancestor") or any(_ancestor(record, a) for a in chosen["ancestor"]),
-        filters.any_matches(chosen, "network", [n for i in interfaces for n in (i.network, i.network_id)]),
-        filters.any_matches(chosen, "volume", [v for m in mounts for v in (m.volume, m.target) if v]),
-        not chosen.get("exited") or (record.status is Status.EXITED and str(record.exit_code) in chosen["exited"]),
-        all(record.created_at < others[b].created_at for b in chosen.get("before", []) if b in others),
-        all(record.created_at > others[s].created_at for s in chosen.get("since", []) if s in others),
-    )
-    return all(checks)
-
-
-def _check_filters(chosen: filters.Filters) -> None:
-    for status in chosen.get("status", []):
-        if status not in STATUSES:
-            raise InvalidArgumentError(f"invalid filter 'status={status}'", op="list containers")
-    for code in chosen.get("exited", []):
-        if not code.lstrip("-").isdigit():
-            raise InvalidArgumentError(f"invalid filter 'exited={code}'", op="list containers")
-
-
 def list_documents(ctx: Context, *, all_: bool, limit: int | None, chosen: filters.Filters) -> list[dict[str, Any]]:
-    records = workloads.list_workloads(ctx, all=True)
-    by_ref = {key: r for r in records for key in (r.name, r.id, r.short_id)}
-    for ref in chosen.get("before", []) + chosen.get("since", []):
-        if ref not in by_ref:
-            raise NotFoundError(f"No such container: {ref}", op="list containers", id=ref)
-    show_all = all_ or bool(limit) or bool(chosen.get("status")) or bool(chosen.get("exited"))
-    found = [r for r in records if (show_all or r.status in (Status.RUNNING, Status.PAUSED))
-             and _matches(r, chosen, by_ref)]
-    return [inspect.container_summary(r) for r in (found[:limit] if limit else found)]
+    return [inspect.container_summary(r) for r in matching.workloads(ctx, chosen, all_=all_, limit=limit)]
 
 
 @routes.get("/containers/json", "list containers")
 async def list_containers(app: App, request: Request) -> Reply:
     chosen = filters.decode(request.arg("filters"), LIST_FILTERS)
-    _check_filters(chosen)
+    matching.check_workload_filters(chosen)
     limit = request.int_arg("limit", None)
     documents = await app.workers.call(list_documents, all_=request.flag("all"),
                                        limit=limit if limit and limit > 0 else None, chosen=chosen)

@@ -3,16 +3,18 @@
 Go clients send ``{"label": ["a=b"], "status": ["exited"]}``; docker-py and older clients send
 ``{"label": {"a=b": true}}``. Both become {name: [values]}. Within one name a value matches if any of
 the values does (except labels, which must all match, as dockerd's); across names all must match.
+The matching itself is the service layer's (service/filters.py), which the CLI's --filter uses too.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from isobox.errors import InvalidArgumentError
+from isobox.service.filters import Filters, any_matches, bool_filter, label_matches
 
-Filters = dict[str, list[str]]
+__all__ = ["Filters", "any_matches", "bool_filter", "decode", "label_matches"]
 
 
 def decode(text: str | None, allowed: Iterable[str]) -> Filters:
@@ -40,40 +42,3 @@ def decode(text: str | None, allowed: Iterable[str]) -> Filters:
             raise InvalidArgumentError(f"filter '{name}' must be a list of strings", op="decode filters")
         result[name] = chosen
     return result
-
-
-def label_matches(labels: Mapping[str, str], wanted: Iterable[str]) -> bool:
-    """Every ``key``, ``key=value`` or ``key!=value`` of ``wanted`` holds for ``labels``."""
-    for item in wanted:
-        if "!=" in item:
-            key, _, value = item.partition("!=")
-            if labels.get(key) == value:
-                return False
-        elif "=" in item:
-            key, _, value = item.partition("=")
-            if labels.get(key) != value:
-                return False
-        elif item not in labels:
-            return False
-    return True
-
-
-def bool_filter(filters: Filters, name: str) -> bool | None:
-    """A true/false filter such as dangling; None when absent."""
-    values = filters.get(name)
-    if not values:
-        return None
-    value = values[-1].lower()
-    if value not in ("true", "false", "1", "0"):
-        raise InvalidArgumentError(f"invalid value {values[-1]!r} for filter '{name}': use true or false",
-                                   op="decode filters")
-    return value in ("true", "1")
-
-
-def any_matches(filters: Filters, name: str, candidates: Iterable[str]) -> bool:
-    """No filter of this name, or one of its values equal to one of ``candidates``."""
-    values = filters.get(name)
-    if not values:
-        return True
-    present = set(candidates)
-    return any(v in present for v in values)

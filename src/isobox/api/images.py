@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import json
 import os
 import queue
@@ -24,16 +23,17 @@ from isobox.api import errors, filters, streams
 from isobox.api.app import App
 from isobox.api.messages import Reply, Request, Streamed, empty, json_reply
 from isobox.api.routing import RouteTable
-from isobox.errors import InvalidArgumentError, IsoboxError
+from isobox.errors import InvalidArgumentError
 from isobox.images import reference
 from isobox.images.auth import Credentials
 from isobox.images.pull import PullEvent, Stage
 from isobox.images.push import PushedBlob
+from isobox.service import filters as matching
 from isobox.service import images, inspect, registry_access
 from isobox.service.context import Context
 
 routes = RouteTable(missing="No such image: {name}")
-LIST_FILTERS = ("dangling", "label", "reference", "before", "since")
+LIST_FILTERS = matching.IMAGE_FILTERS
 PRUNE_FILTERS = ("dangling", "label", "until")
 PROGRESS_EVERY_S = 0.1  # at most this often per layer: a fast local pull would otherwise send thousands of lines
 LOAD_MAX_BYTES = 64 * 1024**3
@@ -200,34 +200,12 @@ async def push(app: App, request: Request) -> Streamed:
 
 
 def _labels(ctx: Context, record: Any) -> dict[str, str]:
-    try:
-        labels = (ctx.images.config_document(record).get("config") or {}).get("Labels") or {}
-    except IsoboxError:
-        return {}
-    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    return matching.image_labels(ctx, record)
 
 
 def list_documents(ctx: Context, chosen: filters.Filters) -> list[dict[str, Any]]:
-    dangling = filters.bool_filter(chosen, "dangling")
-    marks = {ref: inspect.created_unix(ctx.images.resolve(ref).created)
-             for ref in chosen.get("before", []) + chosen.get("since", [])}
-    documents = []
-    for record, names in ctx.images.list():
-        familiar = [inspect.familiar(n) for n in names]
-        labels = _labels(ctx, record)
-        created = inspect.created_unix(record.created)
-        checks = (
-            dangling is None or dangling == (not names),
-            filters.label_matches(labels, chosen.get("label", [])),
-            not chosen.get("reference") or any(fnmatch.fnmatchcase(f, pattern) or
-                                               fnmatch.fnmatchcase(f.rsplit(":", 1)[0], pattern)
-                                               for f in familiar for pattern in chosen["reference"]),
-            all(created < marks[b] for b in chosen.get("before", [])),
-            all(created > marks[s] for s in chosen.get("since", [])),
-        )
-        if all(checks):
-            documents.append(inspect.image_summary(record, names, labels))
-    return documents
+    return [inspect.image_summary(m.record, m.names, m.labels or _labels(ctx, m.record))
+            for m in matching.images(ctx, chosen)]
 
 
 @routes.get("/images/json", "list images")

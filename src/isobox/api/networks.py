@@ -11,11 +11,12 @@ from isobox.api.app import App
 from isobox.api.messages import Reply, Request, empty, json_reply, require_type
 from isobox.api.routing import RouteTable
 from isobox.errors import InvalidArgumentError
+from isobox.service import filters as matching
 from isobox.service import inspect, network_state, networks
 from isobox.service.context import Context
 
 routes = RouteTable(missing="network {id} not found")
-LIST_FILTERS = ("name", "id", "label", "driver", "type", "dangling", "scope")
+LIST_FILTERS = matching.NETWORK_FILTERS
 PRUNE_FILTERS = ("label", "until")
 OP = "create network"
 
@@ -65,22 +66,7 @@ async def create(app: App, request: Request) -> Reply:
 
 
 def list_documents(ctx: Context, chosen: filters.Filters) -> list[dict[str, Any]]:
-    dangling = filters.bool_filter(chosen, "dangling")
-    documents = []
-    for network in networks.list_networks(ctx):
-        members = network_state.endpoints(ctx, network)
-        checks = (
-            not chosen.get("name") or any(n in network.name for n in chosen["name"]),
-            not chosen.get("id") or any(network.id.startswith(i) for i in chosen["id"]),
-            filters.label_matches(dict(network.labels), chosen.get("label", [])),
-            filters.any_matches(chosen, "driver", ["bridge"]),
-            filters.any_matches(chosen, "scope", ["local"]),
-            filters.any_matches(chosen, "type", ["builtin" if network.default else "custom"]),
-            dangling is None or dangling == (not members),
-        )
-        if all(checks):
-            documents.append(inspect.network_document(network, members))
-    return documents
+    return [inspect.network_document(network, members) for network, members in matching.networks(ctx, chosen)]
 
 
 @routes.get("/networks", "list networks")

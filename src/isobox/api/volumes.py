@@ -11,11 +11,12 @@ from isobox.api.app import App
 from isobox.api.messages import Reply, Request, empty, json_reply, require_type
 from isobox.api.routing import RouteTable
 from isobox.errors import InvalidArgumentError
+from isobox.service import filters as matching
 from isobox.service import inspect, volumes
 from isobox.service.context import Context
 
 routes = RouteTable(missing="get {name}: no such volume")
-LIST_FILTERS = ("name", "label", "dangling", "driver")
+LIST_FILTERS = matching.VOLUME_FILTERS
 PRUNE_FILTERS = ("label", "all")
 OP = "create volume"
 
@@ -42,19 +43,7 @@ async def create(app: App, request: Request) -> Reply:
 
 
 def list_documents(ctx: Context, chosen: filters.Filters) -> dict[str, Any]:
-    dangling = filters.bool_filter(chosen, "dangling")
-    documents = []
-    for volume in volumes.list_volumes(ctx):
-        labels = dict(volume.labels)
-        checks = (
-            not chosen.get("name") or any(n in volume.name for n in chosen["name"]),
-            filters.label_matches(labels, chosen.get("label", [])),
-            filters.any_matches(chosen, "driver", ["local"]),
-            dangling is None or dangling == (not volumes.store(ctx).users(volume.name)),
-        )
-        if all(checks):
-            documents.append(inspect.volume_document(volume))
-    return {"Volumes": documents, "Warnings": []}
+    return {"Volumes": [inspect.volume_document(v) for v in matching.volumes(ctx, chosen)], "Warnings": []}
 
 
 @routes.get("/volumes", "list volumes")

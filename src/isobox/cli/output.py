@@ -1,19 +1,16 @@
-"""Printing for the CLI (the only layer that prints): tables, JSON, errors."""
+"""Printing for the CLI (the only layer that prints): tables, listings, JSON, errors."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from isobox.state.codec import to_jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-T = TypeVar("T")
-
 
 class _LazyConsole:
     """A rich Console made on first use: `isobox run` prints nothing of its own, so it never pays rich's import."""
@@ -57,42 +54,48 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=True) + "\n")
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    for header in headers:
-        table.add_column(header, overflow="ellipsis", no_wrap=True)
-    for row in rows:
-        table.add_row(*(str(cell) for cell in row))
-    out.print(table)
+def write(text: str) -> None:
+    """Plain text on stdout as it is (tables, templates' output): never rich markup, never cut to a width."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
-def print_listing(
-    records: Sequence[T],
-    *,
-    json_output: bool,
-    quiet: bool,
-    name: Callable[[T], str],
-    headers: Sequence[str],
-    rows: Callable[[Sequence[T]], Sequence[Sequence[Any]]],
-    as_json: Callable[[Sequence[T]], Any] | None = None,
-) -> None:
-    """What every `ls` prints: one name per line with -q (which wins, as in Docker), the records as
-    JSON with --json, else a table of ``rows(records)``."""
-    if quiet:
-        for record in records:
-            out.print(name(record))
-    elif json_output:
-        print_json(as_json(records) if as_json is not None else records)
-    else:
-        print_table(headers, rows(records))
+def table_text(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, min_width: int = 10) -> str:
+    """A table as Docker's CLI writes one (its tabwriter): whole cells in columns 3 spaces apart, a line wider
+    than the terminal left to wrap there. Tabs and newlines inside cells become spaces."""
+    from isobox.cli.tables import tabwrite
+
+    def cell(value: Any) -> str:
+        return str(value).replace("\t", " ").replace("\n", " ")
+
+    lines = ["\t".join(cell(c) for c in line) for line in [headers, *rows]]
+    return tabwrite("\n".join(lines) + "\n", min_width=min_width)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, min_width: int = 10) -> None:
+    write(table_text(headers, rows, min_width=min_width))
+
+
+def print_formatted(rows: Iterable[object], *, format_text: str, default_table: str, headers: Mapping[str, str]
+                    ) -> None:
+    """A listing for ``--format`` (cli/tables.render_listing): the default table, `table TEMPLATE`, `json`,
+    or one line per row of any other template."""
+    from isobox.cli.tables import render_listing
+
+    write(render_listing(format_text, rows, default_table=default_table, headers=headers))
 
 
 def warn(message: str) -> None:
     from rich.text import Text
 
     err.print(Text.assemble(("isobox: warning:", "yellow"), " ", message), highlight=False)
+
+
+def error(message: str) -> None:
+    """An error about one of several things a command was given (the command goes on with the others)."""
+    from rich.text import Text
+
+    err.print(Text.assemble(("isobox:", "red"), " ", message), highlight=False)
 
 
 def fail(message: str, code: int = EXIT_ISOBOX_ERROR) -> None:

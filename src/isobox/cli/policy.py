@@ -13,7 +13,7 @@ from isobox.cli.spec_flags import RunFlags, build_spec, with_run_flags
 
 if TYPE_CHECKING:
     from isobox.images.scan import ScanReport
-    from isobox.service.compare import Comparison, Summary
+    from isobox.service.compare import Comparison, Step, Summary
     from isobox.service.context import Context
     from isobox.service.policy import Explanation
 
@@ -26,9 +26,7 @@ def _say(text: str) -> None:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    from rich.markup import escape
-
-    output.print_table(headers, [[escape(str(cell)) for cell in row] for row in rows])
+    output.print_table(headers, rows)
 
 
 def _ctx() -> Context:
@@ -54,7 +52,7 @@ def register(app: typer.Typer) -> None:
 
 def show(
     policy_file: Path | None = typer.Option(None, "--policy", help="Policy file (default: the one in force)."),
-    json_output: bool = typer.Option(False, "--json"),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print the policy in force, rule by rule (and check the file)."""
     from isobox.service import policy as service
@@ -75,7 +73,7 @@ def show(
 def explain(
     image: str = typer.Argument(..., help="Image to judge."),
     command: list[str] = typer.Argument(None, help="Command (does not affect the decision)."),
-    json_output: bool = typer.Option(False, "--json"),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     *,
     flags: RunFlags,
 ) -> None:
@@ -110,10 +108,12 @@ def _print_explanation(result: Explanation) -> None:
 
 def scan(
     image: str = typer.Argument(..., help="Image to scan (from the store)."),
-    json_output: bool = typer.Option(False, "--json"),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     packages: bool = typer.Option(False, "--packages", help="List every package, not only their count."),
 ) -> None:
-    """Risk report of an image: root user, setuid/setgid files, world-writable paths, secrets in env, packages."""
+    """Risk report of an image.
+
+    Root user, setuid/setgid files, world-writable paths, secrets in files and env, packages."""
     from isobox.service import policy as service
 
     ctx = _ctx()
@@ -125,19 +125,33 @@ def scan(
 
 
 def _print_report(report: ScanReport, list_packages: bool) -> None:
+    from isobox.images.scan import Severity
+
     _say(f"image:    {report.image} ({report.image_id})")
     _say(f"user:     {report.user or '(none: root)'}")
-    _say(f"entries:  {report.entries}")
+    _say(f"entries:  {report.entries} files, directories and links")
     if report.counts:
         _say("findings: " + ", ".join(f"{kind} {count}" for kind, count in report.counts))
-        rows = [(f.kind.value, f.subject, f.detail) for f in report.findings]
-        _table(["KIND", "SUBJECT", "DETAIL"], rows)
+        order = list(Severity)
+        rows = [(f.severity.value, f.kind.value, f.subject, f.detail)
+                for f in sorted(report.findings, key=lambda f: (order.index(f.severity), f.kind.value, f.subject))]
+        _table(["SEVERITY", "KIND", "SUBJECT", "DETAIL"], rows)
     else:
         _say("findings: none")
-    sources = sorted({p.source for p in report.packages})
-    _say(f"packages: {len(report.packages)}" + (f" ({', '.join(sources)})" if sources else ""))
+    _say("packages: " + _packages_line(report))
     if list_packages and report.packages:
         _table(["PACKAGE", "VERSION", "FROM"], [(p.name, p.version, p.source) for p in report.packages])
+
+
+def _packages_line(report: ScanReport) -> str:
+    """How many packages the image's package databases list, and which databases those were; when there is
+    none, why (a static or distroless image may have none; an rpm database is not read)."""
+    unread = f"; an {', '.join(report.unread_databases)} database is present, and isobox does not read it" \
+        if report.unread_databases else ""
+    if report.package_databases:
+        return f"{len(report.packages)} (from {', '.join(report.package_databases)}){unread}"
+    return "not counted: the image has no dpkg or apk database" + (unread or " (none of rpm either: a static or "
+                                                                    "hand-built image)")
 
 
 # ---- compare ----------------------------------------------------------------------------------
@@ -148,10 +162,12 @@ def compare(
     command: list[str] = typer.Argument(None, help="Command and arguments (default: the image's)."),
     runs: int = typer.Option(3, "-n", "--runs", min=1, help="Measured runs per kind."),
     warmup: int = typer.Option(1, "--warmup", min=0, help="Unmeasured runs per kind first."),
-    json_output: bool = typer.Option(False, "--json"),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     plot: Path | None = typer.Option(None, "--plot", help="Also draw the measurements into this PNG file."),
 ) -> None:
-    """Run a workload as a container and as a VM, N times each, and compare what each costs and isolates.
+    """Run a workload both ways and compare them.
+
+    Runs it as a container and as a VM, N times each, and compares what each costs and isolates.
 
     Options come before `--`, the command after it: isobox compare busybox -n 2 -- echo hi
     """
@@ -160,7 +176,8 @@ def compare(
 
     if plot is not None:
         _require_matplotlib()
-    result = service.compare(_ctx(), WorkloadSpec(image, tuple(command or ())), runs=runs, warmup=warmup)
+    result = service.compare(_ctx(), WorkloadSpec(image, tuple(command or ())), runs=runs, warmup=warmup,
+                             progress=_Progress())
     if plot is not None:
         _plot(result, plot)
     if json_output:
@@ -169,6 +186,23 @@ def compare(
     _print_comparison(result)
     if plot is not None:
         _say(f"plot: {plot}")
+
+
+class _Progress:
+    """Which run `compare` is making, on stderr: one line rewritten in place on a terminal, else one per run."""
+
+    def __init__(self) -> None:
+        import sys
+
+        self.stream = sys.stderr
+        self.terminal = self.stream.isatty()
+
+    def __call__(self, step: Step) -> None:
+        if self.terminal:
+            self.stream.write(f"\r\x1b[K{step} …" + ("\n" if step.number == step.total else ""))
+        else:
+            self.stream.write(f"{step}\n")
+        self.stream.flush()
 
 
 def _seconds(s: Summary | None) -> str:
@@ -205,7 +239,7 @@ def _print_comparison(result: Comparison) -> None:
         ["syscall surface", *(k.isolation.syscall_surface for k in kinds)],
         ["capabilities", *(k.isolation.capabilities for k in kinds)],
         ["namespaces", *(k.isolation.namespaces for k in kinds)],
-        ["biggest host process", *(k.isolation.host_process for k in kinds)],
+        ["host process (monitor, VMM)", *(k.isolation.host_process for k in kinds)],
     ]
     _table(["", *(k.kind.value.upper() for k in kinds)], rows)
     for line in _ratios(result):
@@ -240,22 +274,32 @@ def _require_matplotlib() -> None:
 
 
 def _plot(result: Comparison, path: Path) -> None:
+    """One panel per measure, bars on a log scale (a VM's figures are often 10-100 times a container's, which
+    a linear scale flattens to nothing), each bar labelled with its median, whiskers from min to max."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: render straight to the file
     import matplotlib.pyplot as plt
 
-    panels = (("first_output_s", "start to first output (s)", 1.0), ("total_s", "total time (s)", 1.0),
-              ("pss_bytes", "host memory, peak PSS (MiB)", 1 / 2**20), ("disk_bytes", "disk added (KiB)", 1 / 1024))
-    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
+    panels = (("first_output_s", "start to first output (s)", 1.0, "{:.2f}"),
+              ("total_s", "total time (s)", 1.0, "{:.2f}"),
+              ("pss_bytes", "host memory, peak PSS (MiB)", 1 / 2**20, "{:.1f}"),
+              ("disk_bytes", "disk added (KiB)", 1 / 1024, "{:.0f}"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8))
     names = [k.kind.value for k in result.results]
-    for axis, (metric, title, scale) in zip(axes, panels, strict=True):
+    for axis, (metric, title, scale, fmt) in zip(axes, panels, strict=True):
         summaries = [k.summary(metric) for k in result.results]
         medians = [s.median * scale if s else 0.0 for s in summaries]
-        low = [(s.median - s.low) * scale if s else 0.0 for s in summaries]
-        high = [(s.high - s.median) * scale if s else 0.0 for s in summaries]
-        axis.bar(names, medians, yerr=[low, high], capsize=6, color=["#4c72b0", "#dd8452"][: len(names)])
-        axis.set_title(title, fontsize=10)
+        floor = min((m for m in medians if m > 0), default=1.0) / 10  # a log axis has no zero
+        heights = [max(m, floor) for m in medians]
+        low = [max(h - (s.low * scale if s else h), 0.0) for h, s in zip(heights, summaries, strict=True)]
+        high = [max((s.high * scale if s else h) - h, 0.0) for h, s in zip(heights, summaries, strict=True)]
+        bars = axis.bar(names, heights, yerr=[low, high], capsize=6, color=["#4c72b0", "#dd8452"][: len(names)])
+        axis.set_yscale("log")
+        axis.bar_label(bars, labels=[fmt.format(m) if s else "n/a" for m, s in zip(medians, summaries, strict=True)],
+                       padding=3, fontsize=9)
+        axis.margins(y=0.25)
+        axis.set_title(title + ", log scale", fontsize=10)
     figure.suptitle(f"{result.image} {' '.join(result.command)}: median, min-max of {result.runs} runs")
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -20,32 +20,50 @@ def register(app: typer.Typer) -> None:
         output.out.print(f"busybox:latest {record.short_id}")
 
     @system.command("df")
-    def df(json_output: bool = typer.Option(False, "--json")) -> None:
-        """Disk space used by images, layers, workloads, volumes and caches."""
+    def df(
+        format_text: str = typer.Option("", "--format", metavar="TEMPLATE", help=(
+            "Go template, 'table TEMPLATE' or 'json'. Fields: Type, TotalCount, Active, Size, Reclaimable.")),
+        json_output: bool = typer.Option(False, "--json", help="isobox's own JSON, by storage area."),
+    ) -> None:
+        """Disk space used by images, workloads, volumes and caches, and what a prune would free."""
+        from isobox.cli.rows import DF_DEFAULT, DF_HEADERS, df_rows
         from isobox.service import system as system_service
         from isobox.service.context import open_context
 
-        usage = system_service.disk_usage(open_context())
+        ctx = open_context()
         if json_output:
-            output.print_json(usage)
+            output.print_json(system_service.disk_usage(ctx))
             return
-        output.print_table(["TYPE", "COUNT", "SIZE"], [(u.kind, u.count, _size(u.size_bytes)) for u in usage])
+        output.print_formatted(df_rows(system_service.usage_summary(ctx)), format_text=format_text,
+                               default_table=DF_DEFAULT, headers=DF_HEADERS)
 
     @system.command("prune")
     def prune(
         all_images: bool = typer.Option(False, "-a", "--all", help="Also images that are tagged but unused."),
         include_volumes: bool = typer.Option(False, "--volumes", help="Also volumes no workload uses."),
+        force: bool = typer.Option(False, "-f", "--force", help="Do not ask for confirmation."),
     ) -> None:
-        """Remove exited workloads, unused networks, images and volumes, and unreferenced layers and blobs."""
+        """Remove stopped workloads, unused networks, images and volumes, and unreferenced layers and blobs.
+
+        Example: isobox system prune -a --volumes -f"""
+        from isobox.cli.confirm import confirm
         from isobox.service import system as system_service
         from isobox.service.context import open_context
 
+        if not force:
+            confirm("This will remove:\n  - all stopped workloads (containers and VMs)\n"
+                    "  - all networks no workload is on\n"
+                    + ("  - all images no workload uses\n" if all_images else "  - all untagged images\n")
+                    + ("  - all volumes no workload uses\n" if include_volumes else "")
+                    + "  - layers and blobs no image uses\n")
         report = system_service.prune(open_context(), all_images=all_images, include_volumes=include_volumes)
-        output.out.print(
-            f"removed {len(report.workloads)} workloads, {len(report.networks)} networks, {len(report.images)} images, "
-            f"{len(report.volumes)} volumes, "
-            f"{report.layers_removed} layers, {report.blobs_removed} blobs"
-        )
+        sections = (("Deleted Workloads", report.workloads), ("Deleted Networks", report.networks),
+                    ("Deleted Images", report.images), ("Deleted Volumes", report.volumes))
+        text = "".join(f"{title}:\n" + "".join(f"{name}\n" for name in names) + "\n"
+                       for title, names in sections if names)
+        output.write(text + f"Removed {len(report.workloads)} workloads, {len(report.networks)} networks, "
+                     f"{len(report.images)} images, {len(report.volumes)} volumes, {report.layers_removed} layers, "
+                     f"{report.blobs_removed} blobs\n")
 
     @system.command("boot")
     def boot() -> None:
@@ -63,7 +81,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(output.EXIT_ISOBOX_ERROR)
 
     @system.command("on-exit", hidden=True)
-    def on_exit(workload_id: str = typer.Argument(...)) -> None:
+    def on_exit(workload_id: str = typer.Argument(..., help="The workload that exited.")) -> None:
         """Bookkeeping that conmon runs when a detached container exits (--rm, restart policies)."""
         from isobox.service import control
         from isobox.service.context import open_context
@@ -72,7 +90,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("info")
     def info(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-        """What isobox finds on this host: runtime, accelerator, kernel, state paths."""
+        """What isobox finds on this host.
+
+        The runtime, the VM accelerator, the kernel, the state paths."""
         from isobox.service import host
 
         facts = host.info()
@@ -81,12 +101,3 @@ def register(app: typer.Typer) -> None:
             return
         for key, value in facts.items():
             output.out.print(f"{key}: {value}")
-
-
-def _size(value: int) -> str:
-    size = float(value)
-    for unit in ("B", "kB", "MB"):
-        if size < 1000:
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1000
-    return f"{size:.1f}GB"

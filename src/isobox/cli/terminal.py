@@ -22,7 +22,9 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
     import tty
 
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    # TCSANOW, not setraw's default TCSAFLUSH: a flush would discard what the user typed ahead, before the
+    # workload started (termios(3): TCSAFLUSH "discards all input received but not read").
+    tty.setraw(fd, termios.TCSANOW)
     try:
         yield
     finally:

@@ -43,7 +43,7 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
         disk: Path = typer.Option(..., "--disk", help="Disk image (qcow2 or raw); never written."),
         cdrom: Path | None = typer.Option(None, "--cdrom", help="ISO image, booted first."),
         cloud_init: Path | None = typer.Option(None, "--cloud-init", help="cloud-init user-data file."),
-        name: str | None = typer.Option(None, "--name"),
+        name: str | None = typer.Option(None, "--name", help="Name of the VM.", metavar="NAME"),
         memory: str | None = typer.Option(None, "-m", "--memory", help="Guest RAM, e.g. 1g (default 256m)."),
         cpus: float | None = typer.Option(None, "--cpus", help="vCPUs."),
         start: bool = typer.Option(False, "--start", help="Start it too."),
@@ -67,7 +67,7 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
         output.out.print(record.id)
 
     @app.command("console")
-    def console(name: str = typer.Argument(...)) -> None:
+    def console(name: str = typer.Argument(..., help="A VM booted from a disk image.", metavar="VM")) -> None:
         """Attach to a disk VM's serial console (detach with Ctrl-])."""
         from isobox.cli.terminal import raw_terminal
         from isobox.model.streams import Attach
@@ -82,7 +82,10 @@ def _register_vm(app: typer.Typer, vm: typer.Typer) -> None:
 
 def _register_snapshot(snapshot: typer.Typer) -> None:
     @snapshot.command("create")
-    def snapshot_create(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
+    def snapshot_create(
+        workload: str = typer.Argument(..., help="A workload.", metavar="WORKLOAD"),
+        name: str = typer.Argument(..., help="The snapshot's name.", metavar="SNAPSHOT"),
+    ) -> None:
         """Snapshot a workload: a VM's disk (plus memory and devices if it runs), a container's writable
         layer (plus its processes if it runs and CRIU works on this host)."""
         from isobox.service import snapshots as snapshot_service
@@ -93,19 +96,29 @@ def _register_snapshot(snapshot: typer.Typer) -> None:
             output.warn(made.note)
 
     @snapshot.command("list")
-    def snapshot_list(workload: str = typer.Argument(...), json_output: bool = typer.Option(False, "--json")) -> None:
-        """List a workload's snapshots."""
+    def snapshot_list(
+        workload: str = typer.Argument(..., help="A workload.", metavar="WORKLOAD"),
+        json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """List a workload's snapshots (also: snapshot ls)."""
+        from isobox.cli.tables import time_ago
         from isobox.service import snapshots as snapshot_service
 
         found = snapshot_service.list_snapshots(_ctx(), workload)
         if json_output:
             output.print_json(found)
             return
-        rows = [(s.name, s.content, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_at))) for s in found]
-        output.print_table(["NAME", "CONTENT", "CREATED"], rows)
+        now = time.time()
+        output.print_table(["NAME", "CONTENT", "CREATED"], [(s.name, s.content, time_ago(s.created_at, now))
+                                                            for s in found])
+
+    snapshot.command("ls", hidden=True)(snapshot_list)
 
     @snapshot.command("restore")
-    def snapshot_restore(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
+    def snapshot_restore(
+        workload: str = typer.Argument(..., help="A workload.", metavar="WORKLOAD"),
+        name: str = typer.Argument(..., help="The snapshot's name.", metavar="SNAPSHOT"),
+    ) -> None:
         """Go back to a snapshot; a VM memory snapshot resumes where it was, a running container restarts."""
         from isobox.service import snapshots as snapshot_service
 
@@ -113,7 +126,10 @@ def _register_snapshot(snapshot: typer.Typer) -> None:
         output.out.print(name)
 
     @snapshot.command("rm")
-    def snapshot_rm(workload: str = typer.Argument(...), name: str = typer.Argument(...)) -> None:
+    def snapshot_rm(
+        workload: str = typer.Argument(..., help="A workload.", metavar="WORKLOAD"),
+        name: str = typer.Argument(..., help="The snapshot's name.", metavar="SNAPSHOT"),
+    ) -> None:
         """Remove a snapshot."""
         from isobox.service import snapshots as snapshot_service
 
@@ -122,8 +138,8 @@ def _register_snapshot(snapshot: typer.Typer) -> None:
 
     @snapshot.command("clone")
     def snapshot_clone(
-        workload: str = typer.Argument(...),
-        name: str = typer.Argument(...),
+        workload: str = typer.Argument(..., help="The VM whose snapshot starts the new one.", metavar="VM"),
+        name: str = typer.Argument(..., help="The snapshot.", metavar="SNAPSHOT"),
         new_name: str | None = typer.Option(None, "--name", help="Name of the new VM."),
     ) -> None:
         """Start a new VM from a snapshot of another (the fast start path); prints its id."""

@@ -46,32 +46,52 @@ def register(app: typer.Typer) -> None:
 
     @volume.command("ls")
     def ls(
-        quiet: bool = typer.Option(False, "-q", "--quiet"),
-        json_output: bool = typer.Option(False, "--json"),
+        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only volume names."),
+        filters: list[str] = typer.Option([], "-f", "--filter", metavar="NAME=VALUE", help=(
+            "Filter: name=TEXT, label=KEY[=VALUE], dangling=true|false, driver=local. Repeatable.")),
+        format_text: str = typer.Option("", "--format", metavar="TEMPLATE", help=(
+            "Go template, 'table TEMPLATE', 'table' or 'json'. Fields: Name, Driver, Scope, Type, Mountpoint, Size, "
+            "Labels, CreatedAt, Label \"KEY\".")),
+        json_output: bool = typer.Option(False, "--json", help="isobox's own JSON."),
     ) -> None:
-        """List volumes."""
-        from isobox.service import volumes
+        """List volumes (also: volume list).
 
-        output.print_listing(
-            volumes.list_volumes(_ctx()),
-            json_output=json_output,
-            quiet=quiet,
-            name=lambda r: r.name,
-            headers=["NAME", "TYPE", "SIZE", "ANONYMOUS", "PATH"],
-            rows=lambda found: [(r.name, r.kind, r.size_bytes or "", r.anonymous, r.path) for r in found],
-        )
+        Example: isobox volume ls --filter dangling=true -q"""
+        from isobox.cli.rows import VOLUME_HEADERS, VOLUMES_DEFAULT, VolumeRow, created_at_text
+        from isobox.cli.tables import human_size
+        from isobox.service import filters as matching
+
+        found = matching.volumes(_ctx(), matching.from_args(filters, matching.VOLUME_FILTERS, op="volume ls"))
+        if quiet:
+            output.write("".join(f"{v.name}\n" for v in found))
+            return
+        if json_output:
+            output.print_json(found)
+            return
+        rows = [VolumeRow(Name=v.name, Driver="local", Scope="local", Type=v.kind, Mountpoint=v.path,
+                          Size=human_size(v.size_bytes) if v.size_bytes else "N/A",
+                          Labels=",".join(f"{k}={x}" for k, x in sorted(v.labels)),
+                          CreatedAt=created_at_text(v.created_at), _labels=dict(v.labels)) for v in found]
+        output.print_formatted(rows, format_text=format_text, default_table=VOLUMES_DEFAULT, headers=VOLUME_HEADERS)
+
+    volume.command("list", hidden=True)(ls)
 
     @volume.command("inspect")
-    def inspect(names: list[str] = typer.Argument(...)) -> None:
-        """Details of volumes as JSON."""
-        from isobox.service import volumes
+    def inspect(
+        names: list[str] = typer.Argument(..., help="Volume names.", metavar="VOLUME"),
+        format_text: str = typer.Option("", "-f", "--format", help="Go template over each document.",
+                                        metavar="TEMPLATE"),
+    ) -> None:
+        """Volumes as Docker's JSON documents (Mountpoint, Labels, Options; isobox's type and size under Isobox).
 
-        ctx = _ctx()
-        output.print_json([volumes.inspect(ctx, n) for n in names])
+        Example: isobox volume inspect -f '{{.Mountpoint}}' data"""
+        from isobox.cli.inspect import ObjectType, print_documents
+
+        print_documents(names, [ObjectType.VOLUME], format_text)
 
     @volume.command("rm")
     def rm(
-        names: list[str] = typer.Argument(...),
+        names: list[str] = typer.Argument(..., help="Volume names.", metavar="VOLUME"),
         force: bool = typer.Option(False, "-f", "--force", help="Remove even if a workload uses it."),
     ) -> None:
         """Remove volumes (refused while a workload uses them)."""
@@ -83,9 +103,13 @@ def register(app: typer.Typer) -> None:
             output.out.print(name)
 
     @volume.command("prune")
-    def prune() -> None:
+    def prune(force: bool = typer.Option(False, "-f", "--force", help="Do not ask for confirmation.")) -> None:
         """Remove every volume no workload uses."""
+        from isobox.cli.confirm import confirm
         from isobox.service import volumes
+
+        if not force:
+            confirm("This will remove all volumes no workload uses.")
 
         for name in volumes.prune(_ctx()):
             output.out.print(name)

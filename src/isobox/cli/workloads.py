@@ -1,11 +1,15 @@
-"""Workload commands, the same for containers and VMs: run, create, start, stop, kill, restart, rm, ps,
-logs, exec, wait, inspect, top, stats. `--vm` picks the VM driver; everything else is shared."""
+"""Workload commands, the same for containers and VMs: run, create, start, stop, kill, restart, pause, unpause,
+rm, logs, exec, wait, attach, commit, rename. `--vm` picks the VM driver; everything else is shared.
+
+Commands that take several workloads act on each, as Docker's do: a name that fails is reported on stderr and
+the others are still done; the exit code is then 1.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import typer
@@ -19,6 +23,27 @@ if TYPE_CHECKING:
     from isobox.service.context import Context
 
 FOREGROUND = {"allow_interspersed_args": False, "ignore_unknown_options": False}
+NAMES = typer.Argument(..., help="Workload names or ids.", metavar="WORKLOAD")
+RUN_HELP = """Run a command in a new container (or a VM with --vm).
+
+Options come before IMAGE; everything after it is the command.
+
+Examples:
+
+  isobox run --rm busybox echo hello
+
+  isobox run -d --name web -p 8080:80 nginx
+
+  isobox run -it --vm busybox sh
+
+  isobox run --rm -v ./data:/data -e MODE=test busybox ls /data"""
+EXEC_HELP = """Run a command in a running workload.
+
+Examples:
+
+  isobox exec web ls /
+
+  isobox exec -it web sh"""
 
 
 def _ctx() -> Context:
@@ -27,80 +52,196 @@ def _ctx() -> Context:
     return open_context()
 
 
+def each(names: list[str], action: Callable[[Context, str], object], *, echo: bool = True) -> None:
+    """``action`` on every name; failures reported one by one, then exit 1 (Docker's behaviour)."""
+    from isobox.errors import IsoboxError
+
+    ctx = _ctx()
+    failed = False
+    for name in names:
+        try:
+            action(ctx, name)
+        except IsoboxError as exc:
+            failed = True
+            output.error(str(exc))
+            continue
+        if echo:
+            output.print_line(name)
+    if failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("run", context_settings=FOREGROUND)
+    @app.command("run", context_settings=FOREGROUND, help=RUN_HELP)
     @with_run_flags
     def run(
         image: str = typer.Argument(..., help="Image to run."),
-        command: list[str] = typer.Argument(None, help="Command and arguments (default: the image's)."),
+        command: list[str] = typer.Argument(None, help="Command and arguments (default: the image's).",
+                                            metavar="COMMAND"),
         detach: bool = typer.Option(False, "-d", "--detach", help="Run in the background, print the id."),
         *,
         flags: RunFlags,
     ) -> None:
-        """Run a command in a new container (or VM with --vm)."""
         raise typer.Exit(run_workload(image, command or [], detach, flags))
 
     @app.command("create", context_settings=FOREGROUND)
     @with_run_flags
     def create(
-        image: str = typer.Argument(...),
-        command: list[str] = typer.Argument(None),
+        image: str = typer.Argument(..., help="Image to create the workload from."),
+        command: list[str] = typer.Argument(None, help="Command and arguments (default: the image's).",
+                                            metavar="COMMAND"),
         *,
         flags: RunFlags,
     ) -> None:
-        """Create a workload without starting it; prints its id."""
-        create_workload(image, command or [], flags)
+        """Create a workload without starting it; prints its id.
 
+        Takes the flags of `run`.
+
+        Example: isobox create --name job busybox echo done && isobox start -a job"""
+        raise typer.Exit(create_workload(image, command or [], flags))
+
+    _register_lifecycle(app)
+    _register_io(app)
+
+
+def register_container(group: typer.Typer) -> None:
+    """The same commands in `isobox container …`."""
+    register(group)
+
+
+def _register_lifecycle(app: typer.Typer) -> None:
     @app.command("start")
     def start(
-        names: list[str] = typer.Argument(...),
+        names: list[str] = NAMES,
         attach: bool = typer.Option(False, "-a", "--attach", help="Attach to output and return the exit code."),
     ) -> None:
         """Start created or stopped workloads."""
         from isobox.model.streams import Attach
         from isobox.service import workloads
 
-        ctx = _ctx()
-        for name in names:
-            result = workloads.start(ctx, name, attach=Attach(stdin=None) if attach else None)
-            if attach:
-                raise typer.Exit(result.exit_code or 0)
-            output.out.print(name)
+        if attach:
+            if len(names) > 1:
+                from isobox.errors import InvalidArgumentError
+
+                raise InvalidArgumentError("you cannot start and attach several workloads at once", op="start")
+            result = workloads.start(_ctx(), names[0], attach=Attach(stdin=None))
+            raise typer.Exit(result.exit_code or 0)
+        each(names, lambda ctx, name: workloads.start(ctx, name))
 
     @app.command("stop")
     def stop(
-        names: list[str] = typer.Argument(...),
+        names: list[str] = NAMES,
         time_s: float | None = typer.Option(None, "-t", "--time", help="Seconds to wait before SIGKILL."),
     ) -> None:
-        """Stop workloads: the stop signal (SIGTERM), then SIGKILL after -t seconds."""
+        """Stop workloads.
+
+        Sends the stop signal (SIGTERM unless --stop-signal), then SIGKILL after -t seconds."""
         from isobox.service import control
 
-        ctx = _ctx()
-        for name in names:
-            control.stop(ctx, name, timeout_s=time_s)
-            output.out.print(name)
+        each(names, lambda ctx, name: control.stop(ctx, name, timeout_s=time_s))
 
     @app.command("kill")
     def kill(
-        names: list[str] = typer.Argument(...),
-        signal_name: str = typer.Option("KILL", "-s", "--signal", help="Signal to send."),
+        names: list[str] = NAMES,
+        signal_name: str = typer.Option("KILL", "-s", "--signal", help="Signal to send (name or number)."),
     ) -> None:
         """Send a signal to workloads."""
         from isobox.model.plan import parse_signal
         from isobox.service import control
 
-        ctx = _ctx()
-        for name in names:
-            control.kill(ctx, name, parse_signal(signal_name))
-            output.out.print(name)
+        number = parse_signal(signal_name)
+        each(names, lambda ctx, name: control.kill(ctx, name, number))
 
+    @app.command("pause")
+    def pause(names: list[str] = NAMES) -> None:
+        """Freeze workloads.
+
+        Every process of a container, every vCPU of a VM."""
+        from isobox.service import control
+
+        each(names, control.pause)
+
+    @app.command("unpause")
+    def unpause(names: list[str] = NAMES) -> None:
+        """Let paused workloads run on."""
+        from isobox.service import control
+
+        each(names, control.unpause)
+
+    @app.command("restart")
+    def restart(
+        names: list[str] = NAMES,
+        time_s: float | None = typer.Option(None, "-t", "--time", help="Seconds to wait before SIGKILL."),
+    ) -> None:
+        """Stop then start workloads."""
+        from isobox.service import control
+
+        each(names, lambda ctx, name: control.restart(ctx, name, timeout_s=time_s))
+
+    @app.command("rm")
+    def rm(
+        names: list[str] = NAMES,
+        force: bool = typer.Option(False, "-f", "--force", help="Kill running workloads first."),
+        volumes: bool = typer.Option(False, "-v", "--volumes", help="Also remove their anonymous volumes."),
+    ) -> None:
+        """Remove workloads.
+
+        A name that fails is reported and the others are still removed (exit code 1)."""
+        from isobox.service import workloads
+
+        each(names, lambda ctx, name: workloads.remove(ctx, name, force=force, volumes=volumes))
+
+    @app.command("wait")
+    def wait(names: list[str] = NAMES) -> None:
+        """Wait for workloads to exit; print their exit codes."""
+        from isobox.service import control
+
+        def waited(ctx: Context, name: str) -> None:
+            record = control.wait(ctx, name)
+            output.print_line(str(record.exit_code if record.exit_code is not None else ""))
+
+        each(names, waited, echo=False)
+
+    @app.command("rename")
+    def rename(
+        name: str = typer.Argument(..., help="The workload.", metavar="WORKLOAD"),
+        new_name: str = typer.Argument(..., help="Its new name.", metavar="NEW_NAME"),
+    ) -> None:
+        """Rename a workload.
+
+        In any state; on its networks the new name resolves from now on."""
+        from isobox.service import control
+
+        control.rename(_ctx(), name, new_name)
+
+    @app.command("commit")
+    def commit(
+        name: str = typer.Argument(..., help="Container, or stopped VM, to commit.", metavar="WORKLOAD"),
+        image: str = typer.Argument(..., help="Name of the new image.", metavar="IMAGE"),
+        message: str = typer.Option("", "-m", "--message", help="Commit message."),
+        author: str = typer.Option("", "-a", "--author", help="Author, e.g. \"Name <mail>\"."),
+    ) -> None:
+        """Save a workload's changes as a new image.
+
+        The image is usable by both drivers, and pushable.
+
+        Example: isobox commit web localhost/web:patched"""
+        from isobox.service import commit as commit_service
+
+        record = commit_service.commit(_ctx(), name, image, message=message, author=author)
+        output.print_line(record.id)
+
+
+def _register_io(app: typer.Typer) -> None:
     @app.command("attach", context_settings=FOREGROUND)
     def attach(
-        name: str = typer.Argument(...),
+        name: str = typer.Argument(..., help="A running workload.", metavar="WORKLOAD"),
         no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not pass stdin on."),
     ) -> None:
-        """Join a running workload's output (and stdin, if it runs with -i) until it ends; detach from a
-        terminal with ctrl-p ctrl-q. Exits with the workload's exit code."""
+        """Join a running workload's output and input.
+
+        Its output (and stdin, if it runs with -i) until it ends; detach from a terminal with ctrl-p
+        ctrl-q. Exits with the workload's exit code."""
         from isobox.cli.terminal import signal_forwarding
         from isobox.model.streams import Attach
         from isobox.service import control, workloads
@@ -114,92 +255,19 @@ def register(app: typer.Typer) -> None:
             code = control.attach(ctx, name, Attach(stdin=0 if interactive else None))
         raise typer.Exit(0 if code is None else code)
 
-    @app.command("pause")
-    def pause(names: list[str] = typer.Argument(...)) -> None:
-        """Freeze workloads: every process of a container, every vCPU of a VM."""
-        from isobox.service import control
-
-        ctx = _ctx()
-        for name in names:
-            control.pause(ctx, name)
-            output.out.print(name)
-
-    @app.command("unpause")
-    def unpause(names: list[str] = typer.Argument(...)) -> None:
-        """Let paused workloads run on."""
-        from isobox.service import control
-
-        ctx = _ctx()
-        for name in names:
-            control.unpause(ctx, name)
-            output.out.print(name)
-
-    @app.command("restart")
-    def restart(
-        names: list[str] = typer.Argument(...),
-        time_s: float | None = typer.Option(None, "-t", "--time"),
-    ) -> None:
-        """Stop then start workloads."""
-        from isobox.service import control
-
-        ctx = _ctx()
-        for name in names:
-            control.restart(ctx, name, timeout_s=time_s)
-            output.out.print(name)
-
-    @app.command("rm")
-    def rm(
-        names: list[str] = typer.Argument(...),
-        force: bool = typer.Option(False, "-f", "--force", help="Kill running workloads first."),
-        volumes: bool = typer.Option(False, "-v", "--volumes", help="Also remove their anonymous volumes."),
-    ) -> None:
-        """Remove workloads."""
-        from isobox.service import workloads
-
-        ctx = _ctx()
-        for name in names:
-            workloads.remove(ctx, name, force=force, volumes=volumes)
-            output.out.print(name)
-
-    @app.command("ps")
-    def ps(
-        all_: bool = typer.Option(False, "-a", "--all", help="Show all, not only running."),
-        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only ids."),
-        json_output: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """List workloads."""
-        from isobox.service import workloads
-
-        output.print_listing(
-            workloads.list_workloads(_ctx(), all=all_),
-            json_output=json_output,
-            quiet=quiet,
-            name=lambda r: r.short_id,
-            headers=["ID", "KIND", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAME"],
-            rows=lambda found: [
-                (
-                    r.short_id,
-                    r.kind.value,
-                    r.plan.image,
-                    _truncate(" ".join(r.plan.process.argv), 32),
-                    _ago(r.created_at),
-                    _status_text(r),
-                    r.name,
-                )
-                for r in found
-            ],
-            as_json=lambda found: [_summary(r) for r in found],
-        )
-
     @app.command("logs")
     def logs(
-        name: str = typer.Argument(...),
-        follow: bool = typer.Option(False, "-f", "--follow"),
-        timestamps: bool = typer.Option(False, "-t", "--timestamps"),
+        name: str = typer.Argument(..., help="A workload.", metavar="WORKLOAD"),
+        follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new output."),
+        timestamps: bool = typer.Option(False, "-t", "--timestamps", help="Prefix each line with its time."),
         since: str | None = typer.Option(None, "--since", help="Duration (10m) or RFC 3339 time."),
         tail: str = typer.Option("all", "-n", "--tail", help="Lines from the end."),
     ) -> None:
-        """Print a workload's output (stdout to stdout, stderr to stderr)."""
+        """Print a workload's output.
+
+        Its stdout to stdout, its stderr to stderr.
+
+        Example: isobox logs -f --tail 20 web"""
         from isobox.service import logs as log_service
 
         for entry in log_service.read(_ctx(), name, follow=follow, since=since, tail=tail):
@@ -208,18 +276,17 @@ def register(app: typer.Typer) -> None:
             target.write(prefix + entry.content + (b"" if entry.partial else b"\n"))
             target.flush()
 
-    @app.command("exec", context_settings=FOREGROUND)
+    @app.command("exec", context_settings=FOREGROUND, help=EXEC_HELP)
     def exec_(
-        name: str = typer.Argument(...),
-        command: list[str] = typer.Argument(...),
-        interactive: bool = typer.Option(False, "-i", "--interactive"),
-        tty: bool = typer.Option(False, "-t", "--tty"),
-        detach: bool = typer.Option(False, "-d", "--detach"),
-        env: list[str] = typer.Option([], "-e", "--env"),
-        workdir: str | None = typer.Option(None, "-w", "--workdir"),
-        user: str | None = typer.Option(None, "-u", "--user"),
+        name: str = typer.Argument(..., help="A running workload.", metavar="WORKLOAD"),
+        command: list[str] = typer.Argument(..., help="Command and arguments.", metavar="COMMAND"),
+        interactive: bool = typer.Option(False, "-i", "--interactive", help="Pass stdin on."),
+        tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a terminal."),
+        detach: bool = typer.Option(False, "-d", "--detach", help="Run in the background."),
+        env: list[str] = typer.Option([], "-e", "--env", help="KEY=VALUE (repeatable).", metavar="KEY=VALUE"),
+        workdir: str | None = typer.Option(None, "-w", "--workdir", help="Working directory."),
+        user: str | None = typer.Option(None, "-u", "--user", help="user[:group], names or ids."),
     ) -> None:
-        """Run a command in a running workload."""
         from isobox.model.spec import parse_env
         from isobox.model.streams import ExecSpec
         from isobox.service import control
@@ -228,138 +295,3 @@ def register(app: typer.Typer) -> None:
         with raw_terminal(tty and interactive):
             code = control.exec(_ctx(), name, spec)
         raise typer.Exit(code)
-
-    @app.command("wait")
-    def wait(names: list[str] = typer.Argument(...)) -> None:
-        """Wait for workloads to exit; print their exit codes."""
-        from isobox.service import control
-
-        ctx = _ctx()
-        for name in names:
-            record = control.wait(ctx, name)
-            output.out.print(str(record.exit_code if record.exit_code is not None else ""))
-
-    @app.command("inspect")
-    def inspect(names: list[str] = typer.Argument(...)) -> None:
-        """Details of workloads (or images) as JSON."""
-        from isobox.errors import NotFoundError
-        from isobox.service import workloads
-
-        ctx = _ctx()
-        found: list[object] = []
-        for name in names:
-            try:
-                found.append(workloads.get(ctx, name))
-            except NotFoundError:
-                from isobox.service import images as image_service
-
-                try:
-                    found.append(image_service.inspect(ctx, name))
-                except NotFoundError:
-                    raise NotFoundError(f"no such workload or image: {name}", op="inspect", id=name) from None
-        output.print_json(found)
-
-    @app.command("commit")
-    def commit(
-        name: str = typer.Argument(..., help="Container, or stopped VM, to commit."),
-        image: str = typer.Argument(..., help="Name of the new image."),
-        message: str = typer.Option("", "-m", "--message"),
-        author: str = typer.Option("", "-a", "--author"),
-    ) -> None:
-        """Save a container's changes as a new image (usable by both drivers, pushable)."""
-        from isobox.service import commit as commit_service
-
-        record = commit_service.commit(_ctx(), name, image, message=message, author=author)
-        output.out.print(record.id)
-
-    @app.command("top")
-    def top(name: str = typer.Argument(...)) -> None:
-        """Processes of a running workload."""
-        from isobox.service import control
-
-        table = control.top(_ctx(), name)
-        output.print_table(list(table.titles), [list(row) for row in table.rows])
-
-    @app.command("stats")
-    def stats(
-        names: list[str] = typer.Argument(None),
-        json_output: bool = typer.Option(False, "--json"),
-    ) -> None:
-        """CPU, memory and pids of running workloads (one sample)."""
-        from isobox.service import control, workloads
-
-        ctx = _ctx()
-        targets = names or [r.id for r in workloads.list_workloads(ctx)]
-        rows: list[dict[str, int | str]] = []
-        for name in targets:
-            record = workloads.get(ctx, name)
-            s = control.stats(ctx, name)
-            rows.append(
-                {
-                    "name": record.name,
-                    "id": record.short_id,
-                    "cpu_ns": s.cpu_usage_ns,
-                    "memory_bytes": s.memory_bytes,
-                    "memory_limit_bytes": s.memory_limit_bytes,
-                    "pids": s.pids,
-                }
-            )
-        if json_output:
-            output.print_json(rows)
-            return
-        output.print_table(
-            ["ID", "NAME", "CPU TIME", "MEM USAGE / LIMIT", "PIDS"],
-            [
-                (
-                    r["id"],
-                    r["name"],
-                    f"{int(r['cpu_ns']) / 1e9:.2f}s",
-                    f"{_mib(int(r['memory_bytes']))} / {_mib(int(r['memory_limit_bytes']))}",
-                    r["pids"],
-                )
-                for r in rows
-            ],
-        )
-
-
-def _truncate(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _mib(value: int) -> str:
-    unlimited = value == 0 or value >= 1 << 60  # cgroup v1 reports "no limit" as a huge number
-    return "-" if unlimited else f"{value / 1024 / 1024:.1f}MiB"
-
-
-def _ago(then: float) -> str:
-    seconds = int(time.time() - then)
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} seconds ago"
-
-
-def _status_text(record: object) -> str:
-    from isobox.model.record import WorkloadRecord
-
-    assert isinstance(record, WorkloadRecord)
-    if record.status.value == "exited":
-        oom = " (OOM killed)" if record.oom_killed else ""
-        return f"Exited ({record.exit_code}){oom}"
-    return record.status.value.capitalize()
-
-
-def _summary(record: object) -> dict[str, object]:
-    from isobox.model.record import WorkloadRecord
-
-    assert isinstance(record, WorkloadRecord)
-    return {
-        "id": record.id,
-        "name": record.name,
-        "kind": record.kind.value,
-        "image": record.plan.image,
-        "command": list(record.plan.process.argv),
-        "status": record.status.value,
-        "exit_code": record.exit_code,
-        "created_at": record.created_at,
-    }

@@ -30,7 +30,7 @@ from isobox.model.capability import Capability
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
 from isobox.model.snapshot import SnapshotInfo
-from isobox.model.spec import Kind
+from isobox.model.spec import Kind, Resources
 from isobox.model.streams import Attach, ExecSpec
 
 
@@ -151,6 +151,16 @@ class Driver(Protocol):
 
     def copy_to(self, record: WorkloadRecord, directory: str, tar: BinaryIO) -> None:
         """Unpack the tar stream ``tar`` into the workload's existing ``directory`` (Capability.COPY)."""
+        ...
+
+    def update_resources(self, record: WorkloadRecord, resources: Resources) -> None:
+        """Apply new limits (`isobox update`): at once where the workload runs and the kind can, else from its
+        next start; what cannot change now is refused with UnsupportedError before anything changed."""
+        ...
+
+    def export_filesystem(self, record: WorkloadRecord, out: BinaryIO) -> None:
+        """Write the workload's whole file system (its image with its changes, without volumes) as an
+        uncompressed tar (`isobox export`); a VM's only once it is stopped, as for commit."""
         ...
 
     def delete(self, record: WorkloadRecord) -> None: ...

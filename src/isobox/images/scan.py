@@ -1,8 +1,10 @@
 """Image risk report: what in an image raises the risk of running it, read from its unpacked layers.
 
-Reported: the default user when it is root, setuid and setgid files, world-writable paths (sticky
-directories such as /tmp excepted), environment values that look like secrets, and the packages of
-the image's dpkg or apk database. The isolation policy can use the findings (``scan = [...]``).
+Reported, each with a severity: the default user when it is root, setuid and setgid files, world-writable
+paths (sticky directories such as /tmp excepted), secrets in environment values and in files (private keys,
+cloud and registry credentials, tokens: files whose name says they hold one are read, up to 64 KiB, and
+reported only when their content has a secret's shape), and the packages of the image's dpkg or apk
+database (an rpm database is noted, not read). The isolation policy can use the findings (``scan = [...]``).
 
 The layers are read as overlayfs would merge them (topmost wins) without mounting anything and
 without following any symlink the image contains: a whiteout (0/0 character device) or a non-directory
@@ -13,6 +15,8 @@ of that directory. Database files are opened with O_NOFOLLOW and must be regular
 
 from __future__ import annotations
 
+import enum
+import fnmatch
 import os
 import re
 import stat
@@ -31,6 +35,37 @@ PASSWD = "etc/passwd"
 DPKG_STATUS = "var/lib/dpkg/status"
 DPKG_STATUS_D = "var/lib/dpkg/status.d"  # distroless images: one status file per package
 APK_INSTALLED = "lib/apk/db/installed"
+RPM_DATABASES = ("var/lib/rpm/rpmdb.sqlite", "var/lib/rpm/Packages", "usr/lib/sysimage/rpm/rpmdb.sqlite",
+                 "usr/lib/sysimage/rpm/Packages")
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+# Names of files that hold credentials or keys (fnmatch on the file name), read for a secret's shape.
+SECRET_FILE_NAMES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "*_key", "*.key", "*.pem", "*.p8", ".netrc",
+                     ".git-credentials", ".npmrc", ".pypirc", "credentials", "config.json", ".env", "*.env",
+                     ".htpasswd", "*.token", "token")
+# What a secret in a file looks like: a private key, AWS/GitHub/Slack/JWT tokens, auth entries of npm, netrc,
+# Docker configs and git credential stores, AWS credentials.
+_SECRET_CONTENT = re.compile(
+    r"(-----BEGIN [A-Z ]*PRIVATE KEY-----|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}"
+    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.|_authToken\s*=\s*\S{8,}|^\s*machine\s+\S+\s+login\s+\S+\s+password"
+    r"|\"auth\"\s*:\s*\"[A-Za-z0-9+/=]{8,}\"|https?://[^:/\s]+:[^@/\s]{6,}@|aws_secret_access_key\s*=\s*\S{16,})",
+    re.MULTILINE,
+)
+
+
+class Severity(enum.StrEnum):
+    """How much a finding raises the risk of running the image (the report lists the worst first)."""
+
+    HIGH = "high"  # a secret anyone with the image has
+    MEDIUM = "medium"  # a way to more privilege inside: root by default, setuid files, world-writable paths
+    LOW = "low"  # setgid files: a group's rights
+
+
+SEVERITIES = {
+    FindingKind.SECRET_ENV: Severity.HIGH, FindingKind.SECRET_FILE: Severity.HIGH,
+    FindingKind.RUNS_AS_ROOT: Severity.MEDIUM, FindingKind.SETUID: Severity.MEDIUM,
+    FindingKind.WORLD_WRITABLE: Severity.MEDIUM, FindingKind.SETGID: Severity.LOW,
+}
 
 _SECRET_KEY = re.compile(
     r"(pass(word|wd)?|secret|token|api_?key|access_?key|private_?key|credential|auth)", re.IGNORECASE
@@ -48,6 +83,7 @@ class Finding:
     kind: FindingKind
     subject: str  # a path in the image, an environment key, or a user
     detail: str
+    severity: Severity = Severity.MEDIUM
 
 
 @dataclass(frozen=True)
@@ -66,6 +102,8 @@ class ScanReport:
     counts: tuple[tuple[str, int], ...]  # every finding kind found, with its complete count
     packages: tuple[Package, ...]
     entries: int  # files, directories and links in the merged image
+    package_databases: tuple[str, ...] = ()  # where packages were read: "dpkg", "apk"
+    unread_databases: tuple[str, ...] = ()  # package databases present but not read: "rpm"
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -81,7 +119,7 @@ class _Collector:
         seen = self.counts.get(kind.value, 0)
         self.counts[kind.value] = seen + 1
         if seen < MAX_LISTED:
-            self.findings.append(Finding(kind, subject, detail))
+            self.findings.append(Finding(kind, subject, detail, SEVERITIES[kind]))
 
 
 def merged_entries(layers: tuple[str, ...]) -> Iterator[tuple[str, str, os.stat_result]]:
@@ -128,6 +166,7 @@ def scan_layers(layers: tuple[str, ...], config: ImageConfig, *, image: str = ""
     found = _Collector()
     wanted: dict[str, str] = {}  # image path → host path of the files read afterwards
     status_d: list[str] = []
+    rpm = False
     entries = 0
     for path, host, info in merged_entries(layers):
         entries += 1
@@ -137,6 +176,10 @@ def scan_layers(layers: tuple[str, ...], config: ImageConfig, *, image: str = ""
             wanted[rel] = host
         elif rel.startswith(DPKG_STATUS_D + "/") and stat.S_ISREG(info.st_mode):
             status_d.append(host)
+        elif rel in RPM_DATABASES:
+            rpm = True
+        if stat.S_ISREG(info.st_mode) and _secret_file_name(rel):
+            _check_file(found, path, host, info)
     _check_env(found, config.env)
     passwd = _read(wanted.get(PASSWD))
     if user_is_root(config.user, passwd):
@@ -145,7 +188,11 @@ def scan_layers(layers: tuple[str, ...], config: ImageConfig, *, image: str = ""
     for host in sorted(status_d):
         packages += parse_dpkg_status(_read(host) or "")
     packages += parse_apk_installed(_read(wanted.get(APK_INSTALLED)) or "")
+    databases = tuple(name for name, present in (("dpkg", DPKG_STATUS in wanted or bool(status_d)),
+                                                  ("apk", APK_INSTALLED in wanted)) if present)
     return ScanReport(
+        package_databases=databases,
+        unread_databases=("rpm",) if rpm else (),
         image=image,
         image_id=image_id,
         user=config.user,
@@ -168,6 +215,24 @@ def _check_mode(found: _Collector, path: str, info: os.stat_result) -> None:
     # A sticky world-writable directory (/tmp) only lets each user remove their own files: the norm.
     if mode & stat.S_IWOTH and not (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
         found.add(FindingKind.WORLD_WRITABLE, path, owner)
+
+
+def _secret_file_name(relative: str) -> bool:
+    name = relative.rsplit("/", 1)[-1]
+    if relative.startswith(("usr/share/", "usr/lib/", "usr/include/", "etc/ssl/certs/")):
+        return False  # documentation, libraries' test data, public certificates: not where secrets are left
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRET_FILE_NAMES)
+
+
+def _check_file(found: _Collector, path: str, host: str, info: os.stat_result) -> None:
+    """A file whose name says it may hold a secret, reported if its content has a secret's shape (never shown)."""
+    if info.st_size == 0 or info.st_size > MAX_SECRET_FILE_BYTES:
+        return
+    text = _read(host)
+    if text and _SECRET_CONTENT.search(text):
+        what = "a private key" if "PRIVATE KEY-----" in text else "a credential or token"
+        mode = stat.filemode(info.st_mode)
+        found.add(FindingKind.SECRET_FILE, path, f"holds {what} ({info.st_size} bytes, mode {mode})")
 
 
 def _check_env(found: _Collector, env: tuple[tuple[str, str], ...]) -> None:

@@ -151,6 +151,73 @@ class WorkloadCgroup:
                 found.append((fields[0], fields[1].lower(), int(fields[2])))
         return tuple(found)
 
+    def block_io(self) -> tuple[int, int] | None:
+        """(read, written) bytes of block I/O (v1 blkio.throttle.io_service_bytes_recursive, v2 io.stat), or
+        None where the cgroup has no such controller (a VM's v1 cgroup is not in blkio)."""
+        directory = self._controller_dir("io" if self.unified else "blkio")
+        name = "io.stat" if self.unified else "blkio.throttle.io_service_bytes_recursive"
+        if directory is None or not (directory / name).exists():
+            return None
+        try:
+            text = (directory / name).read_text()
+        except OSError:
+            return None
+        read = written = 0
+        for line in text.splitlines():
+            words = line.split()
+            if self.unified:  # "8:0 rbytes=1 wbytes=2 rios=…"
+                fields = dict(w.partition("=")[::2] for w in words[1:])
+                read += int(fields.get("rbytes", "0") or 0)
+                written += int(fields.get("wbytes", "0") or 0)
+            elif len(words) == 3 and words[2].isdigit():  # "8:0 Read 4096"
+                read += int(words[2]) if words[1] == "Read" else 0
+                written += int(words[2]) if words[1] == "Write" else 0
+        return read, written
+
+    def set_limits(self, *, memory_bytes: int | None = None, cpu_quota_us: int | None = None,
+                   cpu_period_us: int | None = None, pids_limit: int | None = None) -> None:
+        """Change a running workload's limits in place (`isobox update`): -1 lifts a limit. v1 files
+        (memory.limit_in_bytes, cpu.cfs_quota_us, pids.max) or v2 ones (memory.max, cpu.max, pids.max)."""
+        writes: list[tuple[str, str, str]] = []
+        if memory_bytes is not None:
+            writes += self._memory_writes(memory_bytes)
+        if cpu_quota_us is not None:
+            if self.unified:
+                quota = "max" if cpu_quota_us < 0 else str(cpu_quota_us)
+                writes.append(("cpu", "cpu.max", f"{quota} {cpu_period_us or 100_000}"))
+            else:
+                if cpu_period_us:
+                    writes.append(("cpu", "cpu.cfs_period_us", str(cpu_period_us)))
+                writes.append(("cpu", "cpu.cfs_quota_us", str(cpu_quota_us)))
+        if pids_limit is not None:
+            writes.append(("pids", "pids.max", "max" if pids_limit <= 0 else str(pids_limit)))
+        for controller, name, value in writes:
+            directory = self._controller_dir(controller)
+            if directory is None or not directory.is_dir():
+                raise HostError(f"the workload has no {controller} cgroup to change", op="update",
+                                id=self.workload_id)
+            try:
+                (directory / name).write_text(value)
+            except OSError as exc:
+                raise HostError(f"cannot write {value} to {name}: {exc.strerror}", op="update",
+                                path=str(directory / name)) from exc
+
+    def _memory_writes(self, memory_bytes: int) -> list[tuple[str, str, str]]:
+        """The writes that set the memory limit. isobox gives containers no swap beyond their limit (memory+swap
+        = memory, oci_spec): on v1 with swap accounting memory.memsw.limit_in_bytes follows, and as the kernel
+        refuses a memory limit above memsw, the larger of the two moves first."""
+        if self.unified:
+            return [("memory", "memory.max", "max" if memory_bytes < 0 else str(memory_bytes))]
+        value = str(memory_bytes)
+        directory = self._controller_dir("memory")
+        memsw = directory / "memory.memsw.limit_in_bytes" if directory is not None else None
+        if memsw is None or not memsw.exists():
+            return [("memory", "memory.limit_in_bytes", value)]
+        current = _read_int(memsw)
+        growing = memory_bytes < 0 or memory_bytes > current
+        pair = [("memory", "memory.limit_in_bytes", value), ("memory", "memory.memsw.limit_in_bytes", value)]
+        return pair[::-1] if growing else pair
+
     def _read(self, controller: str, name: str) -> int:
         directory = self._controller_dir(controller)
         return 0 if directory is None else _read_int(directory / name)

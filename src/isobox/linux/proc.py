@@ -64,3 +64,16 @@ def process_exists(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def security_modules() -> frozenset[str]:
+    """The Linux security modules the kernel runs (/sys/kernel/security/lsm: "capability,yama,apparmor"),
+    and selinux when its file system says it is enabled."""
+    found: set[str] = set()
+    try:
+        found.update(m for m in Path("/sys/kernel/security/lsm").read_text().strip().split(",") if m)
+    except OSError:
+        pass
+    if Path("/sys/fs/selinux/enforce").exists():
+        found.add("selinux")
+    return frozenset(found)

@@ -2,6 +2,8 @@
 
 -v NAME:/path[:ro]           named volume (created on first use)
 -v /host/path:/path[:ro]     bind mount of a host path
+-v ./dir:/path, ../dir:/path bind mount of a path relative to the current directory (made absolute by
+                             service/specs.py, which knows it), as Docker's CLI does since 23.0
 -v /path                     anonymous volume (removed by `rm -v`)
 --mount type=volume|bind|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…]
 --tmpfs /path[:size=64m,mode=1777]
@@ -44,6 +46,11 @@ def _target(path: str, flag: str) -> str:
     return "/" + "/".join(parts)
 
 
+def is_host_path(source: str) -> bool:
+    """An absolute path, or one relative to the current directory (., .., ./x, ../x): never a volume name."""
+    return source.startswith(("/", "./", "../")) or source in (".", "..")
+
+
 def validate_volume_name(name: str) -> str:
     if not _VOLUME_NAME.match(name):
         raise InvalidArgumentError(
@@ -64,7 +71,7 @@ def parse_volume(text: str) -> MountSpec:
     mode = parts[2] if len(parts) == 3 else "rw"
     if mode not in ("ro", "rw"):
         raise InvalidArgumentError(f"invalid volume mode {mode!r} in {text!r}: use ro or rw", op="parse -v")
-    if source.startswith("/"):
+    if is_host_path(source):
         return MountSpec(MountKind.BIND, target, source, mode == "ro")
     return MountSpec(MountKind.VOLUME, target, validate_volume_name(source), mode == "ro")
 
@@ -94,8 +101,9 @@ def parse_mount(text: str) -> MountSpec:
         tmpfs.append(f"mode={fields.pop('tmpfs-mode')}")
     if fields:
         raise InvalidArgumentError(f"unknown --mount option(s) {', '.join(sorted(fields))}", op="parse --mount")
-    if kind is MountKind.BIND and not source.startswith("/"):
-        raise InvalidArgumentError(f"bind mount source {source!r} must be an absolute host path", op="parse --mount")
+    if kind is MountKind.BIND and not is_host_path(source):
+        raise InvalidArgumentError(f"bind mount source {source!r} must be a host path (/abs or ./relative)",
+                                   op="parse --mount")
     if kind is MountKind.VOLUME and source:
         validate_volume_name(source)
     return MountSpec(kind, _target(target, "--mount"), source, readonly, tuple(tmpfs))

@@ -30,6 +30,11 @@ class Protocol(enum.StrEnum):
     UDP = "udp"
 
 
+class NetworkDriver(enum.StrEnum):
+    BRIDGE = "bridge"  # one bridge on this host
+    OVERLAY = "overlay"  # a bridge on each node, joined by VXLAN; one subnet, a slice of it per node
+
+
 class NetworkMode(enum.StrEnum):
     BRIDGE = "bridge"  # one or more isobox networks
     NONE = "none"  # a private namespace with loopback only
@@ -101,6 +106,17 @@ class NetworkRecord:
     default: bool = False  # the network workloads join when they name none
     created_at: float = 0.0
     labels: tuple[tuple[str, str], ...] = ()
+    driver: NetworkDriver = NetworkDriver.BRIDGE
+    # Overlay networks (network/overlay.py): the VXLAN id shared by all nodes, this node's slice of the subnet
+    # (its workloads' addresses; the gateway is the slice's first address) and the MTU left inside VXLAN.
+    vni: int = 0
+    pool: str = ""
+    mtu: int = 0
+
+    @property
+    def allocation_pool(self) -> str:
+        """Where this host's workloads get their addresses: its slice on an overlay, else the whole subnet."""
+        return self.pool or self.subnet
 
     @property
     def prefix_len(self) -> int:
@@ -144,6 +160,7 @@ class InterfacePlan:
     gateway: str
     dns: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    mtu: int = 0  # 0: the kernel's default (1500); lower on overlay networks
 
     @property
     def domain(self) -> str:

@@ -10,8 +10,18 @@ from dataclasses import dataclass
 from isobox.errors import InvalidArgumentError
 from isobox.model import ids
 from isobox.model.health import HealthCheck, check, parse_duration
+from isobox.model.host_settings import (
+    DeviceSpec,
+    DnsConfig,
+    HostSettings,
+    Ulimit,
+    parse_expose,
+    parse_extra_host,
+    parse_sysctl,
+)
 from isobox.model.mounts import parse_mount, parse_tmpfs, parse_volume
 from isobox.model.network import PortSpec
+from isobox.model.pull import PullPolicy
 from isobox.model.spec import (
     Kind,
     Resources,
@@ -69,6 +79,22 @@ class RunOptions:
     health_start_interval: str | None = None
     health_retries: int | None = None
     no_healthcheck: bool = False
+    add_host: list[str] | None = None
+    dns: list[str] | None = None
+    dns_search: list[str] | None = None
+    dns_option: list[str] | None = None
+    ulimit: list[str] | None = None
+    platform: str | None = None
+    pull: str = "missing"
+    device: list[str] | None = None
+    shm_size: str | None = None
+    sysctl: list[str] | None = None
+    stop_signal: str | None = None
+    cidfile: str | None = None  # the CLI writes the id there (Docker's --cidfile)
+    memory_swap: str | None = None
+    memory_reservation: str | None = None
+    expose: list[str] | None = None
+    attach: list[str] | None = None  # the CLI's -a STDIN|STDOUT|STDERR: which streams a foreground run joins
 
 
 def _health(options: RunOptions) -> HealthCheck | None:
@@ -91,17 +117,51 @@ def _health(options: RunOptions) -> HealthCheck | None:
     )
 
 
+ATTACHABLE = ("stdin", "stdout", "stderr")
+
+
+def pull_policy(text: str) -> PullPolicy:
+    """--pull always|missing|never."""
+    try:
+        return PullPolicy(text.lower())
+    except ValueError:
+        raise InvalidArgumentError(f"invalid --pull {text!r}: always, missing or never", op="parse --pull") from None
+
+
+def attached_streams(values: list[str] | None) -> frozenset[str]:
+    """-a STDIN|STDOUT|STDERR (repeatable, any case); none given: stdout and stderr (and stdin with -i)."""
+    chosen = frozenset(v.lower() for v in values or ())
+    unknown = chosen - set(ATTACHABLE)
+    if unknown:
+        raise InvalidArgumentError(f"invalid -a {', '.join(sorted(unknown))}: STDIN, STDOUT or STDERR",
+                                   op="parse --attach")
+    return chosen
+
+
+_LABEL_KEYS = ("user", "role", "type", "level", "disable", "filetype", "nested")
+
+
 def _security(options: RunOptions) -> Security:
     seccomp: str | None = None
     no_new_privs = True
+    apparmor: str | None = None
+    labels: list[str] = []
     for option in options.security_opt or []:
-        key, _, value = option.partition("=")
+        # apparmor=P and label=L, and the older apparmor:P and label:L forms Docker still takes
+        spelled = option.replace(":", "=", 1) if option.startswith(("apparmor:", "label:")) else option
+        key, _, value = spelled.partition("=")
         if key == "seccomp" and value:
             seccomp = value
         elif key == "no-new-privileges":
             no_new_privs = value.lower() not in ("false", "0", "no")
+        elif key == "apparmor" and value:
+            apparmor = value
+        elif key == "label" and value.partition(":")[0] in _LABEL_KEYS:
+            labels.append(value)
         else:
-            raise InvalidArgumentError(f"unknown --security-opt {option!r}", op="parse --security-opt")
+            raise InvalidArgumentError(
+                f"unknown --security-opt {option!r} (seccomp=, no-new-privileges, apparmor=, label=)",
+                op="parse --security-opt")
     if options.userns not in ("", "host", "auto"):
         raise InvalidArgumentError(f"invalid --userns {options.userns!r}: use auto or host", op="parse --userns")
     return Security(
@@ -112,6 +172,8 @@ def _security(options: RunOptions) -> Security:
         no_new_privileges=no_new_privs,
         seccomp_profile=seccomp,
         read_only=options.read_only,
+        apparmor_profile=apparmor,
+        selinux_label=tuple(labels),
     )
 
 
@@ -149,13 +211,7 @@ def to_spec(
         init=options.init,
         remove=options.rm,
         labels=parse_labels(options.label or []),
-        resources=Resources(
-            memory_bytes=parse_size(options.memory, what="memory") if options.memory else None,
-            cpus=options.cpus,
-            cpu_shares=options.cpu_shares,
-            pids_limit=options.pids_limit,
-            cpuset_cpus=options.cpuset_cpus,
-        ),
+        resources=_resources(options),
         security=_security(options),
         restart=Restart.parse(options.restart),
         stop_timeout_s=options.stop_timeout,
@@ -170,4 +226,44 @@ def to_spec(
         ip=options.ip,
         network_aliases=tuple(options.network_alias or ()),
         health=_health(options),
+        host=_host_settings(options),
+        expose=tuple(port for text in options.expose or () for port in parse_expose(text)),
+        platform=options.platform or None,
+        stop_signal=options.stop_signal or None,
+    )
+
+
+def _size(text: str | None, what: str) -> int | None:
+    return parse_size(text, what=what) if text else None
+
+
+def _resources(options: RunOptions) -> Resources:
+    memory = _size(options.memory, "memory")
+    swap: int | None = None
+    if options.memory_swap:
+        if memory is None:
+            raise InvalidArgumentError("--memory-swap needs --memory: it is memory and swap together",
+                                       op="parse --memory-swap")
+        swap = -1 if options.memory_swap.strip() == "-1" else parse_size(options.memory_swap, what="memory-swap")
+        if swap != -1 and swap < memory:
+            raise InvalidArgumentError("--memory-swap is memory and swap together: it may not be below --memory",
+                                       op="parse --memory-swap")
+    reservation = _size(options.memory_reservation, "memory-reservation")
+    if reservation is not None and memory is not None and reservation > memory:
+        raise InvalidArgumentError("--memory-reservation is a soft limit below --memory",
+                                   op="parse --memory-reservation")
+    return Resources(memory_bytes=memory, cpus=options.cpus, cpu_shares=options.cpu_shares,
+                     pids_limit=options.pids_limit, cpuset_cpus=options.cpuset_cpus, memory_swap_bytes=swap,
+                     memory_reservation_bytes=reservation)
+
+
+def _host_settings(options: RunOptions) -> HostSettings:
+    host_network = "host" in (options.network or ())
+    return HostSettings(
+        extra_hosts=tuple(parse_extra_host(h) for h in options.add_host or ()),
+        dns=DnsConfig.parse(options.dns or (), options.dns_search or (), options.dns_option or ()),
+        ulimits=tuple({u.name: u for u in (Ulimit.parse(text) for text in options.ulimit or ())}.values()),
+        devices=tuple(DeviceSpec.parse(text) for text in options.device or ()),
+        sysctls=tuple(dict(parse_sysctl(text, host_network=host_network) for text in options.sysctl or ()).items()),
+        shm_size_bytes=_size(options.shm_size, "shm-size"),
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
 from isobox.model.health import HealthCheck, merge
+from isobox.model.host_settings import HostSettings
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountPlan
 from isobox.model.network import NetworkPlan
@@ -76,6 +77,8 @@ class RunPlan:
     disk_boot: DiskBoot | None = None  # a VM of a disk image, not of an OCI image
     isolated_macs: tuple[str, ...] = ()  # a clone's NICs, kept off every bridge (its guest holds the source's)
     health: HealthCheck | None = None  # the health check the engine runs (the user's merged with the image's)
+    host: HostSettings = field(default_factory=HostSettings)  # --add-host, --dns*, --ulimit, --device, --sysctl
+    exposed_ports: tuple[str, ...] = ()  # the image's ExposedPorts and --expose ("80/tcp"): for -P and ps
 
     @property
     def log_path(self) -> str:
@@ -162,4 +165,6 @@ def resolve(
         remove=spec.remove,
         labels=merge_env(image.labels, spec.labels),
         health=merge(spec.health, image.health),
+        host=spec.host,
+        exposed_ports=tuple(dict.fromkeys((*image.exposed_ports, *spec.expose))),
     )

@@ -39,6 +39,7 @@ class FindingKind(enum.StrEnum):
     SETGID = "setgid"
     WORLD_WRITABLE = "world_writable"
     SECRET_ENV = "secret_env"
+    SECRET_FILE = "secret_file"
 
 
 @dataclass(frozen=True)

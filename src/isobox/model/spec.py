@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
 from isobox.model.health import HealthCheck
+from isobox.model.host_settings import HostSettings
 from isobox.model.mounts import MountSpec
 from isobox.model.network import PortSpec
 
@@ -56,6 +57,8 @@ class Resources:
     cpu_shares: int | None = None
     pids_limit: int | None = None
     cpuset_cpus: str | None = None
+    memory_swap_bytes: int | None = None  # memory + swap (Docker's --memory-swap); -1: unlimited swap
+    memory_reservation_bytes: int | None = None  # a soft limit the kernel reclaims towards under pressure
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Security:
     seccomp_profile: str | None = None  # None: the default profile; "unconfined": none; else a path
     read_only: bool = False
     userns: str = ""  # "" or "host": the host's user namespace; "auto": a private uid/gid range
+    apparmor_profile: str | None = None  # --security-opt apparmor=PROFILE (applied where the host has AppArmor)
+    selinux_label: tuple[str, ...] = ()  # --security-opt label=user:U|role:R|type:T|level:L|disable
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,9 @@ class WorkloadSpec:
     ip: str | None = None  # address on the first network
     network_aliases: tuple[str, ...] = ()
     health: HealthCheck | None = None  # merged with the image's HEALTHCHECK; a NONE test disables it
+    host: HostSettings = field(default_factory=HostSettings)  # --add-host, --dns*, --ulimit, --device, --sysctl
+    expose: tuple[str, ...] = ()  # --expose, as ExposedPorts keys ("80/tcp"), added to the image's
+    platform: str | None = None  # --platform: the host's own (checked by the service), else refused
 
 
 _ENV_KEY = re.compile(r"^[^=\0]+$")

@@ -22,8 +22,9 @@ from isobox.network.bridge import exists
 def add_veth(interface: InterfacePlan, namespace: Path, *, default_route: bool, workload: str = "") -> None:
     """Create the pair, enslave the host end, configure the inner end; nothing is left on failure."""
     host = interface.host_ifname
+    mtu = f" mtu {interface.mtu}" if interface.mtu else ""  # both ends: an overlay's bridge carries less than 1500
     commands = [
-        f"link add {host} type veth peer name {interface.ifname} address {interface.mac} netns {namespace}",
+        f"link add {host}{mtu} type veth peer name {interface.ifname} address {interface.mac}{mtu} netns {namespace}",
         f"link set {host} master {interface.bridge} up",
     ]
     try:
@@ -52,7 +53,8 @@ def add_tap(interface: InterfacePlan) -> None:
     tap = interface.host_ifname
     run(["ip", "tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr"], op="create tap", id=tap)
     try:
-        run(["ip", "link", "set", tap, "master", interface.bridge, "up"], op="attach tap", id=tap)
+        mtu = ["mtu", str(interface.mtu)] if interface.mtu else []
+        run(["ip", "link", "set", tap, *mtu, "master", interface.bridge, "up"], op="attach tap", id=tap)
     except BaseException:
         delete_link(tap)
         raise

@@ -50,6 +50,20 @@ class RunKwargs(TypedDict, total=False):
     ip: str
     network_aliases: Sequence[str]
     policy: str  # an isolation-policy file for this call
+    extra_hosts: Mapping[str, str] | Sequence[str]  # {"db": "10.0.0.5"} or ["db:10.0.0.5"] (--add-host)
+    dns: Sequence[str]
+    dns_search: Sequence[str]
+    dns_options: Sequence[str]
+    ulimits: Mapping[str, int | tuple[int, int]] | Sequence[str]  # {"nofile": (1024, 2048)} or ["nofile=1024:2048"]
+    platform: str  # the host's own only
+    pull: str  # "missing" (default), "always" or "never"
+    devices: Sequence[str]  # "/dev/fuse", "/dev/sdb:/dev/xvdb:rw" (containers only)
+    shm_size: int | str  # bytes, or "128m"
+    sysctls: Mapping[str, str] | Sequence[str]  # namespaced keys only
+    stop_signal: str | int
+    memory_swap: int | str  # memory and swap together; -1: unlimited swap (containers only)
+    memory_reservation: int | str  # a soft limit (containers only)
+    expose: Sequence[str]  # "9000", "7000-7010/udp"
 
 
 def command_argv(command: str | Sequence[str] | None) -> list[str]:
@@ -83,6 +97,26 @@ def _ports(ports: Mapping[str, int | str | None] | None) -> list[str]:
     for container, host in (ports or {}).items():
         published.append(str(container) if host is None else f"{host}:{container}")
     return published
+
+
+def _hosts(value: Mapping[str, str] | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [f"{name}:{address}" for name, address in value.items()] if isinstance(value, Mapping) else list(value)
+
+
+def _ulimits(value: Mapping[str, int | tuple[int, int]] | Sequence[str] | None) -> list[str] | None:
+    if value is None or not isinstance(value, Mapping):
+        return None if value is None else list(value)
+    texts = []
+    for name, limit in value.items():
+        soft, hard = limit if isinstance(limit, tuple) else (limit, limit)
+        texts.append(f"{name}={soft}:{hard}")
+    return texts
+
+
+def _text(value: int | str | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def run_options(kwargs: RunKwargs) -> RunOptions:
@@ -126,4 +160,18 @@ def run_options(kwargs: RunKwargs) -> RunOptions:
         publish_all=kwargs.get("publish_all", False),
         ip=kwargs.get("ip"),
         network_alias=_words(kwargs.get("network_aliases")),
+        add_host=_hosts(kwargs.get("extra_hosts")),
+        dns=_words(kwargs.get("dns")),
+        dns_search=_words(kwargs.get("dns_search")),
+        dns_option=_words(kwargs.get("dns_options")),
+        ulimit=_ulimits(kwargs.get("ulimits")),
+        platform=kwargs.get("platform"),
+        pull=kwargs.get("pull", "missing"),
+        device=_words(kwargs.get("devices")),
+        shm_size=_text(kwargs.get("shm_size")),
+        sysctl=_pairs(kwargs.get("sysctls")),
+        stop_signal=_text(kwargs.get("stop_signal")),
+        memory_swap=_text(kwargs.get("memory_swap")),
+        memory_reservation=_text(kwargs.get("memory_reservation")),
+        expose=_words(kwargs.get("expose")),
     )

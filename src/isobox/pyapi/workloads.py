@@ -40,13 +40,15 @@ def run(
     >>> result.exit_code, result.stdout                                          # doctest: +SKIP
     (3, b'hi\\n')
     """
+    from isobox.model.options import pull_policy
     from isobox.service import workloads
 
     wanted = spec(image, command, **options)
+    pull = pull_policy(options.get("pull", "missing"))
     with context(root) as ctx:
         if detach:
-            return workloads.run(ctx, wanted, detach=True)
-        return _captured(lambda streams: workloads.run(ctx, wanted, attach=streams))
+            return workloads.run(ctx, wanted, detach=True, pull=pull)
+        return _captured(lambda streams: workloads.run(ctx, wanted, attach=streams, pull=pull))
 
 
 def _captured(call: object) -> RunResult:
@@ -78,11 +80,12 @@ def create(
     image: str, command: str | Sequence[str] | None = None, *, root: Root = None, **options: Unpack[RunKwargs]
 ) -> WorkloadRecord:
     """Create a workload without starting it."""
+    from isobox.model.options import pull_policy
     from isobox.service import workloads
 
     wanted = spec(image, command, **options)
     with context(root) as ctx:
-        return workloads.create(ctx, wanted)
+        return workloads.create(ctx, wanted, pull=pull_policy(options.get("pull", "missing")))
 
 
 def start(name: str, *, root: Root = None) -> WorkloadRecord:

@@ -20,6 +20,7 @@ import platform
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -61,6 +62,7 @@ class Isolation:
     namespaces: str
     host_process: str
     capability_names: tuple[str, ...] = ()  # the container's; the table prints only the count
+    host_process_rank: int = -1  # footprint.ProcessFacts.role_rank of host_process (-1: none was seen)
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,12 @@ def compare(
     runs: int = 3,
     warmup: int = 1,
     kinds: tuple[Kind, ...] = (Kind.CONTAINER, Kind.VM),
+    progress: Callable[[Step], None] | None = None,
 ) -> Comparison:
-    """Run ``spec`` as each kind ``warmup`` + ``runs`` times; the measured runs are interleaved."""
+    """Run ``spec`` as each kind ``warmup`` + ``runs`` times; the measured runs are interleaved. ``progress``
+    hears of each run before it starts. The host process of each kind is the one that holds the workload for its
+    whole run (a container's conmon, a VM's QEMU: footprint.ProcessFacts.role_rank), so identical comparisons
+    name the same one."""
     if runs < 1 or warmup < 0:
         from isobox.errors import InvalidArgumentError
 
@@ -106,18 +112,44 @@ def compare(
     record = policy.image_record(ctx, spec.image, pull=True)
     for kind in kinds:  # a kind the policy forbids fails here, naming the rule, before anything runs
         policy.apply(ctx, replace(base, kind=kind), record.id)
+    total = (warmup + runs) * len(kinds)
+    done = 0
     for index in range(warmup):
         for kind in kinds:
+            done += 1
+            if progress is not None:
+                progress(Step(done, total, kind, warmup=True, index=index + 1, of=warmup))
             _measure(ctx, replace(base, kind=kind), f"warmup{index}")
     samples: dict[Kind, list[RunSample]] = {kind: [] for kind in kinds}
     facts: dict[Kind, tuple[Isolation, int]] = {}
     for index in range(runs):
         for kind in kinds:
+            done += 1
+            if progress is not None:
+                progress(Step(done, total, kind, warmup=False, index=index + 1, of=runs))
             sample, isolation, shared = _measure(ctx, replace(base, kind=kind), f"run{index}")
             samples[kind].append(sample)
-            facts.setdefault(kind, (isolation, shared))
+            if kind not in facts or isolation.host_process_rank > facts[kind][0].host_process_rank:
+                facts[kind] = (isolation, shared)
     results = tuple(KindResult(kind, tuple(samples[kind]), *facts[kind]) for kind in kinds)
     return Comparison(spec.image, spec.command, runs, warmup, platform.release(), results)
+
+
+@dataclass(frozen=True)
+class Step:
+    """Which run `compare` is about to make: the ``index``-th of ``of`` (warm-up or measured) of a kind, and
+    the ``number``-th of all ``total``."""
+
+    number: int
+    total: int
+    kind: Kind
+    warmup: bool
+    index: int
+    of: int
+
+    def __str__(self) -> str:
+        what = "warm-up run" if self.warmup else "run"
+        return f"[{self.number}/{self.total}] {self.kind.value}: {what} {self.index} of {self.of}"
 
 
 class _FirstByte:
@@ -159,7 +191,7 @@ def _measure(ctx: Context, spec: WorkloadSpec, label: str) -> tuple[RunSample, I
         write_fd = -1
         reader.thread.join()
         disk = footprint.dir_size(Path(record.plan.workload_dir))
-        isolation, shared = isolation_facts(result.record, sampler.biggest)
+        isolation, shared = isolation_facts(result.record, sampler.main)
     finally:
         if sampler is not None:
             sampler.stop()
@@ -193,6 +225,7 @@ def isolation_facts(record: WorkloadRecord, process: footprint.ProcessFacts | No
         namespaces=", ".join(_container_namespaces(record)) or "unknown",
         host_process=host,
         capability_names=tuple(sorted(c.removeprefix("CAP_") for c in caps)),
+        host_process_rank=process.role_rank if process is not None else -1,
     ), 0
 
 
@@ -207,6 +240,7 @@ def _vm_isolation(record: WorkloadRecord, process: footprint.ProcessFacts | None
         capabilities=f"all, in the guest kernel{caps}",
         namespaces=f"own kernel{namespaces}",
         host_process=process_text(process),
+        host_process_rank=process.role_rank if process is not None else -1,
     )
 
 

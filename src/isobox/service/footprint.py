@@ -30,6 +30,14 @@ class ProcessFacts:
     seccomp: str  # "off", "strict" or "filter" (proc(5), Seccomp field)
     own_namespaces: tuple[str, ...]  # namespaces that differ from isobox's own
 
+    @property
+    def role_rank(self) -> int:
+        """Whether this is the process that holds the workload on the host for its whole run, the same in every
+        run of one command: a VM's QEMU, a container's monitor conmon (1); anything else (the runtime while it
+        sets the container up, the container's own processes, which a short command may end before a sample
+        sees them) never (0)."""
+        return 1 if self.command.startswith("qemu-system") or self.command == "conmon" else 0
+
 
 @dataclass
 class Sampler:
@@ -40,8 +48,7 @@ class Sampler:
     peak_pss_bytes: int = 0
     peak_rss_bytes: int = 0
     samples: int = 0
-    biggest: ProcessFacts | None = None
-    _biggest_rss: int = 0
+    main: ProcessFacts | None = None  # the process that holds the workload (ProcessFacts.role_rank), else the first
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _cmdlines: dict[tuple[int, str], str] = field(default_factory=dict)
@@ -66,10 +73,10 @@ class Sampler:
             pss, rss = memory_kib(pid)
             pss_total += pss * 1024
             rss_total += rss * 1024
-            if rss * 1024 > self._biggest_rss:
+            if self.main is None or self.main.role_rank < 1:
                 facts = process_facts(pid)
-                if facts is not None:
-                    self._biggest_rss, self.biggest = rss * 1024, facts
+                if facts is not None and (self.main is None or facts.role_rank > self.main.role_rank):
+                    self.main = facts
         self.samples += 1
         self.peak_pss_bytes = max(self.peak_pss_bytes, pss_total)
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss_total)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from isobox.errors import InvalidArgumentError, NotFoundError
+from isobox.errors import ImagePullError, InvalidArgumentError, NotFoundError
 from isobox.images import archive, builtin, reference
 from isobox.images import platform as platforms
 from isobox.images import pull as pulling
@@ -127,7 +127,12 @@ def ensure(ctx: Context, name: str, *, policy: PullPolicy = PullPolicy.MISSING, 
                 raise
     if name in ("busybox", "busybox:latest", builtin.BUILTIN_NAME) and policy is not PullPolicy.ALWAYS:
         return install_builtin(ctx)
-    return pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert, progress=progress)
+    try:
+        return pull(ctx, name, platform=platform, insecure=insecure, ca_cert=ca_cert, progress=progress)
+    except (ImagePullError, NotFoundError) as exc:
+        from isobox.service import pulling
+
+        raise pulling.failure(exc, name) from exc
 
 
 def push(ctx: Context, source: str, target: str | None = None, *, insecure: bool = False,

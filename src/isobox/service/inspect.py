@@ -17,6 +17,7 @@ from typing import Any
 from isobox.errors import IsoboxError
 from isobox.images import reference
 from isobox.model.health import HealthState, to_docker
+from isobox.model.humanize import human_duration
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountKind, MountPlan
 from isobox.model.network import NetworkMode, NetworkRecord
@@ -44,34 +45,6 @@ def familiar(name: str) -> str:
         return reference.parse(name).familiar()
     except IsoboxError:
         return name
-
-
-def human_duration(seconds: float) -> str:
-    """Go's go-units HumanDuration, which `docker ps` shows: "Less than a second", "About a minute", "3 hours"."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 # ---- containers -------------------------------------------------------------------------------
@@ -114,7 +87,8 @@ def _port_key(port: int, protocol: str) -> str:
 
 def ports_document(record: WorkloadRecord, image: ImageConfig | None) -> dict[str, list[dict[str, str]] | None]:
     """NetworkSettings.Ports: each exposed port, with its host bindings or null."""
-    ports: dict[str, list[dict[str, str]] | None] = {key: None for key in (image.exposed_ports if image else ())}
+    exposed = (*(image.exposed_ports if image else ()), *record.plan.exposed_ports)
+    ports: dict[str, list[dict[str, str]] | None] = {key: None for key in exposed}
     network = record.plan.network
     for port in network.ports if network is not None else ():
         key = _port_key(port.container_port, port.protocol.value)
@@ -195,7 +169,8 @@ def _security_opts(record: WorkloadRecord) -> list[str]:
 def _config(record: WorkloadRecord, image: ImageConfig | None) -> dict[str, Any]:
     plan, process = record.plan, record.plan.process
     entrypoint, cmd = _split_command(process.argv, image)
-    exposed: dict[str, dict[str, str]] = {key: {} for key in (image.exposed_ports if image else ())}
+    exposed: dict[str, dict[str, str]] = {key: {} for key in (*(image.exposed_ports if image else ()),
+                                                              *plan.exposed_ports)}
     for port in plan.network.ports if plan.network is not None else ():
         exposed[_port_key(port.container_port, port.protocol.value)] = {}
     volumes: dict[str, dict[str, str]] = {t: {} for t in (image.volumes if image else ())}
@@ -244,7 +219,8 @@ def container_document(record: WorkloadRecord, image: ImageConfig | None = None)
             "Networks": networks_document(record),
         },
         "Isobox": {"Kind": record.kind.value, "DriverInfo": dict(record.driver_info),
-                   "StopTimeoutSeconds": plan.stop_timeout_s},
+                   "StopTimeoutSeconds": plan.stop_timeout_s, "WorkloadDir": plan.workload_dir,
+                   "UsernsBase": plan.userns_base},
     }
 
 
@@ -315,9 +291,12 @@ def created_unix(text: str) -> int:
     return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp())
 
 
-def image_document(record: Any, names: Iterable[str], config: Mapping[str, Any]) -> dict[str, Any]:
-    """GET /images/{name}/json, from the store's record and the image's config blob."""
+def image_document(record: Any, names: Iterable[str], config: Mapping[str, Any],
+                   repo_digests: Iterable[str] = ()) -> dict[str, Any]:
+    """GET /images/{name}/json, from the store's record and the image's config blob; ``repo_digests``: the
+    ones the store recorded (every repository@digest the image was pulled or pushed by)."""
     tags, digests = repo_tags_and_digests(names, record.manifest_digest)
+    digests = sorted({*digests, *(familiar(d) for d in repo_digests)})
     found = config.get("rootfs")
     rootfs: dict[str, Any] = found if isinstance(found, dict) else {}
     return {
@@ -344,7 +323,7 @@ def image(ctx: Context, name: str) -> dict[str, Any]:
     from isobox.service import images
 
     details = images.inspect(ctx, name)
-    return image_document(details.record, details.names, details.config)
+    return image_document(details.record, details.names, details.config, details.repo_digests)
 
 
 # ---- networks and volumes ---------------------------------------------------------------------

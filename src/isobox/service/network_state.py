@@ -27,9 +27,10 @@ from pathlib import Path
 
 from isobox.errors import ConflictError
 from isobox.model import ids
-from isobox.model.network import Endpoint, NetworkRecord
+from isobox.model.network import Endpoint, NetworkDriver, NetworkRecord
 from isobox.model.spec import Kind
 from isobox.network import bridge, dns, firewall, ipam
+from isobox.service import overlays
 from isobox.service.context import Context
 from isobox.state.locks import locked
 
@@ -131,6 +132,7 @@ def activate(ctx: Context, network: NetworkRecord) -> NetworkRecord:
         _applied(ctx).unlink(missing_ok=True)
     dns.check_installed()
     bridge.create(network.bridge, network.gateway, network.prefix_len)
+    overlays.link_up(ctx, network)
     dns.start(network, host_entries(ctx, network), forwards(ctx, network))
     if not bridge.ip_forward_enabled():
         log.info("net.ipv4.ip_forward is 0: workloads reach the host and each other, not beyond the host")
@@ -155,6 +157,7 @@ def recheck_subnet(ctx: Context, network: NetworkRecord) -> NetworkRecord:
 
 
 def deactivate(network: NetworkRecord) -> None:
+    overlays.link_down(network)
     dns.stop(network)
     bridge.delete(network.bridge)
 
@@ -167,7 +170,7 @@ def host_entries(ctx: Context, network: NetworkRecord) -> list[dns.HostEntry]:
             mac=e.interface.mac if e.kind == Kind.VM.value else "",
         )
         for e in endpoints(ctx, network)
-    ]
+    ] + overlays.remote_entries(ctx, network)
 
 
 def forwards(ctx: Context, network: NetworkRecord) -> list[tuple[str, str]]:
@@ -191,6 +194,8 @@ def sync(ctx: Context, touched: list[NetworkRecord]) -> None:
         if not active(ctx, network):
             deactivate(network)
         elif bridge.exists(network.bridge):
+            if network.driver is NetworkDriver.OVERLAY:
+                overlays.publish(ctx, network)  # this node's endpoints out, the other nodes' in
             dns.start(network, host_entries(ctx, network), forwards(ctx, network))
     apply_firewall(ctx)
 

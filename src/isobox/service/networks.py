@@ -23,6 +23,7 @@ from isobox.model.network import (
     NONE,
     Endpoint,
     InterfacePlan,
+    NetworkDriver,
     NetworkMode,
     NetworkPlan,
     NetworkRecord,
@@ -38,13 +39,14 @@ from isobox.model.status import Status
 from isobox.network import attach as links
 from isobox.network import bridge, dns, ipam, netns, ports
 from isobox.service import network_state as state
+from isobox.service import overlays
 from isobox.service.context import Context
 from isobox.service.network_state import endpoints, get, table_name
 from isobox.state import codec
 
 __all__ = [
     "attach", "connect", "create", "detach", "disconnect", "endpoints", "get", "inspect", "list_networks",
-    "prepare", "prune", "remove", "table_name",
+    "prepare", "prune", "remove", "sync_overlays", "table_name",
 ]
 
 
@@ -58,18 +60,22 @@ def create(
     subnet: str | None = None,
     gateway: str | None = None,
     labels: Mapping[str, str] | None = None,
+    driver: NetworkDriver = NetworkDriver.BRIDGE,
 ) -> NetworkRecord:
-    """A user-defined network; its bridge, DNS and rules are up when this returns."""
+    """A user-defined network; its bridge, DNS and rules are up when this returns. An overlay network spans the
+    nodes of the cluster this host is in (service/overlays.py)."""
     ids.validate_name(name)
     if name in (NONE, HOST, DEFAULT_NETWORK):
         raise ConflictError(f"{name!r} is a reserved network name", op="create network", id=name)
     if gateway is not None and subnet is None:
         raise InvalidArgumentError("--gateway needs --subnet", op="create network", id=name)
+    if gateway is not None and driver is NetworkDriver.OVERLAY:
+        raise InvalidArgumentError("an overlay network has a gateway per node (the first address of its slice): "
+                                   "--gateway cannot be given", op="create network", id=name)
     with state.host_lock(), ExitStack() as undo:
         if ctx.records.networks.exists(name):
             raise ConflictError(f"network {name!r} already exists", op="create network", id=name)
-        network = replace(state.new_record(ctx, name, subnet, gateway, default=False),
-                          labels=tuple((labels or {}).items()))  # as given: Docker returns them unchanged
+        network = _new_network(ctx, name, subnet, gateway, tuple((labels or {}).items()), driver, undo)
         ctx.records.networks.insert(network)
         undo.callback(state.forget, ctx, network)
         state.activate(ctx, network)
@@ -85,6 +91,16 @@ def _event(ctx: Context, action: str, network: NetworkRecord, **extra: str) -> N
     events.emit(ctx, EventType.NETWORK, action, network.id, {"name": network.name, "type": "bridge", **extra})
 
 
+def _new_network(ctx: Context, name: str, subnet: str | None, gateway: str | None, labels: tuple[tuple[str, str], ...],
+                 driver: NetworkDriver, undo: ExitStack) -> NetworkRecord:
+    if driver is NetworkDriver.OVERLAY:
+        network = overlays.create(ctx, name, subnet, labels, state.taken(ctx))
+        undo.callback(overlays.release, ctx, network)  # runs after state.forget: the store's claims go last
+        return network
+    # labels as given: Docker returns them unchanged
+    return replace(state.new_record(ctx, name, subnet, gateway, default=False), labels=labels)
+
+
 def remove(ctx: Context, name_or_id: str) -> NetworkRecord:
     network = get(ctx, name_or_id)
     with state.host_lock():
@@ -93,8 +109,17 @@ def remove(ctx: Context, name_or_id: str) -> NetworkRecord:
             names = ", ".join(sorted(e.workload_name for e in users))
             raise ConflictError(f"network {network.name} is in use by {names}", op="remove network", id=network.name)
         state.forget(ctx, network)
+        overlays.release(ctx, network)
     _event(ctx, "destroy", network)
     return network
+
+
+def sync_overlays(ctx: Context) -> None:
+    """Bring this node's overlay networks in line with the cluster's store: its endpoints published, the other
+    nodes' names in its DNS, their addresses as VXLAN peers. The node agent runs it periodically."""
+    with state.host_lock():
+        found = [n for n in state.all_networks(ctx) if n.driver is NetworkDriver.OVERLAY and state.active(ctx, n)]
+        state.sync(ctx, found)
 
 
 def prune(ctx: Context) -> list[NetworkRecord]:
@@ -115,6 +140,7 @@ def inspect(ctx: Context, name_or_id: str) -> dict[str, object]:
     members = endpoints(ctx, network)
     return {
         **codec.to_jsonable(network),
+        **({"overlay": overlays.describe(ctx, network)} if network.driver is NetworkDriver.OVERLAY else {}),
         "domain": network_domain(network.name, network.id),
         "up": bridge.exists(network.bridge),
         "dns": dns.running(network),
@@ -143,6 +169,17 @@ def _default(ctx: Context) -> NetworkRecord:
         return network
 
 
+def _named(ctx: Context, name: str) -> NetworkRecord:
+    """A network of this host, or this node's part of an overlay network of its cluster, made on first use."""
+    try:
+        return get(ctx, name)
+    except NotFoundError:
+        found = overlays.materialize(ctx, name, state.taken(ctx))
+        if found is None:
+            raise
+        return found
+
+
 # ---- workloads on networks --------------------------------------------------------------------
 
 
@@ -155,7 +192,7 @@ def attach(ctx: Context, plan: RunPlan, spec: WorkloadSpec, exposed: tuple[str, 
     if mode is NetworkMode.HOST:
         return NetworkPlan(mode=NetworkMode.HOST)
     with state.host_lock():
-        networks = [_default(ctx) if n == DEFAULT_NETWORK else get(ctx, n) for n in dict.fromkeys(names)]
+        networks = [_default(ctx) if n == DEFAULT_NETWORK else _named(ctx, n) for n in dict.fromkeys(names)]
         undo.callback(state.sync, ctx, networks)  # registered first, so it runs last: after the rows are gone
         for network in networks:
             if not bridge.exists(network.bridge):
@@ -180,7 +217,8 @@ def _mode(names: tuple[str, ...], spec: WorkloadSpec) -> NetworkMode:
 def _interface(ctx: Context, plan: RunPlan, spec: WorkloadSpec, network: NetworkRecord, index: int) -> InterfacePlan:
     subnet = IPv4Network(network.subnet)
     used = ctx.records.networks.addresses(network.id)
-    address = ipam.allocate(subnet, IPv4Address(network.gateway), used, spec.ip if index == 0 else None)
+    pool = IPv4Network(network.allocation_pool)  # an overlay node's own slice: no other node hands these out
+    address = ipam.allocate(pool, IPv4Address(network.gateway), used, spec.ip if index == 0 else None)
     make_name = ipam.tap_name if plan.kind is Kind.VM else ipam.veth_name
     return InterfacePlan(
         network=network.name,
@@ -194,6 +232,7 @@ def _interface(ctx: Context, plan: RunPlan, spec: WorkloadSpec, network: Network
         gateway=network.gateway,
         dns=(network.gateway,),
         aliases=tuple(spec.network_aliases),
+        mtu=network.mtu,
     )
 
 

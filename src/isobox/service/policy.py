@@ -32,7 +32,7 @@ from isobox.state import codec
 log = logging.getLogger(__name__)
 
 MAX_POLICY_BYTES = 1024 * 1024
-SCAN_CACHE_VERSION = 1  # bump when the scan finds more or reports differently
+SCAN_CACHE_VERSION = 2  # bump when the scan finds more or reports differently
 
 
 def load_policy(path: Path | None = None) -> Policy:

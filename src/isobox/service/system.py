@@ -8,6 +8,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from isobox.model.record import WorkloadRecord
 from isobox.model.status import Status
 from isobox.service import networks, volumes, workloads
 from isobox.service.context import Context
@@ -43,6 +44,21 @@ def du(path: Path) -> int:
     return total
 
 
+# A container's directory also holds mount points (its rootfs, idmapped layers and volumes): their
+# content is the image's and the volumes', not the workload's own.
+_MOUNTED = frozenset({"rootfs", "lower", "volumes"})
+
+
+def workload_size(ctx: Context, record: WorkloadRecord) -> int:
+    """The bytes a workload adds on disk: a container's writable layer, a VM's overlay disk, their logs."""
+    directory = Path(record.plan.workload_dir)
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return 0
+    return sum(du(entry) for entry in entries if entry.name not in _MOUNTED)
+
+
 def disk_usage(ctx: Context) -> list[DiskUsage]:
     records = ctx.images.list()
     layers = [p for p in ctx.paths.layers.iterdir() if not p.name.startswith(".")] if ctx.paths.layers.is_dir() else []
@@ -54,6 +70,43 @@ def disk_usage(ctx: Context) -> list[DiskUsage]:
         DiskUsage("workloads (writable layers, VM disks, logs)", len(all_workloads), du(ctx.paths.workloads)),
         DiskUsage("volumes", len(vols), sum(du(Path(v.path)) for v in vols)),
         DiskUsage("cache (VM root disks, initramfs)", 0, du(ctx.paths.cache) if ctx.paths.cache.is_dir() else 0),
+    ]
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """One row of `system df`, as Docker's: how many, how many in use, their size, what a prune would free."""
+
+    kind: str  # Images, Containers, Local Volumes, Cache
+    total: int
+    active: int
+    size_bytes: int
+    reclaimable_bytes: int
+
+
+def usage_summary(ctx: Context) -> list[UsageSummary]:
+    """Images (their stored size; unused ones reclaimable), workloads (their own files; stopped ones
+    reclaimable), volumes (unused ones reclaimable), and the VM cache (root disks rebuilt on demand, kept)."""
+    all_workloads = workloads.list_workloads(ctx, all=True)
+    used_images = ctx.records.workloads.image_ids()
+    images = ctx.images.list()
+    image_size = sum(record.size for record, _ in images)
+    unused_images = sum(record.size for record, _ in images if record.id not in used_images)
+    sizes = {record.id: workload_size(ctx, record) for record in all_workloads}
+    running = [r for r in all_workloads if r.status in (Status.RUNNING, Status.PAUSED)]
+    store = volumes.store(ctx)
+    vols = volumes.list_volumes(ctx)
+    volume_sizes = {v.name: du(Path(v.path)) for v in vols}
+    in_use = [v for v in vols if store.users(v.name)]
+    cache = du(ctx.paths.cache) if ctx.paths.cache.is_dir() else 0
+    cache_entries = len(list(ctx.paths.cache.iterdir())) if ctx.paths.cache.is_dir() else 0
+    return [
+        UsageSummary("Images", len(images), len(used_images & {r.id for r, _ in images}), image_size, unused_images),
+        UsageSummary("Containers", len(all_workloads), len(running), sum(sizes.values()),
+                     sum(sizes[r.id] for r in all_workloads if r not in running)),
+        UsageSummary("Local Volumes", len(vols), len(in_use), sum(volume_sizes.values()),
+                     sum(volume_sizes[v.name] for v in vols if v not in in_use)),
+        UsageSummary("Cache", cache_entries, 0, cache, 0),
     ]
 
 

@@ -216,7 +216,7 @@ def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MI
             plan = replace(plan, mounts=volumes.resolve_mounts(ctx, spec.mounts, image_config, undo, spec.kind))
             record = replace(record, plan=plan)
             save(ctx, record)  # the volumes it holds, should this create be killed before it ends
-        plan = replace(plan, network=_attach(ctx, plan, spec, image_config.exposed_ports, undo))
+        plan = replace(plan, network=_attach(ctx, plan, spec, plan.exposed_ports, undo))
         record = _made(ctx, driver, replace(record, plan=plan), undo)
         undo.pop_all()
     from isobox.service import events

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import types
 import typing
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar, cast, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
 
@@ -54,12 +55,16 @@ def _decode(hint: Any, raw: Any) -> Any:
     return raw
 
 
-def from_dict(cls: type[T], raw: dict[str, Any]) -> T:
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(name, type) of a dataclass's fields, resolved once per class: get_type_hints evaluates every
+    annotation string again on each call, which made reading a record cost a millisecond."""
     hints = get_type_hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in raw:
-            kwargs[f.name] = _decode(hints[f.name], raw[f.name])
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def from_dict(cls: type[T], raw: dict[str, Any]) -> T:
+    kwargs = {name: _decode(hint, raw[name]) for name, hint in _fields(cast(type, cls)) if name in raw}
     return cls(**kwargs)
 
 

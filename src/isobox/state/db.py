@@ -32,7 +32,7 @@ from isobox.state.locks import locked
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RESERVE_NAME = ".reserve"
 RESERVE_BYTES = 8 * 1024 * 1024
 RESERVE_RETAKE_FREE_BYTES = 64 * 1024 * 1024  # the reserve is taken again only with this much free
@@ -110,6 +110,22 @@ CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS kv_desired (        -- the desired state of services: state/kv.py
+    key          TEXT PRIMARY KEY,
+    value        TEXT NOT NULL,
+    mod_revision INTEGER NOT NULL,
+    lease        INTEGER
+);
+CREATE TABLE IF NOT EXISTS kv_changes (
+    revision INTEGER PRIMARY KEY,              -- the store-wide revision of each write or delete
+    key      TEXT NOT NULL,
+    value    TEXT                              -- NULL: deleted
+);
+CREATE TABLE IF NOT EXISTS kv_leases (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    ttl_s      REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
 
@@ -154,7 +170,17 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     image_records.backfill(conn)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2}
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """The desired-state tables of services (state/kv.py)."""
+    for statement in _statements(SCHEMA):
+        conn.execute(statement)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _migrate_0_to_1,
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+}
 
 
 class Database:

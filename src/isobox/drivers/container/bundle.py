@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import resource
+import stat
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -15,11 +16,13 @@ from isobox.drivers.container import capabilities, oci_spec, seccomp
 from isobox.errors import InvalidArgumentError, WorkloadError
 from isobox.linux import cgroups, idmap
 from isobox.linux.mount import is_mountpoint, mount, umount
-from isobox.linux.proc import bounding_capabilities, x32_abi_enabled
+from isobox.linux.proc import bounding_capabilities, security_modules, x32_abi_enabled
 from isobox.linux.tree import discard_tree
 from isobox.model import network as network_model
+from isobox.model.host_settings import hosts_with_extras, resolv_with
 from isobox.model.mounts import MountKind
 from isobox.model.plan import USERNS_SIZE, RunPlan
+from isobox.model.spec import Resources
 from isobox.model.users import resolve_user
 from isobox.storage import rootfs as rootfs_access
 from isobox.storage.snapshot import overlay_mount
@@ -44,6 +47,8 @@ def host_facts() -> oci_spec.HostFacts:
         nofile_hard=1_048_576 if nofile == infinity else min(nofile, 1_048_576),
         nproc_hard=4_194_304 if nproc == infinity else min(nproc, 4_194_304),
         init_binary=str(TINI) if TINI.is_file() else None,
+        apparmor="apparmor" in security_modules(),
+        selinux="selinux" in security_modules(),
     )
 
 
@@ -177,12 +182,39 @@ def _idmapped_sources(plan: RunPlan, mounts: list[oci_spec.FileMount]) -> list[o
     return shown
 
 
-def write_etc_files(plan: RunPlan, directory: Path) -> dict[str, Path]:
-    files = {
+def etc_texts(plan: RunPlan, host_hosts: str, host_resolv: str) -> dict[str, str]:
+    """/etc/hostname, /etc/hosts (with --add-host) and /etc/resolv.conf (with --dns*) of a workload."""
+    network = plan.network
+    gateway = network.interfaces[0].gateway if network is not None and network.interfaces else ""
+    hosts = network_model.hosts_file(network, plan.hostname, host_hosts)
+    return {
         "/etc/hostname": f"{plan.hostname}\n",
-        "/etc/hosts": network_model.hosts_file(plan.network, plan.hostname, _host_text("/etc/hosts")),
-        "/etc/resolv.conf": network_model.resolv_conf(plan.network, _host_text("/etc/resolv.conf")),
+        "/etc/hosts": hosts_with_extras(hosts, plan.host.extra_hosts, gateway),
+        "/etc/resolv.conf": resolv_with(network_model.resolv_conf(network, host_resolv), plan.host.dns),
     }
+
+
+def device_nodes(plan: RunPlan) -> tuple[oci_spec.DeviceNode, ...]:
+    """--device: each host device node as it is (a symlink to it followed, as /dev/disk/by-id/… are)."""
+    nodes = []
+    for device in plan.host.devices:
+        try:
+            info = os.stat(device.host_path)
+        except OSError as exc:
+            raise InvalidArgumentError(f"--device {device.host_path}: {exc.strerror}", op="create",
+                                       path=device.host_path) from exc
+        if not (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
+            raise InvalidArgumentError(f"--device {device.host_path} is not a device node", op="create",
+                                       path=device.host_path)
+        nodes.append(oci_spec.DeviceNode(
+            path=device.container_path, kind="c" if stat.S_ISCHR(info.st_mode) else "b",
+            major=os.major(info.st_rdev), minor=os.minor(info.st_rdev), file_mode=stat.S_IMODE(info.st_mode),
+            permissions=device.permissions, uid=(plan.userns_base or 0), gid=(plan.userns_base or 0)))
+    return tuple(nodes)
+
+
+def write_etc_files(plan: RunPlan, directory: Path) -> dict[str, Path]:
+    files = etc_texts(plan, _host_text("/etc/hosts"), _host_text("/etc/resolv.conf"))
     written = {}
     for destination, text in files.items():
         path = directory / destination.rsplit("/", 1)[1]
@@ -283,6 +315,7 @@ def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
             files=file_mounts,
             netns_path=plan.network.netns_path if plan.network else None,
             host=host_facts(),
+            devices=device_nodes(plan),
         )
         if plan.network is not None and plan.network.mode is network_model.NetworkMode.HOST:
             # --network host: no network namespace entry at all, the container stays in the host's.
@@ -291,6 +324,29 @@ def prepare(plan: RunPlan, runtime_name: str) -> dict[str, str]:
         _write_json(bundle / "config.json", config)
         undo.pop_all()
     return {"runtime": runtime_name, "cgroup": cgroups.workload_path(plan.id)}
+
+
+def apply_limits(plan: RunPlan, resources: Resources) -> None:
+    """New limits in a running container's cgroup (only those that differ from the plan's); None lifts one."""
+    current = plan.resources
+    cgroup = cgroups.WorkloadCgroup.of(plan.id)
+    memory = None if resources.memory_bytes == current.memory_bytes else (resources.memory_bytes or -1)
+    quota = None if resources.cpus == current.cpus else (
+        int(resources.cpus * oci_spec.CPU_PERIOD_US) if resources.cpus else -1)
+    pids = None if resources.pids_limit == current.pids_limit else (resources.pids_limit or 0)
+    cgroup.set_limits(memory_bytes=memory, cpu_quota_us=quota, cpu_period_us=oci_spec.CPU_PERIOD_US if quota else None,
+                      pids_limit=pids)
+
+
+def rewrite_resources(plan: RunPlan) -> None:
+    """config.json's linux.resources from the plan, for the container's next start."""
+    path = Path(plan.workload_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WorkloadError(f"cannot read the container's config: {exc}", op="update", path=str(path)) from exc
+    config.setdefault("linux", {})["resources"] = oci_spec.resources_of(plan, host_facts(), device_nodes(plan))
+    _write_json(path, config)
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:

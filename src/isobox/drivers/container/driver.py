@@ -36,7 +36,7 @@ from isobox.model.network import NetworkMode
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
 from isobox.model.snapshot import SnapshotInfo
-from isobox.model.spec import Kind, RestartPolicy
+from isobox.model.spec import Kind, Resources, RestartPolicy
 from isobox.model.status import Status
 from isobox.model.streams import Attach, ExecSpec
 from isobox.storage.layerdiff import write_layer
@@ -335,6 +335,18 @@ class ContainerDriver:
     def commit_layer(self, record: WorkloadRecord, out: BinaryIO, skip: frozenset[str]) -> None:
         """The overlay upper directory is the container's changes (whiteouts included)."""
         write_layer(Path(record.plan.workload_dir) / "upper", out, skip=skip)
+
+    def update_resources(self, record: WorkloadRecord, resources: Resources) -> None:
+        """A running container's cgroup at once; config.json for its next starts either way."""
+        if self.observe(record).status in (Status.RUNNING, Status.PAUSED):
+            bundle.apply_limits(record.plan, resources)
+        bundle.rewrite_resources(replace(record.plan, resources=resources))
+
+    def export_filesystem(self, record: WorkloadRecord, out: BinaryIO) -> None:
+        """The merged rootfs as the host sees it: the image and the writable layer (volumes are mounted in the
+        container's own mount namespace only, and are left out as Docker's export leaves them)."""
+        bundle.mount_rootfs(record.plan)
+        write_layer(bundle.rootfs_dir(record.plan), out)
 
     def delete(self, record: WorkloadRecord) -> None:
         plan = record.plan

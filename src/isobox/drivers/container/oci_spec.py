@@ -59,6 +59,26 @@ class HostFacts:
     nofile_hard: int = 1_048_576
     nproc_hard: int = 4_194_304
     init_binary: str | None = None  # host path of a static init for --init
+    apparmor: bool = False  # the kernel runs AppArmor: --security-opt apparmor= is applied
+    selinux: bool = False  # the kernel runs SELinux: --security-opt label= is applied
+
+
+@dataclass(frozen=True)
+class DeviceNode:
+    """A host device given with --device, as the host has it (stat of its node)."""
+
+    path: str  # in the container
+    kind: str  # "c" or "b"
+    major: int
+    minor: int
+    file_mode: int
+    permissions: str  # of r, w, m
+    uid: int = 0
+    gid: int = 0
+
+
+RLIM_INFINITY = 2**64 - 1  # an unlimited rlimit in the OCI spec (uint64, as RLIM_INFINITY)
+SELINUX_DEFAULT = ("system_u", "system_r", "container_t", "s0")
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,7 @@ def build(
     files: tuple[FileMount, ...] = (),
     netns_path: str | None = None,
     host: HostFacts = HostFacts(),
+    devices: tuple[DeviceNode, ...] = (),
 ) -> dict[str, Any]:
     privileged = plan.security.privileged
     process: dict[str, Any] = {
@@ -92,19 +113,22 @@ def build(
         "env": _env_with_home(plan.process.env_list(), user.home),
         "cwd": plan.process.cwd,
         "capabilities": {key: list(capabilities) for key in ("bounding", "effective", "permitted")},
-        "rlimits": [
-            {"type": "RLIMIT_NOFILE", "hard": host.nofile_hard, "soft": host.nofile_hard},
-            {"type": "RLIMIT_NPROC", "hard": host.nproc_hard, "soft": host.nproc_hard},
-        ],
+        "rlimits": _rlimits(plan, host),
         "noNewPrivileges": plan.security.no_new_privileges and not privileged,
         "oomScoreAdj": 0,
     }
+    process.update(_lsm_labels(plan, host))
     linux: dict[str, Any] = {
         "namespaces": _namespaces(netns_path, host, userns=plan.userns_base is not None),
         "cgroupsPath": cgroups_path,
-        "resources": _resources(plan, host, privileged),
+        "resources": _resources(plan, host, privileged, devices),
         "rootfsPropagation": "private",
     }
+    if devices:
+        linux["devices"] = [{"path": d.path, "type": d.kind, "major": d.major, "minor": d.minor,
+                             "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid} for d in devices]
+    if plan.host.sysctls:
+        linux["sysctl"] = dict(plan.host.sysctls)
     if plan.userns_base is not None:
         mapping = [{"containerID": 0, "hostID": plan.userns_base, "size": USERNS_SIZE}]
         linux["uidMappings"] = mapping
@@ -123,6 +147,36 @@ def build(
         "linux": linux,
         "annotations": {"org.isobox.id": plan.id, "org.isobox.name": plan.name},
     }
+
+
+def _rlimits(plan: RunPlan, host: HostFacts) -> list[dict[str, Any]]:
+    """NOFILE and NPROC at the host's ceiling, then the --ulimit values (-1: unlimited), by type."""
+    limits = {
+        "RLIMIT_NOFILE": (host.nofile_hard, host.nofile_hard),
+        "RLIMIT_NPROC": (host.nproc_hard, host.nproc_hard),
+    }
+    for ulimit in plan.host.ulimits:
+        soft = RLIM_INFINITY if ulimit.soft < 0 else ulimit.soft
+        hard = RLIM_INFINITY if ulimit.hard < 0 else ulimit.hard
+        limits[ulimit.rlimit] = (soft, hard)
+    return [{"type": kind, "hard": hard, "soft": soft} for kind, (soft, hard) in limits.items()]
+
+
+def _lsm_labels(plan: RunPlan, host: HostFacts) -> dict[str, str]:
+    """process.apparmorProfile and process.selinuxLabel, where the host runs that module (elsewhere the CLI
+    warned that the option has no effect)."""
+    security = plan.security
+    labels: dict[str, str] = {}
+    if host.apparmor and security.apparmor_profile and security.apparmor_profile != "unconfined":
+        labels["apparmorProfile"] = security.apparmor_profile
+    if host.selinux and security.selinux_label and "disable" not in security.selinux_label:
+        parts = dict(zip(("user", "role", "type", "level"), SELINUX_DEFAULT, strict=True))
+        for item in security.selinux_label:
+            key, _, value = item.partition(":")
+            if key in parts:
+                parts[key] = value
+        labels["selinuxLabel"] = ":".join(parts.values())
+    return labels
 
 
 def _env_with_home(env: list[str], home: str) -> list[str]:
@@ -145,7 +199,13 @@ def _namespaces(netns_path: str | None, host: HostFacts, *, userns: bool = False
     return spaces
 
 
-def _resources(plan: RunPlan, host: HostFacts, privileged: bool) -> dict[str, Any]:
+def resources_of(plan: RunPlan, host: HostFacts, devices: tuple[DeviceNode, ...] = ()) -> dict[str, Any]:
+    """linux.resources of the plan (`isobox update` rewrites it in a created container's config.json)."""
+    return _resources(plan, host, plan.security.privileged, devices)
+
+
+def _resources(plan: RunPlan, host: HostFacts, privileged: bool, devices: tuple[DeviceNode, ...] = ()
+               ) -> dict[str, Any]:
     limits = plan.resources
     resources: dict[str, Any] = {}
     if privileged:
@@ -160,11 +220,17 @@ def _resources(plan: RunPlan, host: HostFacts, privileged: bool) -> dict[str, An
                 "access": access,
             }
             for kind, major, minor, access in _ALLOWED_DEVICES
-        ]
+        ] + [{"allow": True, "type": d.kind, "major": d.major, "minor": d.minor, "access": d.permissions}
+             for d in devices]
+    memory: dict[str, int] = {}
     if limits.memory_bytes:
-        memory: dict[str, int] = {"limit": limits.memory_bytes}
+        memory["limit"] = limits.memory_bytes
         if host.cgroup_v2 or host.swap_accounting:
-            memory["swap"] = limits.memory_bytes  # memory+swap = memory: no swap beyond the limit
+            # memory+swap: what --memory-swap says (-1: unlimited), else the limit itself (no swap beyond it)
+            memory["swap"] = limits.memory_swap_bytes or limits.memory_bytes
+    if limits.memory_reservation_bytes:
+        memory["reservation"] = limits.memory_reservation_bytes
+    if memory:
         resources["memory"] = memory
     cpu: dict[str, Any] = {}
     if limits.cpus:
@@ -179,6 +245,12 @@ def _resources(plan: RunPlan, host: HostFacts, privileged: bool) -> dict[str, An
     if limits.pids_limit:
         resources["pids"] = {"limit": limits.pids_limit}
     return resources
+
+
+def _shm_kib(plan: RunPlan) -> int:
+    """/dev/shm's size: --shm-size, else Docker's 64 MiB."""
+    size = plan.host.shm_size_bytes or 64 * 1024 * 1024
+    return max(1, size // 1024)
 
 
 def _mounts(plan: RunPlan, files: tuple[FileMount, ...], host: HostFacts, privileged: bool) -> list[dict[str, Any]]:
@@ -201,7 +273,7 @@ def _mounts(plan: RunPlan, files: tuple[FileMount, ...], host: HostFacts, privil
             "destination": "/dev/shm",
             "type": "tmpfs",
             "source": "shm",
-            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={_shm_kib(plan)}k"],
         },
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options},

@@ -16,7 +16,9 @@ from isobox.drivers.vm import anyos, guest_script, initramfs, qemu_args, rootdis
 from isobox.drivers.vm import kernel as guest_kernel
 from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.qemu_args import VMFiles
+from isobox.errors import UnsupportedError
 from isobox.linux.tree import discard_tree
+from isobox.model.host_settings import hosts_with_extras, resolv_with
 from isobox.model.network import hosts_file, resolv_conf
 from isobox.model.plan import Firmware, RunPlan
 from isobox.model.users import ResolvedUser, resolve_user
@@ -35,6 +37,7 @@ def create(paths: Paths, plan: RunPlan) -> Created:
     files.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     if plan.disk_boot is not None:
         return _create_disk_vm(plan, files, existed)
+    refuse_container_only(plan)
     with contextlib.ExitStack() as undo:
         undo.callback(_undo_create, files, existed)
         kernel = guest_kernel.find(paths.kernel_dir)
@@ -84,20 +87,41 @@ def write_run_script(files: VMFiles, plan: RunPlan) -> None:
             tty=plan.process.tty,
             network=_guest_network(plan),
             mounts=vm_volumes.guest_lines(vm_volumes.of(plan.mounts)),
+            ulimits=plan.host.ulimits,
+            sysctls=plan.host.sysctls,
+            shm_size_bytes=plan.host.shm_size_bytes,
         )
     )
 
 
+def refuse_container_only(plan: RunPlan) -> None:
+    """Run flags that only a container can honour are refused (UnsupportedError) before anything is made."""
+    resources = plan.resources
+    reasons = {
+        "--device": (plan.host.devices, "a VM's devices are the ones QEMU emulates, not the host's"),
+        "--memory-swap": (resources.memory_swap_bytes, "a VM's memory is its guest's RAM (--memory); the guest "
+                                                       "swaps on its own"),
+        "--memory-reservation": (resources.memory_reservation_bytes, "a VM's memory is its guest's RAM (--memory)"),
+        "--ulimit": (guest_script.unsupported_ulimits(plan.host.ulimits), "the guest's shell cannot set rttime"),
+    }
+    for flag, (given, why) in reasons.items():
+        if given:
+            raise UnsupportedError(f"{flag} is not available for VMs: {why}; run it as a container for this",
+                                   op="create", id=plan.name)
+
+
 def _guest_network(plan: RunPlan) -> guest_script.GuestNetwork:
-    interfaces = plan.network.interfaces if plan.network is not None else ()
+    network = plan.network
+    interfaces = network.interfaces if network is not None else ()
     try:
         host_resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
         host_resolv = ""
+    gateway = interfaces[0].gateway if interfaces else ""
     return guest_script.GuestNetwork(
         interfaces=interfaces,
-        hosts=hosts_file(plan.network, plan.hostname),
-        resolv_conf=resolv_conf(plan.network, host_resolv),
+        hosts=hosts_with_extras(hosts_file(network, plan.hostname), plan.host.extra_hosts, gateway),
+        resolv_conf=resolv_with(resolv_conf(network, host_resolv), plan.host.dns),
     )
 
 

@@ -33,7 +33,7 @@ from isobox.drivers.vm import kernel as guest_kernel
 from isobox.drivers.vm import snapshots as vm_snapshots
 from isobox.drivers.vm import volumes as vm_volumes
 from isobox.drivers.vm.qemu_args import VMFiles
-from isobox.errors import InvalidStateError, WorkloadError
+from isobox.errors import InvalidStateError, UnsupportedError, WorkloadError
 from isobox.linux.cgroups import WorkloadCgroup
 from isobox.linux.tree import discard_tree
 from isobox.model.archive import PathStat
@@ -41,7 +41,7 @@ from isobox.model.capability import Capability
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
 from isobox.model.snapshot import SnapshotInfo
-from isobox.model.spec import Kind
+from isobox.model.spec import Kind, Resources
 from isobox.model.status import Status
 from isobox.model.streams import Attach, ExecSpec
 from isobox.model.users import ResolvedUser
@@ -327,6 +327,22 @@ class VMDriver:
 
     def commit_layer(self, record: WorkloadRecord, out: BinaryIO, skip: frozenset[str]) -> None:
         vm_commit.write_layer(self, record, out, skip)
+
+    def update_resources(self, record: WorkloadRecord, resources: Resources) -> None:
+        """The guest's RAM and vCPUs are fixed while QEMU runs (no memory hotplug or vCPU hotplug in this
+        machine): a running VM is refused; a stopped one boots with the new values (start reads the plan)."""
+        current = record.plan.resources
+        changed = [flag for flag, old, new in (("--memory", current.memory_bytes, resources.memory_bytes),
+                                               ("--cpus", current.cpus, resources.cpus)) if old != new]
+        if changed and self.running(record):
+            raise UnsupportedError(f"a running VM cannot change {' and '.join(changed)}: stop {record.name}, "
+                                   "update it, and start it again", op="update", id=record.name)
+        if resources.pids_limit != current.pids_limit:
+            raise UnsupportedError("--pids-limit does not apply to a VM: its processes are its guest's kernel's",
+                                   op="update", id=record.name)
+
+    def export_filesystem(self, record: WorkloadRecord, out: BinaryIO) -> None:
+        vm_commit.write_filesystem(self, record, out)
 
     def running(self, record: WorkloadRecord) -> bool:
         files = self.files(record)

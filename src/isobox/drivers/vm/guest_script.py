@@ -17,6 +17,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from isobox.model.host_settings import Ulimit
 from isobox.model.network import InterfacePlan
 from isobox.model.users import ResolvedUser
 
@@ -78,6 +79,63 @@ def network_lines(network: GuestNetwork) -> list[str]:
     return lines
 
 
+# busybox ash's ulimit letter for each of Docker's names, and the shift from Docker's units (bytes for sizes)
+# to the shell's (busybox shell/shell_common.c: blocks of 512 bytes for core and fsize, KiB for the others).
+_ULIMIT_LETTERS = {"core": ("c", 9), "data": ("d", 10), "nice": ("e", 0), "fsize": ("f", 9), "sigpending": ("i", 0),
+                   "memlock": ("l", 10), "rss": ("m", 10), "nofile": ("n", 0), "msgqueue": ("q", 0),
+                   "rtprio": ("r", 0), "stack": ("s", 10), "cpu": ("t", 0), "nproc": ("u", 0), "as": ("v", 10),
+                   "locks": ("x", 0)}
+
+
+def unsupported_ulimits(ulimits: tuple[Ulimit, ...]) -> list[str]:
+    """The --ulimit names the guest's shell cannot set (rttime)."""
+    return [u.name for u in ulimits if u.name not in _ULIMIT_LETTERS]
+
+
+def _limit(value: int, shift: int) -> str:
+    return "unlimited" if value < 0 else str(value >> shift)
+
+
+def settings_lines(ulimits: tuple[Ulimit, ...], sysctls: tuple[tuple[str, str], ...]) -> list[str]:
+    """What the guest init does before the workload starts (as root, before nsenter drops to the user): each
+    --sysctl written under /proc/sys (the guest's own kernel), each --ulimit set (hard and soft together, then
+    soft: a hard limit below the current soft one could not be set alone). A failure ends the run with 125."""
+    lines = []
+    for key, value in sysctls:
+        path = "/proc/sys/" + key.replace(".", "/")
+        lines.append(f"    printf '%s\\n' {shlex.quote(value)} > {shlex.quote(path)} || "
+                     f"{{ echo {shlex.quote(f'isobox: cannot set sysctl {key}')} >&2; exit 125; }}")
+    for ulimit in ulimits:
+        letter, shift = _ULIMIT_LETTERS[ulimit.name]
+        lines.append(f"    ulimit -{letter} {_limit(ulimit.hard, shift)} && ulimit -S -{letter} "
+                     f"{_limit(ulimit.soft, shift)} || {{ echo 'isobox: cannot set ulimit {ulimit.name}' >&2; "
+                     "exit 125; }")
+    return lines
+
+
+# Run inside the image root (nsenter's chroot) by the initramfs's own busybox, reached as /proc/1/root/bin/busybox
+# (as setpriv above): the command is looked up in the workload's PATH as the container runtime would, so a
+# missing or unusable command is reported in the runtime's words with the shell's exit codes (127, 126), not in
+# nsenter's. Applets are not taken for commands: only files on disk count.
+_COMMAND_CHECK = r"""c=$1
+case $c in
+*/*) p=$c ;;
+*) p=; IFS=:; for d in $PATH; do [ -f "$d/$c" ] && [ -x "$d/$c" ] && { p=$d/$c; break; }; done; unset IFS
+   [ -n "$p" ] || { echo "exec: \"$c\": executable file not found in \$PATH" >&2; exit 127; } ;;
+esac
+[ -e "$p" ] || { echo "exec: \"$c\": stat $c: no such file or directory" >&2; exit 127; }
+[ -f "$p" ] && [ -x "$p" ] || { echo "exec: \"$c\": permission denied" >&2; exit 126; }"""
+
+
+def command_check(argv0: str, env: tuple[tuple[str, str], ...], cwd: str) -> str:
+    """The line that checks the workload's command before it is run (see _COMMAND_CHECK)."""
+    path = dict(env).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    words = ["env", "-i", shlex.quote(f"PATH={path}"), "/bin/nsenter", shlex.quote(f"-r{GUEST_ROOT}"),
+             shlex.quote(f"-w{GUEST_ROOT}{cwd}"), "-F", "--", "/proc/1/root/bin/busybox", "sh", "-c",
+             shlex.quote(_COMMAND_CHECK), "isobox-check", shlex.quote(argv0)]
+    return " ".join(words) + " || exit $?"
+
+
 def run_script(
     *,
     hostname: str,
@@ -89,6 +147,9 @@ def run_script(
     tty: bool = False,
     network: GuestNetwork | None = None,
     mounts: list[str] | None = None,
+    ulimits: tuple[Ulimit, ...] = (),
+    sysctls: tuple[tuple[str, str], ...] = (),
+    shm_size_bytes: int | None = None,
 ) -> str:
     """The fw_cfg file opt/isobox/run: variables for init, isobox_network, isobox_mounts (made by
     drivers/vm/volumes.guest_lines) and isobox_workload."""
@@ -98,9 +159,12 @@ def run_script(
         f"ISOBOX_CWD={shlex.quote(cwd)}",
         f"ISOBOX_STDIN={'/dev/port-isobox.stdin' if interactive else '/dev/null'}",
         f"ISOBOX_TTY={1 if tty else 0}",
+        f"ISOBOX_SHM_SIZE={shm_size_bytes // 1024}k" if shm_size_bytes else "ISOBOX_SHM_SIZE=",
         *network_lines(network or GuestNetwork()),
         *(mounts or ["isobox_mounts() {", "    :", "}"]),
         "isobox_workload() {",
+        *settings_lines(ulimits, sysctls),
+        f"    {command_check(argv[0], env, cwd)}",
         f"    {command_line(argv, env, cwd, user, tty=tty)}",
         "}",
     ]

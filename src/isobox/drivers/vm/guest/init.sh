@@ -66,7 +66,8 @@ mount -t sysfs sysfs "$ROOT/sys"
 mount -t devtmpfs devtmpfs "$ROOT/dev"
 mkdir -p "$ROOT/dev/pts" "$ROOT/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666 devpts "$ROOT/dev/pts"
-mount -t tmpfs -o mode=1777 shm "$ROOT/dev/shm"
+# --shm-size: the size of /dev/shm (without it, tmpfs's default: half the guest's RAM).
+mount -t tmpfs -o "mode=1777${ISOBOX_SHM_SIZE:+,size=$ISOBOX_SHM_SIZE}" shm "$ROOT/dev/shm"
 
 # Volumes, bind mounts and tmpfs (isobox_mounts, from drivers/vm/volumes.py). Each is mounted on a
 # staging directory first: a new, empty volume gets what the image has at its target, as Docker
