@@ -411,3 +411,12 @@ def test_vm_streams_exec_cp_and_auto_remove(api: api_server.ApiServer, tmp_path:
     while time.monotonic() < deadline and "shortvm" in api.docker("ps", "-a", "--format", "{{.Names}}").stdout:
         time.sleep(0.5)
     assert "shortvm" not in api.docker("ps", "-a", "--format", "{{.Names}}", check=True).stdout
+
+
+def test_run_with_host_settings(api: api_server.ApiServer) -> None:
+    shown = api.docker("run", "--rm", "--add-host", "db:10.1.2.3", "--dns", "10.0.0.53", "--ulimit",
+                       "nofile=1024:2048", "--shm-size", "128m", "busybox", "sh", "-c",
+                       "grep db /etc/hosts; grep nameserver /etc/resolv.conf; ulimit -n; df -m /dev/shm | tail -1",
+                       check=True).stdout.splitlines()
+    assert shown[0].split() == ["10.1.2.3", "db"] and shown[1] == "nameserver 10.0.0.53" and shown[2] == "1024"
+    assert shown[3].split()[1] == "128"

@@ -171,7 +171,9 @@ def test_create_defaults_let_the_policy_choose() -> None:
     ({"Image": "b", "Tty": "yes"}, "Tty must be bool"),
     ({"Image": "b", "HostConfig": {"Memory": True}}, "HostConfig.Memory"),
     ({"Image": "b", "HostConfig": {"Memory": -1}}, "HostConfig.Memory may not be negative"),
-    ({"Image": "b", "HostConfig": {"Dns": ["8.8.8.8"]}}, "HostConfig.Dns"),
+    ({"Image": "b", "HostConfig": {"Links": ["other:alias"]}}, "HostConfig.Links"),
+    ({"Image": "b", "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": "many"}]}}, "Soft must be int"),
+    ({"Image": "b", "HostConfig": {"Sysctls": {"vm.swappiness": "1"}}}, "vm.swappiness"),
     ({"Image": "b", "HostConfig": {"PidMode": "host"}}, "HostConfig.PidMode"),
     ({"Image": "b", "HostConfig": {"NetworkMode": "container:x"}}, "container:x"),
     ({"Image": "b", "HostConfig": {"Isolation": "hyperv"}}, "Isolation"),
@@ -294,3 +296,15 @@ def test_create_translates_a_health_check() -> None:
     assert (health.interval_s, health.retries, health.start_period_s, health.timeout_s) == (2.0, 5, 0.5, 0.0)
     disabled = build_spec({"Image": "b", "Healthcheck": {"Test": ["NONE"]}}, None).health
     assert disabled is not None and disabled.disabled
+
+
+def test_create_translates_host_settings() -> None:
+    body = {"Image": "b", "ExposedPorts": {"8080/tcp": {}},
+            "HostConfig": {"ExtraHosts": ["db:10.0.0.5"], "Dns": ["10.0.0.53"], "DnsSearch": ["corp"],
+                           "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
+                           "Sysctls": {"net.ipv4.ip_forward": "1"}, "ShmSize": 128 << 20}}
+    spec = build_spec(body, None)
+    assert spec.host.extra_hosts == (("db", "10.0.0.5"),) and spec.host.dns.servers == ("10.0.0.53",)
+    assert [(u.name, u.soft, u.hard) for u in spec.host.ulimits] == [("nofile", 1024, 2048)]
+    assert spec.host.sysctls == (("net.ipv4.ip_forward", "1"),) and spec.host.shm_size_bytes == 128 << 20
+    assert spec.expose == ("8080/tcp",)
