@@ -420,3 +420,26 @@ def test_run_with_host_settings(api: api_server.ApiServer) -> None:
                        check=True).stdout.splitlines()
     assert shown[0].split() == ["10.1.2.3", "db"] and shown[1] == "nameserver 10.0.0.53" and shown[2] == "1024"
     assert shown[3].split()[1] == "128"
+
+
+def test_diff_export_and_update(api: api_server.ApiServer, tmp_path: Path) -> None:
+    api.docker("run", "-d", "--name", "changed", "-m", "64m", "busybox", "sh", "-c",
+               "echo x > /newfile; rm /bin/ls; echo ready; sleep 300", check=True)
+    deadline = time.monotonic() + 20
+    while "ready" not in api.docker("logs", "changed").stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lines = api.docker("diff", "changed", check=True).stdout.splitlines()
+    assert "A /newfile" in lines and "D /bin/ls" in lines
+    api.docker("update", "-m", "128m", "--cpus", "0.5", "--pids-limit", "40", "changed", check=True)
+    limits = api.docker("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+                        "changed", check=True).stdout.split()
+    assert limits == [str(128 << 20), "500000000", "40"]
+    refused = api.docker("update", "--kernel-memory", "1m", "changed")
+    assert refused.returncode != 0 and "KernelMemory" in refused.stderr
+    api.docker("export", "-o", str(tmp_path / "fs.tar"), "changed", check=True)
+    import tarfile
+
+    with tarfile.open(tmp_path / "fs.tar") as exported:
+        names = exported.getnames()
+    assert "newfile" in [n.lstrip("./") for n in names] and "bin/ls" not in [n.lstrip("./") for n in names]
+    api.docker("rm", "-f", "changed", check=True)

@@ -57,8 +57,20 @@ class App:
 
 
 def build_router() -> Router:
-    from isobox.api import archive, attach, container_io, containers, events, execs, images, networks, system, volumes
+    from isobox.api import (
+        archive,
+        attach,
+        container_changes,
+        container_io,
+        containers,
+        events,
+        execs,
+        images,
+        networks,
+        system,
+        volumes,
+    )
 
     # Order matters where patterns overlap: each module lists its fixed paths before its patterns.
     return Router(system.routes, events.routes, containers.routes, attach.routes, execs.routes, archive.routes,
-                  container_io.routes, images.routes, networks.routes, volumes.routes)
+                  container_changes.routes, container_io.routes, images.routes, networks.routes, volumes.routes)

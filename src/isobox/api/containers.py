@@ -210,10 +210,7 @@ async def prune(app: App, request: Request) -> Reply:
 
 # ---- not yet ----------------------------------------------------------------------------------
 
-LATER = (
-    ("GET", "/containers/{id}/attach/ws", "attach over a websocket"), ("GET", "/containers/{id}/export", "export"),
-    ("GET", "/containers/{id}/changes", "changes"), ("POST", "/containers/{id}/update", "update"),
-)
+LATER = (("GET", "/containers/{id}/attach/ws", "attach over a websocket"),)
 
 
 def _not_yet(what: str) -> Handler:
