@@ -6,6 +6,8 @@ runs. A VM booted from a disk image has no agent and refuses (UnsupportedError).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from isobox.drivers import base as drivers
@@ -34,16 +36,34 @@ def _ready(ctx: Context, name_or_id: str, path: str, op: str) -> tuple[WorkloadR
     return record, driver
 
 
+@contextlib.contextmanager
+def _still(driver: drivers.Driver, record: WorkloadRecord) -> Iterator[None]:
+    """A running container is frozen while its files are walked from the host (as dockerd does since
+    CVE-2018-15664): no process inside can swap a directory for a symlink between a path's resolution and
+    its use. A VM's files are walked inside its guest, by the guest's own kernel."""
+    frozen = record.kind is Kind.CONTAINER and record.status is Status.RUNNING
+    if frozen:
+        driver.pause(record)
+    try:
+        yield
+    finally:
+        if frozen:
+            driver.unpause(record)
+
+
 def stat_path(ctx: Context, name_or_id: str, path: str) -> PathStat:
     record, driver = _ready(ctx, name_or_id, path, "stat path")
-    return driver.stat_path(record, path)
+    with _still(driver, record):
+        return driver.stat_path(record, path)
 
 
 def copy_from(ctx: Context, name_or_id: str, path: str, out: BinaryIO) -> PathStat:
     record, driver = _ready(ctx, name_or_id, path, "copy from workload")
-    return driver.copy_from(record, path, out)
+    with _still(driver, record):
+        return driver.copy_from(record, path, out)
 
 
 def copy_to(ctx: Context, name_or_id: str, directory: str, tar: BinaryIO) -> None:
     record, driver = _ready(ctx, name_or_id, directory, "copy to workload")
-    driver.copy_to(record, directory, tar)
+    with _still(driver, record):
+        driver.copy_to(record, directory, tar)
