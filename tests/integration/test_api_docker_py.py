@@ -125,9 +125,9 @@ def test_bad_input_is_refused_and_leaves_nothing(api: api_server.ApiServer) -> N
         assert wrong_type.status_code == 400 and "Cmd" in wrong_type.json()["message"]
         negative = http.post("/v1.44/containers/create", json={"Image": "busybox", "HostConfig": {"Memory": -5}})
         assert negative.status_code == 400 and "Memory" in negative.json()["message"]
-        dns = {"Image": "busybox", "HostConfig": {"Dns": ["1.1.1.1"]}}
-        unsupported = http.post("/v1.44/containers/create", json=dns)
-        assert unsupported.status_code == 400 and "HostConfig.Dns" in unsupported.json()["message"]
+        links = {"Image": "busybox", "HostConfig": {"Links": ["other:alias"]}}
+        unsupported = http.post("/v1.44/containers/create", json=links)
+        assert unsupported.status_code == 400 and "HostConfig.Links" in unsupported.json()["message"]
         huge = http.post("/v1.44/containers/create", content=b"{" + b" " * (5 * 1024 * 1024) + b"}")
         assert huge.status_code == 400 and "limit" in huge.json()["message"]
         assert http.get("/v1.44/containers/json", params={"all": "1"}).json() == []
