@@ -11,6 +11,7 @@ The Python API offers every operation of the CLI, with the same names and option
     for w in isobox.list_workloads(all=True):
         print(w.name, w.status)                                             # web running
     isobox.remove("web", force=True)
+    image = isobox.build("app", tags=["app:1"]).image_id                     # docker build -t app:1 app
 
 Every function takes ``root=`` (a private state root; default ISOBOX_ROOT, else the system's) and raises
 ``isobox.IsoboxError`` subclasses (isobox.errors). Names are loaded on first use, so `import isobox` stays
@@ -35,15 +36,18 @@ _RESOURCES = (
     "system_df", "system_prune", "tag", "vm_create", "volume_create", "volume_prune", "volume_remove",
     "volume_resize",
 )  # fmt: skip
+_BUILD = ("build", "builder_prune")
 _TYPES = {
     "IsoboxError": ("isobox.errors", "IsoboxError"),
     "Workload": ("isobox.model.record", "WorkloadRecord"),
     "RunResult": ("isobox.model.record", "RunResult"),
     "Image": ("isobox.images.store", "ImageRecord"),
     "Status": ("isobox.model.status", "Status"),
+    "BuildResult": ("isobox.builder.outcome", "BuildResult"),
+    "BuildEvent": ("isobox.builder.events", "BuildEvent"),
 }
 
-__all__ = sorted((*_WORKLOADS, *_RESOURCES, *_TYPES))
+__all__ = sorted((*_WORKLOADS, *_RESOURCES, *_BUILD, *_TYPES))
 
 
 def __getattr__(name: str) -> Any:
@@ -54,4 +58,6 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module("isobox.pyapi.workloads"), name)
     if name in _RESOURCES:
         return getattr(importlib.import_module("isobox.pyapi.resources"), name)
+    if name in _BUILD:
+        return getattr(importlib.import_module("isobox.pyapi.build"), name)
     raise AttributeError(f"module 'isobox' has no attribute {name!r}")

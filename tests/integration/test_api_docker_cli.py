@@ -58,7 +58,9 @@ def test_version_info_and_docker_errors(api: api_server.ApiServer) -> None:
         ping = client.head("/_ping")
         assert ping.status_code == 200 and ping.headers["Api-Version"] == "1.44"
         assert ping.headers["Ostype"] == "linux" and ping.headers["Cache-Control"].startswith("no-cache")
-        assert client.post("/build").status_code == 501
+        assert client.post("/build").status_code == 400  # no context in the body
+        remote = client.post("/build?remote=https://git.invalid/app.git", content=b"FROM busybox\n")
+        assert remote.status_code == 501 and "remote" in remote.json()["message"]
 
 
 def test_container_lifecycle(api: api_server.ApiServer, cli: object) -> None:

@@ -58,13 +58,14 @@ def test_containers_on_two_hosts_reach_each_other_by_address_and_name() -> None:
         _sync(one)
 
         first, second = _inspect(one, "ov"), _inspect(two, "ov")
-        assert first["id"] == second["id"] and first["driver"] == second["driver"] == "overlay"
-        overlay_one, overlay_two = dict(first["overlay"]), dict(second["overlay"])  # type: ignore[call-overload]
+        assert first["Id"] == second["Id"] and first["Driver"] == second["Driver"] == "overlay"
+        own_one, own_two = dict(first["Isobox"]), dict(second["Isobox"])  # type: ignore[call-overload]
+        overlay_one, overlay_two = dict(own_one["overlay"]), dict(own_two["overlay"])
         assert overlay_one["vni"] == overlay_two["vni"] and overlay_one["slice"] != overlay_two["slice"]
         assert overlay_one["peers"] == [two.address] and overlay_two["peers"] == [one.address]
         assert f"table bridge isobox-{overlay_one['vxlan']}" in one.run("nft", "list", "tables").stdout
-        alpha_ip = first["endpoints"][0]["ip"]  # type: ignore[index]
-        beta_ip = second["endpoints"][0]["ip"]  # type: ignore[index]
+        alpha_ip = own_one["endpoints"][0]["ip"]
+        beta_ip = own_two["endpoints"][0]["ip"]
         assert alpha_ip.startswith("10.208.0.") and beta_ip.startswith("10.208.1.")
 
         assert one.isobox("exec", "alpha", "ping", "-c", "2", "-W", "3", beta_ip).returncode == 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from isobox.build.dockerignore import clean_path, find_ignore_file, load_ignore_rules, parse_ignore
+from isobox.builder.dockerignore import clean_path, find_ignore_file, load_ignore_rules, parse_ignore
 from isobox.errors import InvalidArgumentError
 
 

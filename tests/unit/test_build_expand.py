@@ -1,10 +1,10 @@
-"""Variable expansion and word splitting with Docker's shell-word rules (isobox.build.expand)."""
+"""Variable expansion and word splitting with Docker's shell-word rules (isobox.builder.expand)."""
 
 from __future__ import annotations
 
 import pytest
 
-from isobox.build.expand import ExpansionError, Lexer, expand_heredoc, expand_word, expand_words
+from isobox.builder.expand import ExpansionError, Lexer, expand_heredoc, expand_word, expand_words
 
 ENV = {"HOME": "/root", "EMPTY": "", "NAME": "world", "GREETING": "hello there", "KOREAN": "한국어"}
 

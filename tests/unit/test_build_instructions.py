@@ -6,11 +6,11 @@ from typing import TypeVar
 
 import pytest
 
-from isobox.build import instructions as ins
-from isobox.build.dockerfile import parse
-from isobox.build.lexer import Heredoc
-from isobox.build.mounts import MountType, NetworkMode, SecurityMode
-from isobox.build.source import DockerfileError, Origin
+from isobox.builder import instructions as ins
+from isobox.builder.dockerfile import parse
+from isobox.builder.lexer import Heredoc
+from isobox.builder.mounts import MountType, NetworkMode, SecurityMode
+from isobox.builder.source import DockerfileError, Origin
 from isobox.errors import InvalidArgumentError
 
 T = TypeVar("T", bound=ins.Instruction)

@@ -1,11 +1,11 @@
-"""Physical lines to logical instructions: directives, comments, continuations, heredocs (isobox.build.lexer)."""
+"""Physical lines to logical instructions: directives, comments, continuations, heredocs (isobox.builder.lexer)."""
 
 from __future__ import annotations
 
 import pytest
 
-from isobox.build.lexer import Directives, Heredoc, parse_heredoc_word, scan
-from isobox.build.source import DockerfileError
+from isobox.builder.lexer import Directives, Heredoc, parse_heredoc_word, scan
+from isobox.builder.source import DockerfileError
 
 
 def texts(dockerfile: str) -> list[str]:

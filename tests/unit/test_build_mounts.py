@@ -1,10 +1,10 @@
-"""RUN --mount specs parsed into RunMount values (isobox.build.mounts)."""
+"""RUN --mount specs parsed into RunMount values (isobox.builder.mounts)."""
 
 from __future__ import annotations
 
 import pytest
 
-from isobox.build.mounts import CacheSharing, MountType, RunMount, parse_bool, parse_mount
+from isobox.builder.mounts import CacheSharing, MountType, RunMount, parse_bool, parse_mount
 from isobox.errors import InvalidArgumentError
 
 

@@ -1,4 +1,4 @@
-"""BuildPlan: ARG scoping, variable expansion per instruction, the stage graph and --target (isobox.build.stages)."""
+"""BuildPlan: ARG scoping, variable expansion per instruction, the stage graph and --target (isobox.builder.stages)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import TypeVar
 
 import pytest
 
-from isobox.build import instructions as ins
-from isobox.build.dockerfile import parse
-from isobox.build.mounts import MountType
-from isobox.build.source import DockerfileError
-from isobox.build.stages import DEFAULT_PATH, BaseImage, BaseKind, BuildPlan, SourceRef, Step, plan
+from isobox.builder import instructions as ins
+from isobox.builder.dockerfile import parse
+from isobox.builder.mounts import MountType
+from isobox.builder.source import DockerfileError
+from isobox.builder.stages import DEFAULT_PATH, BaseImage, BaseKind, BuildPlan, SourceRef, Step, plan
 from isobox.images.platform import Platform
 
 AMD64 = Platform("linux", "amd64")
@@ -454,9 +454,9 @@ def test_a_stage_named_scratch_shadows_the_empty_image() -> None:
 
 
 def test_package_surface_resolves() -> None:
-    import isobox.build
+    import isobox.builder
 
-    for name in isobox.build.__all__:
-        assert getattr(isobox.build, name) is not None, name
+    for name in isobox.builder.__all__:
+        assert getattr(isobox.builder, name) is not None, name
     for name in ins.__all__:
         assert getattr(ins, name) is not None, name

@@ -16,7 +16,7 @@ def test_api_covers_the_workload_verbs() -> None:
              "remove_image", "commit", "volume_create", "list_volumes", "volume_remove", "volume_resize",
              "snapshot_create", "list_snapshots", "snapshot_restore", "snapshot_remove", "snapshot_clone", "attach",
              "pause", "unpause", "rename", "network_create", "list_networks", "network_inspect", "network_remove",
-             "vm_create", "console", "system_df", "system_prune"}
+             "vm_create", "console", "system_df", "system_prune", "build", "builder_prune"}
     assert verbs <= set(isobox.__all__)
 
 

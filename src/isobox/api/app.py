@@ -60,6 +60,7 @@ def build_router() -> Router:
     from isobox.api import (
         archive,
         attach,
+        build,
         container_changes,
         container_io,
         containers,
@@ -73,4 +74,5 @@ def build_router() -> Router:
 
     # Order matters where patterns overlap: each module lists its fixed paths before its patterns.
     return Router(system.routes, events.routes, containers.routes, attach.routes, execs.routes, archive.routes,
-                  container_changes.routes, container_io.routes, images.routes, networks.routes, volumes.routes)
+                  container_changes.routes, container_io.routes, images.routes, networks.routes, volumes.routes,
+                  build.routes)

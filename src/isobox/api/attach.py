@@ -23,7 +23,7 @@ from isobox.errors import InvalidArgumentError, IsoboxError
 from isobox.model.record import WorkloadRecord
 from isobox.model.status import Status
 from isobox.model.streams import Attach
-from isobox.service import control, workloads
+from isobox.service import control, exits, workloads
 from isobox.service import logs as log_service
 from isobox.service.context import Context
 
@@ -81,12 +81,12 @@ def _start_attached(ctx: Context, record: WorkloadRecord, streams_: Attach, pend
     except BaseException as exc:
         pending.error = exc
         if record.plan.remove:  # as dockerd: an AutoRemove container whose start failed is removed
-            workloads.remove_if_present(ctx, record.id)
+            exits.remove_if_present(ctx, record.id)
         raise
     finally:
         pending.done.set()
     if record.plan.remove:  # no conmon exit command when attached: --rm is this side's to do
-        workloads.remove_if_present(ctx, record.id)
+        exits.remove_if_present(ctx, record.id)
     return result.exit_code
 
 

@@ -17,7 +17,7 @@ from isobox.model.plan import parse_signal
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import WorkloadSpec
 from isobox.model.status import Status
-from isobox.service import control, inspect, registry_access, workloads
+from isobox.service import control, exits, inspect, registry_access, workloads
 from isobox.service import filters as matching
 from isobox.service.context import Context
 
@@ -97,7 +97,7 @@ def _start(ctx: Context, app: App, name: str) -> None:
         workloads.start(ctx, record.id)
     except IsoboxError:
         if record.plan.remove:  # as dockerd: an AutoRemove container whose start failed is removed
-            workloads.remove_if_present(ctx, record.id)
+            exits.remove_if_present(ctx, record.id)
         raise
 
 

@@ -1,4 +1,4 @@
-"""System endpoints: /_ping, /version, /info, /system/df, /auth; /build answers 501 for now."""
+"""System endpoints: /_ping, /version, /info, /system/df, /auth (/build: build.py, /events: events.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from isobox.service.context import Context
 routes = RouteTable()
 
 PING_HEADERS = (
-    ("Builder-Version", "1"),  # no BuildKit: /build arrives with the image-build work
+    ("Builder-Version", "1"),  # the classic builder's API (api/build.py), not BuildKit's
     ("Swarm", "inactive"),
     ("Cache-Control", "no-cache, no-store, must-revalidate"),
     ("Pragma", "no-cache"),
@@ -158,6 +158,3 @@ async def auth(app: App, request: Request) -> Reply:
     return json_reply({"Status": "Login Succeeded", "IdentityToken": ""})
 
 
-@routes.post("/build", "build")
-async def build(app: App, request: Request) -> Reply:
-    raise errors.not_implemented("image build (/build)", "it arrives with isobox's image builder")

@@ -48,18 +48,7 @@ def _fetchers() -> dict[ObjectType, Fetch]:
     from isobox.service import inspect as documents
 
     return {ObjectType.CONTAINER: documents.container, ObjectType.IMAGE: documents.image,
-            ObjectType.NETWORK: _network, ObjectType.VOLUME: documents.volume}
-
-
-def _network(ctx: Context, name: str) -> dict[str, Any]:
-    """Docker's document, with what isobox sees of the network now (bridge up, DNS running, endpoints and
-    their host interfaces) under Isobox."""
-    from isobox.service import inspect as documents
-    from isobox.service import networks
-
-    document = documents.network(ctx, name)
-    document["Isobox"] = {**document.get("Isobox", {}), **networks.inspect(ctx, name)}
-    return document
+            ObjectType.NETWORK: documents.network, ObjectType.VOLUME: documents.volume}
 
 
 def register(app: typer.Typer) -> None:

@@ -20,9 +20,15 @@ def main() -> None:
         from isobox.service import engine  # the service starts the engine for some workloads; the CLI says so
 
         engine.announce_with(lambda line: print(line, file=sys.stderr))
-        from isobox.cli import fast
+        code = None
+        if "build" in argv:  # `isobox build` has a fast path of its own, without run's flag table
+            from isobox.cli.build_fast import try_build
 
-        code = fast.try_run(argv)
+            code = try_build(argv)
+        if code is None:
+            from isobox.cli import fast
+
+            code = fast.try_run(argv)
         if code is None:
             from isobox.cli.app import run_app
 

@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
                     "  - all networks no workload is on\n"
                     + ("  - all images no workload uses\n" if all_images else "  - all untagged images\n")
                     + ("  - all volumes no workload uses\n" if include_volumes else "")
+                    + "  - the build cache\n"
                     + "  - layers and blobs no image uses\n")
         report = system_service.prune(open_context(), all_images=all_images, include_volumes=include_volumes)
         sections = (("Deleted Workloads", report.workloads), ("Deleted Networks", report.networks),

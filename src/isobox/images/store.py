@@ -38,6 +38,7 @@ from isobox.images.manifest import parse_json as parse_json
 from isobox.linux.tree import discard_tree
 from isobox.model.image_config import ImageConfig
 from isobox.state import codec
+from isobox.state.build_cache import BuildCacheRepository
 from isobox.state.db import Database
 from isobox.state.images import ImageRepository, RepoDigest
 from isobox.state.locks import locked
@@ -337,6 +338,9 @@ class ImageStore:
         """Delete unreferenced layers and blobs (all, or only among the given ones); caller holds gc."""
         keep_chains: set[str] = set()
         keep_blobs: set[str] = self.records.manifests()
+        cached_blobs, cached_chains = BuildCacheRepository(self.db).kept_layers()  # `isobox build`'s cache
+        keep_blobs |= cached_blobs
+        keep_chains |= {chain.split(":", 1)[-1] for chain in cached_chains}
         for record, _ in self.list():
             keep_blobs.add(record.id)
             for layer in record.layers:

@@ -14,15 +14,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from isobox.errors import NotFoundError, StateError
 from isobox.model.cluster import DEFAULT_NAMESPACE, ClusterConfig, NodeRecord, node_key
 from isobox.network import overlay
 from isobox.service.context import Context
 from isobox.state import codec
-from isobox.state.etcd import EtcdKV
-from isobox.state.etcd_gateway import EtcdTLS, parse_endpoints
 from isobox.state.kv import KV
+
+if TYPE_CHECKING:  # httpx and the etcd client: only for hosts in a cluster (every start on a network imports this)
+    from isobox.state.etcd import EtcdKV
+    from isobox.state.etcd_gateway import EtcdTLS
 
 CONFIG_FILE = "cluster.json"
 
@@ -55,6 +58,8 @@ def join(
 ) -> ClusterConfig:
     """Make this host node ``node`` of the cluster whose store is at ``endpoints``; ``address`` is one of this
     host's addresses that the other nodes reach."""
+    from isobox.state.etcd_gateway import parse_endpoints
+
     overlay.underlay_mtu(overlay.check_address(address))  # refuses an address this host does not have
     config = ClusterConfig(
         endpoints=parse_endpoints(endpoints),
@@ -97,6 +102,9 @@ def store(ctx: Context) -> Iterator[tuple[ClusterConfig, EtcdKV] | None]:
 
 @contextmanager
 def _open(config: ClusterConfig) -> Iterator[EtcdKV]:
+    from isobox.state.etcd import EtcdKV
+    from isobox.state.etcd_gateway import EtcdTLS
+
     tls = None
     if config.ca_cert or config.client_cert:
         tls = EtcdTLS(

@@ -339,7 +339,7 @@ def network_document(network: NetworkRecord, members: Iterable[Any] = ()) -> dic
     }
     return {
         "Name": network.name, "Id": network.id, "Created": rfc3339(network.created_at), "Scope": "local",
-        "Driver": "bridge", "EnableIPv4": True, "EnableIPv6": False,
+        "Driver": network.driver.value, "EnableIPv4": True, "EnableIPv6": False,
         "IPAM": {"Driver": "default", "Options": {},
                  "Config": [{"Subnet": network.subnet, "Gateway": network.gateway}]},
         "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
@@ -349,10 +349,14 @@ def network_document(network: NetworkRecord, members: Iterable[Any] = ()) -> dic
 
 
 def network(ctx: Context, name_or_id: str) -> dict[str, Any]:
-    from isobox.service import network_state
+    """The network in Docker's shape, with isobox's own view (domain, bridge and DNS up, endpoints with their
+    host interfaces and ports, an overlay's slices and peers) under ``Isobox``."""
+    from isobox.service import network_state, networks
 
     found = network_state.get(ctx, name_or_id)
-    return network_document(found, network_state.endpoints(ctx, found))
+    document = network_document(found, network_state.endpoints(ctx, found))
+    document["Isobox"] = {**document["Isobox"], **networks.inspect(ctx, found.id)}
+    return document
 
 
 def volume_document(volume: VolumeRecord) -> dict[str, Any]:

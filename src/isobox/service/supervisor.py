@@ -35,13 +35,13 @@ class Task:
 
 
 def reconcile_exits(ctx: Context) -> None:
-    from isobox.service import control, workloads
+    from isobox.service import control, exits, workloads
 
     for stored in ctx.records.workloads.all():
         record = workloads.refresh(ctx, stored) if stored.status in (Status.RUNNING, Status.PAUSED) else stored
         if record.status is not Status.EXITED:
             continue
-        if workloads.remove_exited(ctx, record, kinds=(Kind.VM, Kind.CONTAINER)):
+        if exits.remove_exited(ctx, record, kinds=(Kind.VM, Kind.CONTAINER)):
             continue
         if not control.should_restart(record) or time.time() - (record.finished_at or 0.0) < RESTART_GRACE_S:
             continue

@@ -70,7 +70,16 @@ def disk_usage(ctx: Context) -> list[DiskUsage]:
         DiskUsage("workloads (writable layers, VM disks, logs)", len(all_workloads), du(ctx.paths.workloads)),
         DiskUsage("volumes", len(vols), sum(du(Path(v.path)) for v in vols)),
         DiskUsage("cache (VM root disks, initramfs)", 0, du(ctx.paths.cache) if ctx.paths.cache.is_dir() else 0),
+        _build_cache(ctx),
     ]
+
+
+def _build_cache(ctx: Context) -> DiskUsage:
+    """`isobox build`'s cache: its entries, and the layers only it keeps plus its cache mounts."""
+    from isobox.service import build
+
+    report = build.usage(ctx)
+    return DiskUsage("build cache (layers only it keeps, cache mounts)", report.entries, report.size_bytes)
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,16 @@ def usage_summary(ctx: Context) -> list[UsageSummary]:
         UsageSummary("Local Volumes", len(vols), len(in_use), sum(volume_sizes.values()),
                      sum(volume_sizes[v.name] for v in vols if v not in in_use)),
         UsageSummary("Cache", cache_entries, 0, cache, 0),
+        _build_cache_summary(ctx),
     ]
+
+
+def _build_cache_summary(ctx: Context) -> UsageSummary:
+    """Docker's "Build Cache" row: `isobox build`'s cache entries, all of them reclaimable (builder prune)."""
+    from isobox.service import build
+
+    report = build.usage(ctx)
+    return UsageSummary("Build Cache", report.entries, 0, report.size_bytes, report.size_bytes)
 
 
 @dataclass(frozen=True)
@@ -121,9 +139,12 @@ class PruneReport:
 
 
 def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = False) -> PruneReport:
-    """Remove exited workloads, networks no workload is on (as Docker's), images no workload uses (untagged
-    ones, or all with all_images), then gc."""
-    removed_workloads = []
+    """Remove exited workloads (and what killed builds left), networks no workload is on (as Docker's), images
+    no workload uses (untagged ones, or all with all_images), the build cache unless a build is running,
+    then gc."""
+    from isobox.service import build
+
+    removed_workloads = build.sweep(ctx, everything=True)
     for record in workloads.list_workloads(ctx, all=True):
         if record.status in (Status.EXITED, Status.CREATED) or workloads.stale_creating(ctx, record):
             workloads.remove(ctx, record.id, force=True, volumes=True)
@@ -137,6 +158,7 @@ def prune(ctx: Context, *, all_images: bool = False, include_volumes: bool = Fal
             continue
         ctx.images.remove(image.id, force=True)
         removed_images.append(image.id)
+    build.prune(ctx, wait=False)
     layers, blobs = ctx.images.gc()
     return PruneReport(
         tuple(removed_workloads), tuple(removed_networks), tuple(removed_volumes), tuple(removed_images), layers, blobs

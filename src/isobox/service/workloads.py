@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from isobox.config import policy_path
 from isobox.drivers.base import Driver
@@ -127,28 +127,11 @@ def get(ctx: Context, name_or_id: str) -> WorkloadRecord:
 
 def list_workloads(ctx: Context, *, all: bool = False) -> list[WorkloadRecord]:
     records = [refresh(ctx, r) for r in ctx.records.workloads.all()]
-    records = [r for r in records if not remove_exited(ctx, r)]
+    if any(r.status is Status.EXITED and r.plan.remove and r.kind is Kind.VM for r in records):
+        from isobox.service.exits import remove_exited
+
+        records = [r for r in records if not remove_exited(ctx, r)]
     return records if all else [r for r in records if r.status in (Status.RUNNING, Status.PAUSED)]
-
-
-AUTO_REMOVE_GRACE_S = 3.0  # time for a foreground run (or conmon's exit command) to remove its own --rm workload
-
-
-def remove_exited(ctx: Context, record: WorkloadRecord, *, kinds: tuple[Kind, ...] = (Kind.VM,)) -> bool:
-    """Remove a --rm workload that exited a while ago and that nobody removed (a detached VM has no conmon
-    exit command: the engine, or the next isobox command that sees the exit, does it). True if removed."""
-    if record.kind not in kinds or record.status is not Status.EXITED or not record.plan.remove:
-        return False
-    if time.time() - (record.finished_at or 0.0) < AUTO_REMOVE_GRACE_S:
-        return False
-    try:
-        remove(ctx, record.id, force=True)
-    except (NotFoundError, InvalidStateError):
-        return True  # removed (or restarted) by another process meanwhile
-    except Exception as exc:  # a listing must not fail because a cleanup did
-        log.warning("could not remove %s after it exited: %s", record.name, exc)
-        return False
-    return True
 
 
 @contextmanager
@@ -189,14 +172,29 @@ def _refuse_taken(ctx: Context, name: str) -> None:
         )
 
 
-def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MISSING) -> WorkloadRecord:
+@dataclass(frozen=True)
+class ResolvedImage:
+    """A root file system its caller resolved itself, for `create` to run from instead of ``spec.image``: a
+    build step's (the layers of the image store so far, which no image record names yet). Its kind is the
+    caller's choice: the isolation policy, which judges images of the store, is not asked."""
+
+    id: str
+    layers: tuple[str, ...]
+    config: ImageConfig
+
+
+def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MISSING,
+           image: ResolvedImage | None = None) -> WorkloadRecord:
     name = ids.validate_name(spec.name) if spec.name else ids.random_name()
     _refuse_taken(ctx, name)
-    image_id, layers, image_config = _image(ctx, spec.image, pull)
+    if image is not None:
+        image_id, layers, image_config = image.id, image.layers, image.config
+    else:
+        image_id, layers, image_config = _image(ctx, spec.image, pull)
     # The isolation policy picks the kind (or refuses) before a driver is chosen; see service/policy.py.
     # Without a policy file the kind is the one asked for, and the policy code is not even imported.
     path, named = policy_path()
-    if named or path.exists():
+    if image is None and (named or path.exists()):
         from isobox.service import policy
 
         spec = policy.apply(ctx, spec, image_id)
@@ -379,19 +377,17 @@ def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attac
         result = start(ctx, record.id, attach=None if detach else (attach or Attach(stdin=None)))
     except BaseException:
         if spec.remove:
-            remove_if_present(ctx, record.id)
+            _remove_if_present(ctx, record.id)
         raise
     if not detach and spec.remove:
-        remove_if_present(ctx, record.id)
+        _remove_if_present(ctx, record.id)
     return result
 
 
-def remove_if_present(ctx: Context, workload_id: str) -> None:
-    """--rm after an attached run: another isobox process (or the engine) may have removed it already."""
-    try:
-        remove(ctx, workload_id, force=True)
-    except NotFoundError:
-        pass
+def _remove_if_present(ctx: Context, workload_id: str) -> None:
+    from isobox.service.exits import remove_if_present
+
+    remove_if_present(ctx, workload_id)
 
 
 # ---- remove -----------------------------------------------------------------------------------

@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from isobox.errors import HostError, StateError
+from isobox.state import build_cache
 from isobox.state import images as image_records
 from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 RESERVE_NAME = ".reserve"
 RESERVE_BYTES = 8 * 1024 * 1024
 RESERVE_RETAKE_FREE_BYTES = 64 * 1024 * 1024  # the reserve is taken again only with this much free
@@ -126,7 +127,7 @@ CREATE TABLE IF NOT EXISTS kv_leases (
     ttl_s      REAL NOT NULL,
     expires_at REAL NOT NULL
 );
-"""
+""" + build_cache.TABLES + ";\n"
 
 
 def _statements(script: str) -> list[str]:
@@ -176,10 +177,17 @@ def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    """The build cache of `isobox build` (state/build_cache.py): new tables, nothing to convert."""
+    for statement in _statements(SCHEMA):
+        conn.execute(statement)
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _migrate_0_to_1,
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
 }
 
 

@@ -166,6 +166,8 @@ def exec_terminal(driver: VMDriver, record: WorkloadRecord, spec: ExecSpec, stdi
 # the initramfs (which has no TIME column: the CPU time comes from /proc/PID/stat, utime + stime in USER_HZ
 # ticks of 1/100 s); the kernel's threads and isobox's own init and agent are not the workload's.
 _TOP_SCRIPT = r"""
+# A VM that is still booting starts its workload within moments: wait for it, a bounded while.
+i=0; while [ ! -s /run/workload.pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 root=$(cat /run/workload.pid 2>/dev/null) || exit 3
 ps -o pid,ppid,user,args | awk -v root="$root" '
 NR > 1 { parent[$1] = $2; line[$1] = $0; order[n++] = $1 }

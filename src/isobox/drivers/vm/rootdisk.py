@@ -152,6 +152,13 @@ def ensure_base(cache_dir: Path, lock_dir: Path, image_id: str, layers: tuple[st
     return target
 
 
+def discard_base(cache_dir: Path, lock_dir: Path, image_id: str) -> None:
+    """Remove an image's cached root disk (a build step's, which no later VM will boot again)."""
+    key = image_id.split(":", 1)[-1]
+    with locked(lock_dir, f"vm-rootdisk-{key[:32]}"):
+        (cache_dir / "rootdisks" / f"{key}.raw").unlink(missing_ok=True)
+
+
 def create_overlay(base: Path, overlay: Path, base_format: str = "raw") -> None:
     """A per-VM qcow2 whose reads fall through to the shared base (qemu-img(1), create -b -F)."""
     command = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format, str(overlay)]

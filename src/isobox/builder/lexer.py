@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from isobox.build.expand import ExpansionError, Lexer
-from isobox.build.source import DockerfileError
-from isobox.build.words import NotStringArrayError, parse_json_array, split_command
+from isobox.builder.expand import ExpansionError, Lexer
+from isobox.builder.source import DockerfileError
+from isobox.builder.words import NotStringArrayError, parse_json_array, split_command
 
 __all__ = ["Directives", "Heredoc", "LogicalLine", "ParseWarning", "Scan", "parse_heredoc_word", "scan"]
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from isobox.build import instructions as ins
-from isobox.build.expand import Lexer, expand_heredoc, expand_word, expand_words
-from isobox.build.mounts import parse_mount
+from isobox.builder import instructions as ins
+from isobox.builder.expand import Lexer, expand_heredoc, expand_word, expand_words
+from isobox.builder.mounts import parse_mount
 
 __all__ = ["expand_instruction"]
 

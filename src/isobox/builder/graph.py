@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from isobox.build.source import DockerfileError, Origin
+from isobox.builder.source import DockerfileError, Origin
 
 __all__ = ["Dependency", "build_order", "check", "needed_by", "parallel_groups"]
 

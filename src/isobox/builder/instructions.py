@@ -11,9 +11,9 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
-from isobox.build.lexer import Heredoc
-from isobox.build.mounts import NetworkMode, RunMount, SecurityMode
-from isobox.build.source import Origin
+from isobox.builder.lexer import Heredoc
+from isobox.builder.mounts import NetworkMode, RunMount, SecurityMode
+from isobox.builder.source import Origin
 
 __all__ = [  # Heredoc, RunMount, NetworkMode and SecurityMode are re-exported: instruction fields use them
     "Add", "Arg", "ArgDeclaration", "Cmd", "CommandForm", "CommandLine", "Copy", "Entrypoint", "Env", "Expose",

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from isobox.build import instructions as ins
-from isobox.build.decode import decode
-from isobox.build.lexer import Directives, ParseWarning, scan
-from isobox.build.source import DockerfileError
+from isobox.builder import instructions as ins
+from isobox.builder.decode import decode
+from isobox.builder.lexer import Directives, ParseWarning, scan
+from isobox.builder.source import DockerfileError
 
 __all__ = ["Dockerfile", "Stage", "parse"]
 

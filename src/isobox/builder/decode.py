@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
-from isobox.build import instructions as ins
-from isobox.build.expand import ExpansionError, expand_word
-from isobox.build.flags import FlagError, FlagKind, Flags, parse_flags
-from isobox.build.lexer import Heredoc, LogicalLine, parse_heredoc_word, scan
-from isobox.build.mounts import NetworkMode, SecurityMode, parse_mount
-from isobox.build.source import DockerfileError, Origin
-from isobox.build.words import NotStringArrayError, parse_json_array, parse_words, split_command, split_whitespace
+from isobox.builder import instructions as ins
+from isobox.builder.expand import ExpansionError, expand_word
+from isobox.builder.flags import FlagError, FlagKind, Flags, parse_flags
+from isobox.builder.lexer import Heredoc, LogicalLine, parse_heredoc_word, scan
+from isobox.builder.mounts import NetworkMode, SecurityMode, parse_mount
+from isobox.builder.source import DockerfileError, Origin
+from isobox.builder.words import NotStringArrayError, parse_json_array, parse_words, split_command, split_whitespace
 from isobox.errors import InvalidArgumentError
 
 __all__ = ["decode", "decode_trigger", "parse_go_duration"]

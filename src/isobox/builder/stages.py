@@ -26,13 +26,13 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from isobox.build import graph
-from isobox.build import instructions as ins
-from isobox.build.decode import decode_trigger
-from isobox.build.dockerfile import Dockerfile, Stage
-from isobox.build.expand import ExpansionError, expand_word
-from isobox.build.source import DockerfileError, Origin
-from isobox.build.substitute import expand_instruction
+from isobox.builder import graph
+from isobox.builder import instructions as ins
+from isobox.builder.decode import decode_trigger
+from isobox.builder.dockerfile import Dockerfile, Stage
+from isobox.builder.expand import ExpansionError, expand_word
+from isobox.builder.source import DockerfileError, Origin
+from isobox.builder.substitute import expand_instruction
 from isobox.errors import InvalidArgumentError
 from isobox.images import platform as platforms
 from isobox.images.platform import Platform
