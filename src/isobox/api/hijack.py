@@ -41,7 +41,7 @@ def _pair() -> tuple[socket.socket, socket.socket]:
 @dataclass
 class Channels:
     tty: bool
-    stdout: tuple[socket.socket, socket.socket]
+    stdout: tuple[socket.socket, socket.socket] | None  # None with a terminal (pty)
     stderr: tuple[socket.socket, socket.socket] | None
     stdin: tuple[socket.socket, socket.socket] | None
     pty: tuple[int, int] | None = None  # (master, slave) for an exec with a terminal, instead of the pairs
@@ -52,6 +52,7 @@ class Channels:
         if self.pty is not None:
             slave = self.pty[1]
             return Attach(stdin=slave if self.stdin_open else None, stdout=slave, stderr=slave, handed_terminal=True)
+        assert self.stdout is not None
         err = self.stderr or self.stdout
         return Attach(stdin=self.stdin[1].fileno() if self.stdin else None, stdout=self.stdout[1].fileno(),
                       stderr=err[1].fileno())
@@ -92,9 +93,7 @@ def open_terminal(*, stdin: bool, size: tuple[int, int] | None) -> Channels:
     if size is not None and all(size):
         set_size(master, *size)
     os.set_blocking(master, False)
-    stdout = _pair()  # unused with a terminal, but keeps the shape of Channels
-    stdout[1].close()
-    return Channels(tty=True, stdout=stdout, stderr=None, stdin=None, pty=(master, slave), stdin_open=stdin)
+    return Channels(tty=True, stdout=None, stderr=None, stdin=None, pty=(master, slave), stdin_open=stdin)
 
 
 async def relay(raw: Raw, channels: Channels, work: Awaitable[T], client_eof: threading.Event | None = None) -> T:
@@ -134,6 +133,7 @@ async def relay(raw: Raw, channels: Channels, work: Awaitable[T], client_eof: th
         outputs = [asyncio.create_task(_forward_pty(raw, channels.pty[0], gone))]
         feeding = asyncio.create_task(_feed_pty(raw, channels.pty[0], client_eof))
     else:
+        assert channels.stdout is not None
         outputs = [asyncio.create_task(forward(channels.stdout[0], "stdout"))]
         if channels.stderr is not None:
             outputs.append(asyncio.create_task(forward(channels.stderr[0], "stderr")))
