@@ -49,6 +49,7 @@ def isobox_root(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest)
 
     monkeypatch.setattr(WorkloadRepository, "reserve", recording)
     yield base
+    _stop_engine(base)
     try:
         if ROOT and "integration" in request.keywords:
             _clean_and_check(base, seen)
@@ -79,6 +80,24 @@ def _clean_and_check(root: Path, seen: set[str]) -> None:
             context.close()
     found = leftovers(root, seen)
     assert not found, "left on the host after the test:\n" + "\n".join(found)
+
+
+def _stop_engine(root: Path) -> None:
+    """An engine a test's workload started (`isobox serve --background`, service/engine.py) ends with its root."""
+    import json
+    import signal
+    import time
+
+    try:
+        pid = int(json.loads((root / "run" / "engine.json").read_text())["pid"])
+        if b"serve" not in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+            return  # not that engine any more
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, KeyError):
+        return
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _bring_networks_down(root: Path) -> None:

@@ -121,6 +121,7 @@ def test_run_rm_wait_keeps_the_exit_code(api: api_server.ApiServer) -> None:
 
 
 def test_images_pull_tag_rmi(api: api_server.ApiServer, registry: registries.Registry) -> None:
+    since = str(int(time.time()) - 1)
     name = f"{registry.host}/lib/busybox:1"
     pulled = api.docker("pull", name, check=True)
     assert f"Status: Downloaded newer image for {name}" in pulled.stdout
@@ -138,6 +139,10 @@ def test_images_pull_tag_rmi(api: api_server.ApiServer, registry: registries.Reg
     untagged = api.docker("rmi", "example.com/team/tool:v2", check=True)
     assert "Untagged: example.com/team/tool:v2" in untagged.stdout
     assert name in api.docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout
+    shown = api.docker("events", "--since", since, "--until", str(int(time.time()) + 1), "--filter", "type=image",
+                       "--format", "{{.Action}} {{.Actor.ID}}", check=True).stdout.splitlines()
+    assert f"pull {name}" in shown and "tag example.com/team/tool:v2" in shown
+    assert any(line.startswith("untag ") and "example.com/team/tool" in line for line in shown)
 
 
 def test_networks_and_volumes(api: api_server.ApiServer) -> None:
@@ -207,3 +212,236 @@ def test_socket_activation(isobox_root: Path) -> None:
     finally:
         os.kill(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
+
+
+def _in_terminal(api: api_server.ApiServer, command: str, timeout: float = 120) -> tuple[int, str]:
+    """A docker command under a pseudo-terminal (util-linux script), as a user at a terminal runs it."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, DOCKER_HOST=api.url)
+    done = subprocess.run(["script", "-eqc", command, "/dev/null"], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return done.returncode, done.stdout
+
+
+def _exec_resized(api: api_server.ApiServer, container: str) -> tuple[bytes, int]:
+    """An exec -t started at 10x20 over a hijacked connection, resized to 44x132 while it runs: what
+    `stty size` says after the resize, and the exit code the instance records."""
+    import socket
+
+    with api.http() as client:
+        body = {"Cmd": ["sh", "-c", "sleep 3; stty size"], "Tty": True, "AttachStdin": True, "AttachStdout": True,
+                "ConsoleSize": [10, 20]}
+        instance = client.post(f"/v1.44/containers/{container}/exec", json=body).json()["Id"]
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(str(api.socket))
+            start = b'{"Tty": true}'
+            conn.sendall(b"POST /v1.44/exec/" + instance.encode() + b"/start HTTP/1.1\r\nHost: d\r\n"
+                         b"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: " + str(len(start)).encode() + b"\r\n\r\n" + start)
+            time.sleep(1.5)
+            assert client.post(f"/v1.44/exec/{instance}/resize", params={"h": 44, "w": 132}).status_code == 200
+            conn.settimeout(60)
+            received = b""
+            while chunk := conn.recv(4096):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 101")
+        return received.split(b"\r\n\r\n", 1)[1], client.get(f"/v1.44/exec/{instance}/json").json()["ExitCode"]
+
+
+def test_run_in_the_foreground(api: api_server.ApiServer) -> None:
+    """attach before start (nothing printed is lost), exit codes, piped stdin, a terminal, a failed start."""
+    started = time.monotonic()
+    hello = api.docker("run", "--rm", "busybox", "echo", "hi")
+    assert (hello.returncode, hello.stdout) == (0, "hi\n"), hello.stderr
+    assert time.monotonic() - started < 30
+    both = api.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (both.returncode, both.stdout, both.stderr) == (3, "out\n", "err\n")
+    piped = api.docker("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z; exit 4", input=b"shout\n")
+    assert (piped.returncode, piped.stdout) == (4, "SHOUT\n")
+    code, shown = _in_terminal(api, "docker run --rm -it busybox sh -c 'tty; echo $TERM; exit 6'")
+    assert code == 6 and "/dev/pts/0" in shown and "xterm" in shown
+    missing = api.docker("run", "--rm", "busybox", "no-such-command")
+    assert missing.returncode == 127 and "no-such-command" in missing.stderr
+    assert api.docker("ps", "-a", "-q", check=True).stdout.strip() == ""  # --rm: nothing left, even after a failure
+
+
+def test_exec_attach_and_resize(api: api_server.ApiServer) -> None:
+    api.docker("run", "-d", "--name", "box", "busybox", "sh", "-c",
+               "trap 'exit 9' TERM; i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done", check=True)
+    plain = api.docker("exec", "box", "sh", "-c", "echo inside; echo oops >&2; exit 4")
+    assert (plain.returncode, plain.stdout, plain.stderr) == (4, "inside\n", "oops\n")
+    piped = api.docker("exec", "-i", "box", "sh", "-c", "wc -c", input=b"12345")
+    assert piped.stdout.strip() == "5"
+    code, shown = _in_terminal(api, "docker exec -it box sh -c 'tty; echo $TERM; exit 2'")
+    assert code == 2 and "/dev/pts/" in shown and "xterm" in shown
+    assert _exec_resized(api, "box") == (b"44 132\r\n", 0)
+    import os
+    import subprocess
+
+    env = dict(os.environ, DOCKER_HOST=api.url)
+    attached = subprocess.Popen([api_server.DOCKER, "attach", "--sig-proxy=false", "box"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    time.sleep(1.5)
+    api.docker("stop", "-t", "5", "box", check=True)
+    out, _ = attached.communicate(timeout=30)
+    assert attached.returncode == 9 and b"tick" in out
+    assert api.docker("inspect", "-f", "{{.State.ExitCode}}", "box", check=True).stdout.strip() == "9"
+    with api.http() as client:
+        assert client.post("/v1.44/containers/box/resize", params={"h": 40, "w": 100}).status_code == 409
+    api.docker("rm", "box", check=True)
+
+
+def test_cp_both_ways_and_a_hostile_symlink(api: api_server.ApiServer, tmp_path: Path) -> None:
+    api.docker("run", "-d", "--name", "files", "-v", "cpvol:/vol", "busybox", "sh", "-c",
+               "mkdir -p /d/sub && echo deep > /d/sub/f && ln -s / /d/up && ln -s /etc/passwd /d/pw && "
+               "ln -s /vol /d/tovol && sleep 300", check=True)
+    time.sleep(1)
+    source = tmp_path / "payload.txt"
+    source.write_text("payload\n")
+    api.docker("cp", str(source), "files:/tmp/", check=True)
+    assert api.docker("exec", "files", "cat", "/tmp/payload.txt", check=True).stdout == "payload\n"
+    api.docker("cp", "files:/d", str(tmp_path / "out"), check=True)
+    assert (tmp_path / "out" / "sub" / "f").read_text() == "deep\n"
+    assert (tmp_path / "out" / "up").is_symlink() and str((tmp_path / "out" / "up").readlink()) == "/"
+    # The container's symlink to / leads to the container's root, never the host's.
+    marker = f"isobox-cp-{time.monotonic_ns()}"
+    (tmp_path / marker).write_text("x")
+    api.docker("cp", str(tmp_path / marker), "files:/d/up/tmp/", check=True)
+    assert not Path("/tmp", marker).exists()
+    assert api.docker("exec", "files", "cat", f"/tmp/{marker}", check=True).stdout == "x"
+    shadow = api.docker("cp", "files:/d/pw", "-", check=True)  # the link itself, as a tar entry
+    assert "root:" not in shadow.stdout
+    api.docker("cp", str(source), "files:/d/tovol/", check=True)  # through a link into a volume
+    assert api.docker("exec", "files", "cat", "/vol/payload.txt", check=True).stdout == "payload\n"
+    missing = api.docker("cp", "files:/no/such/path", str(tmp_path / "x"))
+    assert missing.returncode != 0 and "Could not find the file /no/such/path" in missing.stderr
+    api.docker("rm", "-f", "files", check=True)
+    api.docker("volume", "rm", "cpvol", check=True)
+
+
+def test_stats_events_health_and_connect(api: api_server.ApiServer) -> None:
+    since = str(int(time.time()) - 1)
+    api.docker("network", "create", "side", check=True)
+    api.docker("run", "-d", "--name", "doc", "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s",
+               "--health-retries", "2", "--label", "team=qa", "busybox", "sh", "-c",
+               "sleep 2; touch /tmp/ok; sleep 300", check=True)
+    stats = json.loads(api.docker("stats", "--no-stream", "--format", "{{json .}}", "doc", check=True).stdout)
+    assert stats["Name"] == "doc" and stats["PIDs"] != "0"
+    deadline = time.monotonic() + 30
+    status = ""
+    while time.monotonic() < deadline and status != "healthy":
+        status = api.docker("inspect", "-f", "{{.State.Health.Status}}", "doc", check=True).stdout.strip()
+        time.sleep(0.5)
+    assert status == "healthy"
+    health = json.loads(api.docker("inspect", "-f", "{{json .State.Health}}", "doc", check=True).stdout)
+    assert health["FailingStreak"] == 0 and health["Log"][-1]["ExitCode"] == 0
+    assert "(healthy)" in api.docker("ps", "--format", "{{.Status}}", check=True).stdout
+    api.docker("network", "connect", "--alias", "doc-alias", "side", "doc", check=True)
+    addresses = api.docker("exec", "doc", "ip", "-4", "-o", "addr", check=True).stdout
+    assert " eth1 " in addresses
+    with api.http() as client:
+        one = client.get("/v1.44/containers/doc/stats", params={"stream": "false"}).json()
+    assert set(one["networks"]) == {"eth0", "eth1"} and one["cpu_stats"]["cpu_usage"]["total_usage"] > 0
+    api.docker("network", "disconnect", "side", "doc", check=True)
+    assert " eth1 " not in api.docker("exec", "doc", "ip", "-4", "-o", "addr", check=True).stdout
+    api.docker("rm", "-f", "doc", check=True)
+    api.docker("network", "rm", "side", check=True)
+    until = str(int(time.time()) + 1)
+    time.sleep(1.2)
+    shown = api.docker("events", "--since", since, "--until", until, "--format", "{{.Type}} {{.Action}}",
+                       check=True).stdout.splitlines()
+    for expected in ("network create", "container create", "container start", "container health_status: healthy",
+                     "network connect", "network disconnect", "container die", "container destroy",
+                     "network destroy"):
+        assert expected in shown, (expected, shown)
+    labelled = api.docker("events", "--since", since, "--until", until, "--filter", "label=team=qa",
+                          "--filter", "event=start", "--format", "{{.Actor.Attributes.name}}", check=True)
+    assert labelled.stdout.split() == ["doc"]
+
+
+@pytest.mark.vm
+def test_vm_streams_exec_cp_and_auto_remove(api: api_server.ApiServer, tmp_path: Path) -> None:
+    hello = api.docker("run", "--rm", "--isolation", "vm", "--network", "none", "busybox", "sh", "-c",
+                       "echo from-vm; exit 5", timeout=180)
+    assert (hello.returncode, hello.stdout) == (5, "from-vm\n"), hello.stderr
+    piped = api.docker("run", "--rm", "-i", "--isolation", "vm", "--network", "none", "busybox", "tr", "a-z", "A-Z",
+                       input=b"quiet\n", timeout=180)
+    assert (piped.returncode, piped.stdout) == (0, "QUIET\n"), piped.stderr
+    code, shown = _in_terminal(api, "docker run --rm -it --isolation vm --network none busybox sh -c 'tty; exit 7'",
+                               timeout=180)
+    assert code == 7 and "/dev/" in shown
+    api.docker("run", "-d", "--name", "vmbox", "--isolation", "vm", "--network", "none", "--health-cmd",
+               "test -d /tmp", "--health-interval", "1s", "busybox", "sh", "-c",
+               "trap 'exit 9' TERM; while :; do echo vm-tick; sleep 0.3; done", check=True, timeout=180)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "(healthy)" not in api.docker("ps", "--format", "{{.Status}}").stdout:
+        time.sleep(0.5)
+    assert "(healthy)" in api.docker("ps", "--format", "{{.Status}}", check=True).stdout  # probes are execs in the VM
+    stats = json.loads(api.docker("stats", "--no-stream", "--format", "{{json .}}", "vmbox", check=True).stdout)
+    assert stats["Name"] == "vmbox"
+    import os
+    import subprocess
+
+    attached = subprocess.Popen([api_server.DOCKER, "attach", "--sig-proxy=false", "vmbox"],
+                                env=dict(os.environ, DOCKER_HOST=api.url), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    time.sleep(2)
+    plain = api.docker("exec", "vmbox", "sh", "-c", "echo in-guest; exit 3", timeout=60)
+    assert (plain.returncode, plain.stdout) == (3, "in-guest\n")
+    code, shown = _in_terminal(api, "docker exec -it vmbox sh -c 'tty; exit 2'")
+    assert code == 2 and "/dev/" in shown
+    assert _exec_resized(api, "vmbox") == (b"44 132\r\n", 0)
+    source = tmp_path / "note.txt"
+    source.write_text("into the vm\n")
+    api.docker("cp", str(source), "vmbox:/tmp/", check=True, timeout=60)
+    assert api.docker("exec", "vmbox", "cat", "/tmp/note.txt", check=True).stdout == "into the vm\n"
+    api.docker("exec", "vmbox", "sh", "-c", "ln -s / /tmp/up", check=True)
+    api.docker("cp", "vmbox:/tmp/note.txt", str(tmp_path / "back.txt"), check=True, timeout=60)
+    assert (tmp_path / "back.txt").read_text() == "into the vm\n"
+    api.docker("cp", str(source), "vmbox:/tmp/up/root/", check=True, timeout=60)  # the image root's /root
+    assert api.docker("exec", "vmbox", "cat", "/root/note.txt", check=True).stdout == "into the vm\n"
+    api.docker("stop", "-t", "20", "vmbox", check=True, timeout=60)
+    out, _ = attached.communicate(timeout=60)
+    assert attached.returncode == 9 and b"vm-tick" in out
+    api.docker("rm", "-f", "vmbox", check=True, timeout=120)
+    # A detached VM with --rm: the engine (this server) removes it once it exits.
+    api.docker("run", "-d", "--rm", "--name", "shortvm", "--isolation", "vm", "--network", "none", "busybox",
+               "true", check=True, timeout=180)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "shortvm" in api.docker("ps", "-a", "--format", "{{.Names}}").stdout:
+        time.sleep(0.5)
+    assert "shortvm" not in api.docker("ps", "-a", "--format", "{{.Names}}", check=True).stdout
+
+
+def test_run_with_host_settings(api: api_server.ApiServer) -> None:
+    shown = api.docker("run", "--rm", "--add-host", "db:10.1.2.3", "--dns", "10.0.0.53", "--ulimit",
+                       "nofile=1024:2048", "--shm-size", "128m", "busybox", "sh", "-c",
+                       "grep db /etc/hosts; grep nameserver /etc/resolv.conf; ulimit -n; df -m /dev/shm | tail -1",
+                       check=True).stdout.splitlines()
+    assert shown[0].split() == ["10.1.2.3", "db"] and shown[1] == "nameserver 10.0.0.53" and shown[2] == "1024"
+    assert shown[3].split()[1] == "128"
+
+
+def test_diff_export_and_update(api: api_server.ApiServer, tmp_path: Path) -> None:
+    api.docker("run", "-d", "--name", "changed", "-m", "64m", "busybox", "sh", "-c",
+               "echo x > /newfile; rm /bin/ls; echo ready; sleep 300", check=True)
+    deadline = time.monotonic() + 20
+    while "ready" not in api.docker("logs", "changed").stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lines = api.docker("diff", "changed", check=True).stdout.splitlines()
+    assert "A /newfile" in lines and "D /bin/ls" in lines
+    api.docker("update", "-m", "128m", "--cpus", "0.5", "--pids-limit", "40", "changed", check=True)
+    limits = api.docker("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+                        "changed", check=True).stdout.split()
+    assert limits == [str(128 << 20), "500000000", "40"]
+    refused = api.docker("update", "--kernel-memory", "1m", "changed")
+    assert refused.returncode != 0 and "KernelMemory" in refused.stderr
+    api.docker("export", "-o", str(tmp_path / "fs.tar"), "changed", check=True)
+    import tarfile
+
+    with tarfile.open(tmp_path / "fs.tar") as exported:
+        names = exported.getnames()
+    assert "newfile" in [n.lstrip("./") for n in names] and "bin/ls" not in [n.lstrip("./") for n in names]
+    api.docker("rm", "-f", "changed", check=True)

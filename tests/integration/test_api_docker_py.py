@@ -125,9 +125,9 @@ def test_bad_input_is_refused_and_leaves_nothing(api: api_server.ApiServer) -> N
         assert wrong_type.status_code == 400 and "Cmd" in wrong_type.json()["message"]
         negative = http.post("/v1.44/containers/create", json={"Image": "busybox", "HostConfig": {"Memory": -5}})
         assert negative.status_code == 400 and "Memory" in negative.json()["message"]
-        dns = {"Image": "busybox", "HostConfig": {"Dns": ["1.1.1.1"]}}
-        unsupported = http.post("/v1.44/containers/create", json=dns)
-        assert unsupported.status_code == 400 and "HostConfig.Dns" in unsupported.json()["message"]
+        links = {"Image": "busybox", "HostConfig": {"Links": ["other:alias"]}}
+        unsupported = http.post("/v1.44/containers/create", json=links)
+        assert unsupported.status_code == 400 and "HostConfig.Links" in unsupported.json()["message"]
         huge = http.post("/v1.44/containers/create", content=b"{" + b" " * (5 * 1024 * 1024) + b"}")
         assert huge.status_code == 400 and "limit" in huge.json()["message"]
         assert http.get("/v1.44/containers/json", params={"all": "1"}).json() == []
@@ -149,3 +149,47 @@ def test_bad_input_is_refused_and_leaves_nothing(api: api_server.ApiServer) -> N
         state = http.get("/v1.44/containers/talker/json").json()["State"]
         assert state["Running"] is True
         assert http.delete("/v1.44/containers/talker", params={"force": "1"}).status_code == 204
+
+
+def test_exec_archives_logs_and_events(client: docker.DockerClient, api: api_server.ApiServer) -> None:
+    import io
+    import tarfile
+    import time
+
+    since = int(time.time()) - 1
+    container = client.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.3; done; "
+                                                  "sleep 60"], name="pyexec", detach=True)
+    streamed = []
+    for chunk in container.logs(stream=True, follow=True):
+        streamed.append(chunk)
+        if b"line 3" in b"".join(streamed):
+            break
+    assert b"".join(streamed).startswith(b"line 1\nline 2\n")
+    code, output = container.exec_run(["sh", "-c", "echo to-out; echo to-err >&2; exit 3"], demux=True)
+    assert code == 3 and output == (b"to-out\n", b"to-err\n")
+    code, output = container.exec_run("cat /etc/hostname", stream=False)
+    assert code == 0 and output.strip() == container.id[:12].encode()
+    started = client.api.exec_create(container.id, ["sleep", "1"])
+    client.api.exec_start(started["Id"], detach=True)
+    assert client.api.exec_inspect(started["Id"])["ContainerID"] == container.id
+
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w") as archive:
+        data = b"from docker-py\n"
+        member = tarfile.TarInfo("dir/note.txt")
+        member.size, member.mode = len(data), 0o640
+        archive.addfile(member, io.BytesIO(data))
+    assert container.put_archive("/tmp", packed.getvalue()) is True
+    chunks, stat = container.get_archive("/tmp/dir")
+    assert stat["name"] == "dir" and stat["mode"] & (1 << 31)  # Go's os.ModeDir
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+        extracted = archive.extractfile("dir/note.txt")
+        assert extracted is not None and extracted.read() == b"from docker-py\n"
+        assert archive.getmember("dir/note.txt").mode & 0o777 == 0o640
+    with pytest.raises(docker.errors.NotFound):
+        container.get_archive("/no/such/file")
+    container.remove(force=True)
+    seen = [(e["Type"], e["Action"]) for e in client.events(since=since, until=int(time.time()) + 1, decode=True,
+                                                                filters={"container": "pyexec"})]
+    assert ("container", "create") in seen and ("container", "destroy") in seen
+    assert any(action.startswith("exec_start") for _, action in seen)

@@ -268,3 +268,45 @@ def test_capabilities_one_kind_lacks_are_typed_refusals(ctx: Context, made: list
         snapshots.create(ctx, "cap", "s")
         with pytest.raises(UnsupportedError, match="snapshot clone is not available for cap"):
             snapshots.clone(ctx, "cap", "s")
+
+
+def test_copy_in_and_out_resolves_links_inside(ctx: Context, made: list[str], kind: Kind) -> None:
+    """Capability.COPY: tar streams in and out, every path resolved inside the workload (a link to / is its /)."""
+    import io
+    import tarfile
+
+    from isobox.service import archive
+
+    detached(ctx, made, spec(kind, "sh", "-c", "mkdir -p /d && ln -s / /d/up && echo ready; sleep 600",
+                             name="files"), ready="ready")
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w") as tar:
+        member = tarfile.TarInfo("note.txt")
+        member.size, member.mode = 6, 0o600
+        tar.addfile(member, io.BytesIO(b"hello\n"))
+    packed.seek(0)
+    archive.copy_to(ctx, "files", "/d/up/tmp", packed)
+    assert exec_capture(ctx, "files", ExecSpec(("cat", "/tmp/note.txt")))[1] == b"hello\n"
+    info = archive.stat_path(ctx, "files", "/d/up")
+    assert info.link_target == "/" and not info.is_dir
+    out = io.BytesIO()
+    assert archive.copy_from(ctx, "files", "/tmp/note.txt", out).size_bytes == 6
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
+        extracted = tar.extractfile("note.txt")
+        assert extracted is not None and extracted.read() == b"hello\n"
+
+
+def test_health_probes_are_execs_of_either_kind(ctx: Context, made: list[str], kind: Kind) -> None:
+    from isobox.model.health import HealthCheck, HealthStatus
+    from isobox.service import health
+
+    check = HealthCheck(test=("CMD-SHELL", "test -f /tmp/ok"), retries=1)
+    record = detached(ctx, made, spec(kind, "sh", "-c", "echo ready; sleep 600", name="probed", health=check),
+                      ready="ready")
+    health.probe_once(ctx, record.id)
+    failed = workloads.get(ctx, "probed").health
+    assert failed is not None and failed.status is HealthStatus.UNHEALTHY and failed.log[-1].exit_code == 1
+    exec_capture(ctx, "probed", ExecSpec(("touch", "/tmp/ok")))
+    health.probe_once(ctx, record.id)
+    state = workloads.get(ctx, "probed").health
+    assert state is not None and state.status is HealthStatus.HEALTHY and state.log[-1].exit_code == 0

@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 from isobox.drivers.base import Created
 from isobox.errors import InvalidStateError, NotFoundError, WorkloadError
+from isobox.model.archive import PathStat
 from isobox.model.capability import Capability
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
@@ -142,6 +143,21 @@ class FakeDriver:
 
     def commit_layer(self, record: WorkloadRecord, out: BinaryIO, skip: frozenset[str]) -> None:
         out.write(b"")
+
+    def replan(self, record: WorkloadRecord) -> None:
+        self._get(record)
+
+    def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
+        self._get(record)
+
+    def stat_path(self, record: WorkloadRecord, path: str) -> PathStat:
+        raise NotFoundError(f"no file {path} in a fake workload", op="copy", id=record.id)
+
+    def copy_from(self, record: WorkloadRecord, path: str, out: BinaryIO) -> PathStat:
+        return self.stat_path(record, path)
+
+    def copy_to(self, record: WorkloadRecord, directory: str, tar: BinaryIO) -> None:
+        self.stat_path(record, directory)
 
     def export_filesystem(self, record: WorkloadRecord, out: BinaryIO) -> None:
         out.write(b"")

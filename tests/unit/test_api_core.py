@@ -171,7 +171,9 @@ def test_create_defaults_let_the_policy_choose() -> None:
     ({"Image": "b", "Tty": "yes"}, "Tty must be bool"),
     ({"Image": "b", "HostConfig": {"Memory": True}}, "HostConfig.Memory"),
     ({"Image": "b", "HostConfig": {"Memory": -1}}, "HostConfig.Memory may not be negative"),
-    ({"Image": "b", "HostConfig": {"Dns": ["8.8.8.8"]}}, "HostConfig.Dns"),
+    ({"Image": "b", "HostConfig": {"Links": ["other:alias"]}}, "HostConfig.Links"),
+    ({"Image": "b", "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": "many"}]}}, "Soft must be int"),
+    ({"Image": "b", "HostConfig": {"Sysctls": {"vm.swappiness": "1"}}}, "vm.swappiness"),
     ({"Image": "b", "HostConfig": {"PidMode": "host"}}, "HostConfig.PidMode"),
     ({"Image": "b", "HostConfig": {"NetworkMode": "container:x"}}, "container:x"),
     ({"Image": "b", "HostConfig": {"Isolation": "hyperv"}}, "Isolation"),
@@ -180,7 +182,10 @@ def test_create_defaults_let_the_policy_choose() -> None:
     ({"Image": "b", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}, "restart policy"),
     ({"Image": "b", "HostConfig": {"PortBindings": {"99999/tcp": []}}}, "invalid port"),
     ({"Image": "b", "HostConfig": {"Binds": ["/a:/b:shared"]}}, "bind option"),
-    ({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"]}}, "Healthcheck"),
+    ({"Image": "b", "Healthcheck": {"Test": ["RUN", "true"]}}, "NONE, CMD or CMD-SHELL"),
+    ({"Image": "b", "Healthcheck": {"Test": ["CMD"]}}, "CMD needs a command"),
+    ({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Interval": -1}}, "interval"),
+    ({"Image": "b", "Healthcheck": {"Test": ["CMD", "true"], "Retries": "3"}}, "Retries must be an integer"),
 ])
 def test_create_refuses_what_it_cannot_honour(body: dict[str, object], named: str) -> None:
     with pytest.raises(InvalidArgumentError) as refused:
@@ -281,3 +286,25 @@ def test_network_and_image_documents() -> None:
     assert digests == ["127.0.0.1:5000/lib/x@sha256:" + "d" * 64, "busybox@sha256:" + "d" * 64]
     assert inspect.created_unix("2023-11-14T22:13:20.123456789Z") == 1700000000
     assert inspect.created_unix("") == 0
+
+
+def test_create_translates_a_health_check() -> None:
+    body = {"Image": "b", "Healthcheck": {"Test": ["CMD-SHELL", "wget -q localhost"], "Interval": 2_000_000_000,
+                                          "Retries": 5, "StartPeriod": 500_000_000}}
+    health = build_spec(body, None).health
+    assert health is not None and health.argv() == ("/bin/sh", "-c", "wget -q localhost")
+    assert (health.interval_s, health.retries, health.start_period_s, health.timeout_s) == (2.0, 5, 0.5, 0.0)
+    disabled = build_spec({"Image": "b", "Healthcheck": {"Test": ["NONE"]}}, None).health
+    assert disabled is not None and disabled.disabled
+
+
+def test_create_translates_host_settings() -> None:
+    body = {"Image": "b", "ExposedPorts": {"8080/tcp": {}},
+            "HostConfig": {"ExtraHosts": ["db:10.0.0.5"], "Dns": ["10.0.0.53"], "DnsSearch": ["corp"],
+                           "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
+                           "Sysctls": {"net.ipv4.ip_forward": "1"}, "ShmSize": 128 << 20}}
+    spec = build_spec(body, None)
+    assert spec.host.extra_hosts == (("db", "10.0.0.5"),) and spec.host.dns.servers == ("10.0.0.53",)
+    assert [(u.name, u.soft, u.hard) for u in spec.host.ulimits] == [("nofile", 1024, 2048)]
+    assert spec.host.sysctls == (("net.ipv4.ip_forward", "1"),) and spec.host.shm_size_bytes == 128 << 20
+    assert spec.expose == ("8080/tcp",)

@@ -78,3 +78,19 @@ def test_symlinked_parent_is_resolved_in_root(root: Path, tmp_path: Path) -> Non
 def test_relative_destination_is_refused(root: Path) -> None:
     with pytest.raises(InvalidArgumentError):
         ensure_mountpoint(root, "proc", is_dir=True)
+
+
+def test_resolution_sees_the_workloads_mounts(tmp_path: Path) -> None:
+    """A symlink inside a volume is resolved in the workload's view: to the root's files, or to another mount."""
+    root, volume = tmp_path / "root", tmp_path / "volume"
+    (root / "etc").mkdir(parents=True)
+    (root / "data").mkdir()
+    volume.mkdir()
+    (volume / "up").symlink_to("/")
+    (volume / "back").symlink_to("../../../..")
+    mounts = {"/data": volume}
+    assert resolve_in_root(root, "/data/file", mounts) == volume / "file"
+    assert resolve_in_root(root, "/data/up/etc", mounts) == root / "etc"
+    assert resolve_in_root(root, "/data/back/etc", mounts) == root / "etc"
+    assert resolve_in_root(root, "/data/up/data/x", mounts) == volume / "x"
+    assert resolve_in_root(root, "/data", mounts) == volume

@@ -95,6 +95,16 @@ def _cpu(sample: waiting.Sample | None) -> dict[str, Any]:
             "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
 
 
+def _blkio(io_bytes: tuple[tuple[str, str, int], ...]) -> list[dict[str, Any]] | None:
+    """Docker's blkio entries ({major, minor, op, value}); null where the cgroup measures no I/O."""
+    entries = []
+    for device, op, value in io_bytes:
+        major, _, minor = device.partition(":")
+        if major.isdigit() and minor.isdigit():
+            entries.append({"major": int(major), "minor": int(minor), "op": op, "value": value})
+    return entries or None
+
+
 def stats_document(now: waiting.Sample, before: waiting.Sample | None) -> dict[str, Any]:
     """Docker's stats document; ``before`` is the previous sample (precpu_stats), None for a one-shot."""
     limit = now.stats.memory_limit_bytes
@@ -102,10 +112,11 @@ def stats_document(now: waiting.Sample, before: waiting.Sample | None) -> dict[s
         "id": now.record.id, "name": f"/{now.record.name}",
         "read": inspect.rfc3339(now.taken_at), "preread": inspect.rfc3339(before.taken_at if before else None),
         "pids_stats": {"current": now.stats.pids}, "num_procs": 0, "storage_stats": {},
-        "blkio_stats": {"io_service_bytes_recursive": None, "io_serviced_recursive": None},
+        "blkio_stats": {"io_service_bytes_recursive": _blkio(now.stats.io_bytes), "io_serviced_recursive": None},
         "cpu_stats": _cpu(now), "precpu_stats": _cpu(before),
         "memory_stats": {"usage": now.stats.memory_bytes, "stats": {},
                          "limit": min(limit, now.host_memory_bytes) if limit else now.host_memory_bytes},
+        **({"networks": now.networks} if now.networks else {}),
     }
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from isobox.api.messages import require_type
 from isobox.errors import InvalidArgumentError
+from isobox.model.health import from_docker
+from isobox.model.host_settings import DeviceSpec, DnsConfig, HostSettings, Ulimit, parse_extra_host, parse_sysctl
 from isobox.model.mounts import MountKind, MountSpec, parse_tmpfs, parse_volume, validate_volume_name
 from isobox.model.network import PortSpec, Protocol
 from isobox.model.spec import Kind, Resources, Restart, RestartPolicy, Security, WorkloadSpec, parse_env
@@ -21,10 +23,10 @@ OP = "create container"
 
 # HostConfig fields that matter and that isobox has no equivalent for yet: refused when set.
 UNSUPPORTED_HOST = (
-    "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd", "Links", "VolumesFrom", "Devices",
-    "DeviceRequests", "DeviceCgroupRules", "Sysctls", "Ulimits", "StorageOpt", "CpusetMems", "BlkioWeight",
+    "GroupAdd", "Links", "VolumesFrom",
+    "DeviceRequests", "DeviceCgroupRules", "StorageOpt", "CpusetMems", "BlkioWeight",
     "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "ShmSize", "MaskedPaths", "ReadonlyPaths",
+    "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "MaskedPaths", "ReadonlyPaths",
     "CgroupParent", "OomKillDisable", "MemorySwappiness", "KernelMemoryTCP", "CpuCount", "CpuPercent",
     "IOMaximumIOps", "IOMaximumBandwidth",
 )
@@ -78,9 +80,6 @@ def _check_unsupported(host: Mapping[str, Any], config: Mapping[str, Any]) -> No
     log_type = ((host.get("LogConfig") or {}).get("Type") or "")
     if log_type not in LOG_DRIVERS:
         raise _refuse(f"HostConfig.LogConfig.Type={log_type!r}", "isobox keeps one log that `logs` reads")
-    health = config.get("Healthcheck")
-    if isinstance(health, dict) and (health.get("Test") or ["NONE"])[0] not in ("NONE",):
-        raise _refuse("Config.Healthcheck", "health checks arrive in a later version of the API")
     if config.get("MacAddress"):
         raise _refuse("Config.MacAddress", "isobox derives each interface's MAC address from its IP address")
 
@@ -259,6 +258,40 @@ def _networks(host: Mapping[str, Any], networking: Mapping[str, Any]
     return tuple(names), address, tuple(aliases)
 
 
+def _host_settings(host: Mapping[str, Any]) -> HostSettings:
+    """ExtraHosts, Dns*, Ulimits, Devices, Sysctls and ShmSize: the settings `run` takes as --add-host, --dns,
+    --ulimit, --device, --sysctl and --shm-size, checked by the same parsers."""
+    where = "HostConfig"
+    ulimits = []
+    for index, item in enumerate(_field(host, "Ulimits", list, where) or []):
+        require_type(item, dict, f"{where}.Ulimits[{index}]")
+        name = _field(item, "Name", str, f"{where}.Ulimits[{index}]") or ""
+        soft = _field(item, "Soft", int, f"{where}.Ulimits[{index}]")
+        hard = _field(item, "Hard", int, f"{where}.Ulimits[{index}]")
+        ulimits.append(Ulimit.parse(f"{name}={soft if soft is not None else -1}:{hard if hard is not None else -1}"))
+    devices = []
+    for index, item in enumerate(_field(host, "Devices", list, where) or []):
+        require_type(item, dict, f"{where}.Devices[{index}]")
+        source = _field(item, "PathOnHost", str, f"{where}.Devices[{index}]") or ""
+        target = _field(item, "PathInContainer", str, f"{where}.Devices[{index}]") or source
+        access = _field(item, "CgroupPermissions", str, f"{where}.Devices[{index}]") or "rwm"
+        devices.append(DeviceSpec.parse(f"{source}:{target}:{access}"))
+    sysctls = _field(host, "Sysctls", dict, where) or {}
+    host_network = (_field(host, "NetworkMode", str, where) or "") == "host"
+    shm = _field(host, "ShmSize", int, where)
+    if shm is not None and shm < 0:
+        raise InvalidArgumentError("HostConfig.ShmSize may not be negative", op=OP)
+    return HostSettings(
+        extra_hosts=tuple(parse_extra_host(h) for h in _strings(host, "ExtraHosts", where) or ()),
+        dns=DnsConfig.parse(_strings(host, "Dns", where) or (), _strings(host, "DnsSearch", where) or (),
+                            _strings(host, "DnsOptions", where) or ()),
+        ulimits=tuple({u.name: u for u in ulimits}.values()), devices=tuple(devices),
+        sysctls=tuple(dict(parse_sysctl(f"{key}={require_type(value, str, f'{where}.Sysctls[{key!r}]')}",
+                                        host_network=host_network) for key, value in sysctls.items()).items()),
+        shm_size_bytes=shm or None,
+    )
+
+
 def _kind(host: Mapping[str, Any]) -> tuple[Kind, bool]:
     isolation = (_field(host, "Isolation", str, "HostConfig") or "").lower()
     if isolation not in ISOLATIONS:
@@ -299,4 +332,6 @@ def build_spec(body: Mapping[str, Any], name: str | None) -> WorkloadSpec:
         stop_signal=_field(config, "StopSignal", str, "") or None, mounts=_mounts(config, host),
         networks=networks, publish=_ports(host), publish_all=bool(_field(host, "PublishAllPorts", bool, "HostConfig")),
         ip=address, network_aliases=aliases,
+        health=from_docker(_field(config, "Healthcheck", dict, ""), "Config.Healthcheck"),
+        host=_host_settings(host), expose=tuple(_field(config, "ExposedPorts", dict, "") or {}),
     )

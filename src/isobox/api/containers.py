@@ -12,12 +12,12 @@ from isobox.api.app import App
 from isobox.api.container_spec import build_spec
 from isobox.api.messages import Reply, Request, empty, json_reply
 from isobox.api.routing import Handler, RouteTable
-from isobox.errors import InvalidArgumentError, NotFoundError
+from isobox.errors import InvalidArgumentError, IsoboxError, NotFoundError
 from isobox.model.plan import parse_signal
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import WorkloadSpec
 from isobox.model.status import Status
-from isobox.service import control, inspect, registry_access, workloads
+from isobox.service import control, exits, inspect, registry_access, workloads
 from isobox.service import filters as matching
 from isobox.service.context import Context
 
@@ -85,17 +85,26 @@ async def inspect_container(app: App, request: Request) -> Reply:
 # ---- lifecycle --------------------------------------------------------------------------------
 
 
-def _start(ctx: Context, name: str) -> None:
+def _start(ctx: Context, app: App, name: str) -> None:
     record = workloads.get(ctx, name)
     if record.status in (Status.RUNNING, Status.PAUSED):
         raise errors.NotModified()
-    workloads.start(ctx, record.id)
+    from isobox.api import attach  # a client attached before the start: its stream starts the workload
+
+    if attach.start_pending(app, ctx, record):
+        return
+    try:
+        workloads.start(ctx, record.id)
+    except IsoboxError:
+        if record.plan.remove:  # as dockerd: an AutoRemove container whose start failed is removed
+            exits.remove_if_present(ctx, record.id)
+        raise
 
 
 @routes.post("/containers/{id}/start", "start container")
 async def start(app: App, request: Request) -> Reply:
     await request.body.read()  # pre-1.24 clients sent a HostConfig here; nothing in it is used since
-    await app.workers.call(_start, request.params["id"])
+    await app.workers.call(_start, app, request.params["id"])
     return empty()
 
 
@@ -201,16 +210,7 @@ async def prune(app: App, request: Request) -> Reply:
 
 # ---- not yet ----------------------------------------------------------------------------------
 
-LATER = (
-    ("POST", "/containers/{id}/attach", "attach"), ("GET", "/containers/{id}/attach/ws", "attach"),
-    ("POST", "/containers/{id}/exec", "exec"), ("POST", "/exec/{id}/start", "exec"),
-    ("POST", "/exec/{id}/resize", "exec"), ("GET", "/exec/{id}/json", "exec"),
-    ("POST", "/containers/{id}/resize", "resize"), ("GET", "/containers/{id}/export", "export"),
-    ("GET", "/containers/{id}/changes", "changes"), ("POST", "/containers/{id}/update", "update"),
-    ("GET", "/containers/{id}/archive", "archive (docker cp)"),
-    ("HEAD", "/containers/{id}/archive", "archive (docker cp)"),
-    ("PUT", "/containers/{id}/archive", "archive (docker cp)"),
-)
+LATER = (("GET", "/containers/{id}/attach/ws", "attach over a websocket"),)
 
 
 def _not_yet(what: str) -> Handler:

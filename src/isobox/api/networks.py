@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from isobox.api import errors, filters
+from isobox.api import filters
 from isobox.api.app import App
 from isobox.api.messages import Reply, Request, empty, json_reply, require_type
 from isobox.api.routing import RouteTable
@@ -112,12 +112,26 @@ async def remove(app: App, request: Request) -> Reply:
 
 @routes.post("/networks/{id}/connect", "connect to network")
 async def connect(app: App, request: Request) -> Reply:
-    await app.workers.call(network_state.get, request.params["id"])
-    raise errors.not_implemented("connecting a container to a network after it was created",
-                                 "name its networks when creating it (NetworkingConfig.EndpointsConfig)")
+    """Body: {"Container": name or id, "EndpointConfig": {"Aliases": [...], "IPAMConfig": {"IPv4Address": ...}}}."""
+    body = await request.json()
+    container = require_type(body.get("Container") or "", str, "Container")
+    if not container:
+        raise InvalidArgumentError("Container is required", op="connect to network")
+    endpoint = require_type(body.get("EndpointConfig") or {}, dict, "EndpointConfig")
+    aliases = [require_type(a, str, "EndpointConfig.Aliases[]")
+               for a in require_type(endpoint.get("Aliases") or [], list, "EndpointConfig.Aliases")]
+    ipam = require_type(endpoint.get("IPAMConfig") or {}, dict, "EndpointConfig.IPAMConfig")
+    address = require_type(ipam.get("IPv4Address") or "", str, "IPAMConfig.IPv4Address") or None
+    await app.workers.call(networks.connect, container, request.params["id"], aliases=tuple(aliases), ip=address)
+    return empty(200)
 
 
 @routes.post("/networks/{id}/disconnect", "disconnect from network")
 async def disconnect(app: App, request: Request) -> Reply:
-    await app.workers.call(network_state.get, request.params["id"])
-    raise errors.not_implemented("disconnecting a container from a network", "remove and create the container")
+    body = await request.json()
+    container = require_type(body.get("Container") or "", str, "Container")
+    if not container:
+        raise InvalidArgumentError("Container is required", op="disconnect from network")
+    force = require_type(body.get("Force") or False, bool, "Force")
+    await app.workers.call(networks.disconnect, container, request.params["id"], force=force)
+    return empty(200)

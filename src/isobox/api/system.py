@@ -1,4 +1,4 @@
-"""System endpoints: /_ping, /version, /info, /system/df, /auth; /events answers 501 for now (/build: build.py)."""
+"""System endpoints: /_ping, /version, /info, /system/df, /auth (/build: build.py, /events: events.py)."""
 
 from __future__ import annotations
 
@@ -158,6 +158,3 @@ async def auth(app: App, request: Request) -> Reply:
     return json_reply({"Status": "Login Succeeded", "IdentityToken": ""})
 
 
-@routes.get("/events", "events")
-async def events(app: App, request: Request) -> Reply:
-    raise errors.not_implemented("the event stream (/events)")

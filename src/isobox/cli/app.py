@@ -55,7 +55,7 @@ def root(
 # load only its own modules (the image commands alone import an HTTP stack), so `isobox run` starts faster.
 # A verb missing here still works: then every module is registered.
 MODULES = ("workloads", "ps", "stats", "inspect", "files", "update", "version", "images", "volumes", "system", "vm",
-           "networks", "policy", "serve", "build")
+           "networks", "policy", "serve", "build", "events")
 _WORKLOAD_MODULES = ("workloads", "ps", "stats", "inspect", "files", "update")
 VERBS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("run", "create", "start", "stop", "kill", "attach", "pause", "unpause", "restart", "rm", "logs",
@@ -75,6 +75,7 @@ VERBS: dict[str, tuple[str, ...]] = {
     "system": ("system",),
     "info": ("system",),
     "serve": ("serve",),
+    "events": ("events",),
     **dict.fromkeys(("build", "builder"), ("build",)),
 }
 _GLOBAL_OPTIONS_WITH_VALUE = ("--root",)

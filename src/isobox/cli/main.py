@@ -18,6 +18,9 @@ from isobox.errors import CommandError, IsoboxError
 def main() -> None:
     argv = sys.argv[1:]
     try:
+        from isobox.service import engine  # the service starts the engine for some workloads; the CLI says so
+
+        engine.announce_with(lambda line: print(line, file=sys.stderr))
         code = None
         if "build" in argv:  # `isobox build` has a fast path of its own, without run's flag table
             from isobox.cli.build_fast import try_build

@@ -115,3 +115,26 @@ def register(app: typer.Typer) -> None:
 
         for record in networks.prune(_ctx()):
             output.out.print(record.name)
+
+    @network.command("connect")
+    def connect(
+        name: str = typer.Argument(..., help="Network."),
+        workload: str = typer.Argument(..., help="Workload (name or id)."),
+        alias: list[str] = typer.Option([], "--alias", help="Extra DNS name on this network."),
+        ip: str | None = typer.Option(None, "--ip", help="IPv4 address on this network."),
+    ) -> None:
+        """Join a workload to a network (a running container at once; a VM while stopped)."""
+        from isobox.service import networks
+
+        networks.connect(_ctx(), workload, name, aliases=tuple(alias), ip=ip)
+
+    @network.command("disconnect")
+    def disconnect(
+        name: str = typer.Argument(..., help="Network."),
+        workload: str = typer.Argument(..., help="Workload (name or id)."),
+        force: bool = typer.Option(False, "-f", "--force", help="Even the network its ports are published on."),
+    ) -> None:
+        """Take a workload off a network."""
+        from isobox.service import networks
+
+        networks.disconnect(_ctx(), workload, name, force=force)

@@ -129,6 +129,17 @@ RUN_OPTIONS: dict[str, tuple[Any, Flag]] = {
                                        help="Streams to attach to (default: stdout and stderr).")),
     "log_opt": (list[str] | None, _flag(None, "--log-opt", metavar="KEY=VALUE",
                                         help="max-size=SIZE (rotate past it), max-file=N (files kept, default 1).")),
+    "health_cmd": (str | None, _flag(None, "--health-cmd", help="Command to run to check health (with sh -c).")),
+    "health_interval": (str | None, _flag(None, "--health-interval", help="Time between checks (default 30s).")),
+    "health_timeout": (str | None, _flag(None, "--health-timeout", help="Longest a check may run (default 30s).")),
+    "health_start_period": (
+        str | None, _flag(None, "--health-start-period", help="Failures in this time after a start do not count."),
+    ),
+    "health_start_interval": (
+        str | None, _flag(None, "--health-start-interval", help="Time between checks in the start period (5s)."),
+    ),
+    "health_retries": (int | None, _flag(None, "--health-retries", help="Failures in a row that make it unhealthy.")),
+    "no_healthcheck": (bool, _flag(False, "--no-healthcheck", help="Run no health check (not even the image's).")),
 }
 assert set(RUN_OPTIONS) == {f.name for f in fields(RunFlags)}
 

@@ -93,10 +93,10 @@ def register(app: typer.Typer) -> None:
     def boot() -> None:
         """Start again the exited workloads whose restart policy is `always` (run at host boot by
         contrib/systemd/isobox-restart.service)."""
-        from isobox.service import control
+        from isobox.service import restarts
         from isobox.service.context import open_context
 
-        started, failed = control.boot(open_context())
+        started, failed = restarts.boot(open_context())
         for record in started:
             output.out.print(record.name)
         for record, error in failed:
@@ -107,10 +107,10 @@ def register(app: typer.Typer) -> None:
     @system.command("on-exit", hidden=True)
     def on_exit(workload_id: str = typer.Argument(..., help="The workload that exited.")) -> None:
         """Bookkeeping that conmon runs when a detached container exits (--rm, restart policies)."""
-        from isobox.service import control
+        from isobox.service import restarts
         from isobox.service.context import open_context
 
-        control.on_exit(open_context(), workload_id)
+        restarts.on_exit(open_context(), workload_id)
 
     @system.command("rotate-logs", hidden=True)
     def rotate_logs(

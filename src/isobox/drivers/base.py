@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from isobox.errors import UnsupportedError
+from isobox.model.archive import PathStat
 from isobox.model.capability import Capability
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
@@ -130,6 +131,28 @@ class Driver(Protocol):
         leaving out the paths in ``skip`` (Capability.COMMIT)."""
         ...
 
+    def replan(self, record: WorkloadRecord) -> None:
+        """The plan's networks changed (connect, disconnect): bring what create prepared in line with it (a
+        container's /etc/hosts and resolv.conf, in place; a stopped VM's run script for its next boot)."""
+        ...
+
+    def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
+        """A new size for the terminal of a workload started with -t."""
+        ...
+
+    def stat_path(self, record: WorkloadRecord, path: str) -> PathStat:
+        """What ``path`` is inside the workload (its last component not followed) (Capability.COPY)."""
+        ...
+
+    def copy_from(self, record: WorkloadRecord, path: str, out: BinaryIO) -> PathStat:
+        """Write ``path`` (a file or a tree, named by its last component) to ``out`` as a tar stream; symlinks
+        inside the workload are resolved inside it, never on the host (Capability.COPY)."""
+        ...
+
+    def copy_to(self, record: WorkloadRecord, directory: str, tar: BinaryIO) -> None:
+        """Unpack the tar stream ``tar`` into the workload's existing ``directory`` (Capability.COPY)."""
+        ...
+
     def update_resources(self, record: WorkloadRecord, resources: Resources) -> None:
         """Apply new limits (`isobox update`): at once where the workload runs and the kind can, else from its
         next start; what cannot change now is refused with UnsupportedError before anything changed."""
@@ -202,3 +225,29 @@ class TerminalSize:
         except OSError:
             return None
         return size.lines, size.columns
+
+
+class PolledTerminalSize(TerminalSize):
+    """A terminal handed over by the caller (the API's pseudo-terminal, in a worker thread: no SIGWINCH handler
+    can be set there): its size is read again at each ask, and reported when it changed."""
+
+    def __enter__(self) -> PolledTerminalSize:
+        self._active = os.isatty(self._fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def changed(self) -> tuple[int, int] | None:
+        if not self._active:
+            return None
+        try:
+            size = os.get_terminal_size(self._fd)
+        except OSError:
+            return None
+        current = (size.lines, size.columns)
+        if current == self._previous or not all(current):
+            return None
+        self._previous = current
+        return current
+

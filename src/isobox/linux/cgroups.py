@@ -48,6 +48,7 @@ class CgroupStats:
     memory_bytes: int
     memory_limit_bytes: int  # 0: no limit
     pids: int
+    io_bytes: tuple[tuple[str, str, int], ...] = ()  # (major:minor, "read" | "write", bytes): the cgroup's I/O
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class WorkloadCgroup:
                 memory_bytes=_read_int(base / "memory.current"),
                 memory_limit_bytes=_read_int(base / "memory.max"),
                 pids=_read_int(base / "pids.current"),
+                io_bytes=_io_v2(base / "io.stat"),
             )
         limit = self._read("memory", "memory.limit_in_bytes")
         return CgroupStats(
@@ -129,7 +131,25 @@ class WorkloadCgroup:
             memory_bytes=self._read("memory", "memory.usage_in_bytes"),
             memory_limit_bytes=0 if limit >= 1 << 62 else limit,  # v1 says "no limit" with a huge number
             pids=self._read("pids", "pids.current"),
+            io_bytes=self._io_v1(),
         )
+
+    def _io_v1(self) -> tuple[tuple[str, str, int], ...]:
+        """blkio.throttle.io_service_bytes_recursive: "MAJ:MIN Read|Write|Sync|Async|Discard|Total N" lines
+        (Documentation/admin-guide/cgroup-v1/blkio-controller.rst); a cgroup without blkio has none."""
+        directory = self._controller_dir("blkio")
+        if directory is None:
+            return ()
+        try:
+            lines = (directory / "blkio.throttle.io_service_bytes_recursive").read_text().splitlines()
+        except OSError:
+            return ()
+        found = []
+        for line in lines:
+            fields = line.split()
+            if len(fields) == 3 and fields[1] in ("Read", "Write") and fields[2].isdigit():
+                found.append((fields[0], fields[1].lower(), int(fields[2])))
+        return tuple(found)
 
     def block_io(self) -> tuple[int, int] | None:
         """(read, written) bytes of block I/O (v1 blkio.throttle.io_service_bytes_recursive, v2 io.stat), or
@@ -248,6 +268,22 @@ def _read_int(path: Path) -> int:
         return int(text[0])
     except ValueError:
         return 0
+
+
+def _io_v2(path: Path) -> tuple[tuple[str, str, int], ...]:
+    """io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N …" per device (Documentation/admin-guide/cgroup-v2.rst)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return ()
+    found = []
+    for line in lines:
+        device, *pairs = line.split()
+        values = dict(pair.partition("=")[::2] for pair in pairs)
+        for key, op in (("rbytes", "read"), ("wbytes", "write")):
+            if values.get(key, "").isdigit():
+                found.append((device, op, int(values[key])))
+    return tuple(found)
 
 
 def _read_key(path: Path, key: str) -> int:

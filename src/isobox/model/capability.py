@@ -15,3 +15,4 @@ class Capability(enum.StrEnum):
     COMMIT = "commit"  # its changes as a new image layer
     CONSOLE = "console"  # a serial console (firmware-booted VMs)
     GUEST_PROCESSES = "top"  # a list of the workload's processes
+    COPY = "copy"  # files in and out of the workload (docker cp), as tar streams

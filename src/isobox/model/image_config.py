@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from isobox.errors import InvalidArgumentError
+from isobox.model.health import HealthCheck, from_docker
+
 
 @dataclass(frozen=True)
 class ImageConfig:
@@ -17,6 +20,7 @@ class ImageConfig:
     exposed_ports: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    health: HealthCheck | None = None  # HEALTHCHECK
 
     @classmethod
     def from_oci(cls, document: dict[str, Any]) -> ImageConfig:
@@ -33,6 +37,10 @@ class ImageConfig:
             if key:
                 env.append((key, value))
         labels = config.get("Labels") or {}
+        try:
+            health = from_docker(config.get("Healthcheck"), "the image's Healthcheck")
+        except InvalidArgumentError:
+            health = None  # a malformed HEALTHCHECK in an image is as none: the image still runs
         return cls(
             entrypoint=strings("Entrypoint"),
             cmd=strings("Cmd"),
@@ -43,4 +51,5 @@ class ImageConfig:
             exposed_ports=tuple(sorted((config.get("ExposedPorts") or {}).keys())),
             volumes=tuple(sorted((config.get("Volumes") or {}).keys())),
             labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())) if isinstance(labels, dict) else (),
+            health=health,
         )

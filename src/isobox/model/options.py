@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from isobox.errors import InvalidArgumentError
 from isobox.model import ids
+from isobox.model.health import HealthCheck, check, parse_duration
 from isobox.model.host_settings import (
     DeviceSpec,
     DnsConfig,
@@ -73,6 +74,13 @@ class RunOptions:
     publish_all: bool = False
     ip: str | None = None
     network_alias: list[str] | None = None
+    health_cmd: str | None = None
+    health_interval: str | None = None
+    health_timeout: str | None = None
+    health_start_period: str | None = None
+    health_start_interval: str | None = None
+    health_retries: int | None = None
+    no_healthcheck: bool = False
     add_host: list[str] | None = None
     dns: list[str] | None = None
     dns_search: list[str] | None = None
@@ -91,6 +99,26 @@ class RunOptions:
     attach: list[str] | None = None  # the CLI's -a STDIN|STDOUT|STDERR: which streams a foreground run joins
 
     log_opt: list[str] | None = None
+
+
+def _health(options: RunOptions) -> HealthCheck | None:
+    """--health-* as the docker CLI reads them: a command is CMD-SHELL; --no-healthcheck excludes them all."""
+    timing = (options.health_interval, options.health_timeout, options.health_start_period,
+              options.health_start_interval, options.health_retries)
+    if options.no_healthcheck:
+        if options.health_cmd or any(value is not None for value in timing):
+            raise InvalidArgumentError("--no-healthcheck conflicts with --health-* options", op="parse flags")
+        return HealthCheck(test=("NONE",))
+    if not options.health_cmd and all(value is None for value in timing):
+        return None
+    return check(
+        test=("CMD-SHELL", options.health_cmd) if options.health_cmd else (),
+        interval_s=parse_duration(options.health_interval or "0", "--health-interval"),
+        timeout_s=parse_duration(options.health_timeout or "0", "--health-timeout"),
+        start_period_s=parse_duration(options.health_start_period or "0", "--health-start-period"),
+        start_interval_s=parse_duration(options.health_start_interval or "0", "--health-start-interval"),
+        retries=options.health_retries or 0, what="--health-*",
+    )
 
 
 ATTACHABLE = ("stdin", "stdout", "stderr")
@@ -234,6 +262,7 @@ def to_spec(
         publish_all=options.publish_all,
         ip=options.ip,
         network_aliases=tuple(options.network_alias or ()),
+        health=_health(options),
         host=_host_settings(options),
         expose=tuple(port for text in options.expose or () for port in parse_expose(text)),
         platform=options.platform or None,

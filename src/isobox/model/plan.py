@@ -11,6 +11,7 @@ import signal
 from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
+from isobox.model.health import HealthCheck, merge
 from isobox.model.host_settings import HostSettings
 from isobox.model.image_config import ImageConfig
 from isobox.model.logs import LogOptions
@@ -76,6 +77,7 @@ class RunPlan:
     network: NetworkPlan | None = None  # resolved by service/networks (None: created before networking existed)
     disk_boot: DiskBoot | None = None  # a VM of a disk image, not of an OCI image
     isolated_macs: tuple[str, ...] = ()  # a clone's NICs, kept off every bridge (its guest holds the source's)
+    health: HealthCheck | None = None  # the health check the engine runs (the user's merged with the image's)
     host: HostSettings = field(default_factory=HostSettings)  # --add-host, --dns*, --ulimit, --device, --sysctl
     exposed_ports: tuple[str, ...] = ()  # the image's ExposedPorts and --expose ("80/tcp"): for -P and ps
     log: LogOptions = field(default_factory=LogOptions)  # --log-opt: rotation of log_path (none by default)
@@ -164,6 +166,7 @@ def resolve(
         init=spec.init,
         remove=spec.remove,
         labels=merge_env(image.labels, spec.labels),
+        health=merge(spec.health, image.health),
         host=spec.host,
         exposed_ports=tuple(dict.fromkeys((*image.exposed_ports, *spec.expose))),
         log=spec.log,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from isobox.model.health import HealthState
 from isobox.model.plan import RunPlan
 from isobox.model.spec import Kind
 from isobox.model.status import Status
@@ -40,6 +41,7 @@ class WorkloadRecord:
     # A VM with the exec console and input port (exec -t and -i), as every image VM since they exist; its
     # memory snapshots hold that device list, so a VM (or clone) made before keeps going without them.
     exec_devices: bool = False
+    health: HealthState | None = None  # while it runs with a health check: State.Health
 
     @property
     def short_id(self) -> str:
@@ -52,6 +54,7 @@ class Stats:
     memory_bytes: int = 0
     memory_limit_bytes: int = 0
     pids: int = 0
+    io_bytes: tuple[tuple[str, str, int], ...] = ()  # (major:minor, "read" | "write", bytes), where measured
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from isobox.errors import InvalidArgumentError
+from isobox.model.health import HealthCheck
 from isobox.model.host_settings import HostSettings
 from isobox.model.logs import LogOptions
 from isobox.model.mounts import MountSpec
@@ -211,6 +212,7 @@ class WorkloadSpec:
     publish_all: bool = False
     ip: str | None = None  # address on the first network
     network_aliases: tuple[str, ...] = ()
+    health: HealthCheck | None = None  # merged with the image's HEALTHCHECK; a NONE test disables it
     host: HostSettings = field(default_factory=HostSettings)  # --add-host, --dns*, --ulimit, --device, --sysctl
     expose: tuple[str, ...] = ()  # --expose, as ExposedPorts keys ("80/tcp"), added to the image's
     platform: str | None = None  # --platform: the host's own (checked by the service), else refused

@@ -14,6 +14,9 @@ class Attach:
     stdin: int | None = 0
     stdout: int = 1
     stderr: int = 2
+    # The terminal on these fds is handed over (the API's pseudo-terminal), not the caller's own: an exec -t
+    # may lead a session on it, so a size set on it later reaches the exec (the kernel's SIGWINCH).
+    handed_terminal: bool = False
 
 
 @dataclass(frozen=True)

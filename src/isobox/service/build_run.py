@@ -40,7 +40,7 @@ from isobox.service import workloads
 from isobox.service.build import BUILD_LABEL, STEP_LABEL, cache_mounts_dir
 from isobox.service.commit import RUNTIME_MOUNTS
 from isobox.service.context import Context
-from isobox.service.workloads import ResolvedImage
+from isobox.service.planning import ResolvedImage
 from isobox.state.locks import locked
 
 log = logging.getLogger(__name__)

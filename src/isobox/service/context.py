@@ -12,6 +12,7 @@ from isobox.config import Paths, paths_from_env
 from isobox.errors import HostError
 from isobox.images.store import ImageStore
 from isobox.state.db import Database
+from isobox.state.events import EventRepository
 from isobox.state.networks import NetworkRepository
 from isobox.state.volumes import VolumeRepository
 from isobox.state.workloads import WorkloadRepository
@@ -24,6 +25,7 @@ class Records:
     workloads: WorkloadRepository
     networks: NetworkRepository
     volumes: VolumeRepository
+    events: EventRepository
 
 
 @dataclass
@@ -64,5 +66,6 @@ def open_context(
         workloads=WorkloadRepository(db, paths.records / "workloads"),
         networks=NetworkRepository(db, paths.records / "networks"),
         volumes=VolumeRepository(db, paths.records / "volumes"),
+        events=EventRepository(db),
     )
     return Context(paths=paths, db=db, images=ImageStore(paths, db), records=records)

@@ -1,5 +1,5 @@
-"""A workload's life after create: signals, stop, pause, restart, attach, exec, wait, stats, top, rename,
-and what happens when a container exits (--rm, restart policies) or the host restarts (`system boot`)."""
+"""A workload's life after create: signals, stop, pause, restart, attach, exec, wait, stats, top, rename; what
+happens after it exits (--rm, restart policies, `system boot`) is service/restarts.py."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from isobox.model.record import ProcessTable, RunResult, Stats, WorkloadRecord
 from isobox.model.spec import RestartPolicy
 from isobox.model.status import Op, Status, require
 from isobox.model.streams import Attach, ExecSpec
+from isobox.service import events
 from isobox.service.context import Context
 from isobox.service.workloads import bridged, driver_for, get, locked_workload, refresh, save, start
 
@@ -49,6 +50,7 @@ def _set_frozen(ctx: Context, name_or_id: str, *, frozen: bool) -> WorkloadRecor
         (driver.pause if frozen else driver.unpause)(record)
         updated = replace(record, status=Status.PAUSED if frozen else Status.RUNNING)
         save(ctx, updated, expect=record.status)
+    events.container(ctx, updated, "pause" if frozen else "unpause")
     return updated
 
 
@@ -79,7 +81,9 @@ def stop(ctx: Context, name_or_id: str, *, timeout_s: float | None = None) -> Wo
         # Remembered before the signal: when conmon's exit command runs, it must know not to restart it.
         save(ctx, replace(record, stopped_by_user=True), expect=record.status)
         driver_for(ctx, record.kind).stop(record, record.plan.stop_timeout_s if timeout_s is None else timeout_s)
-        return refresh(ctx, replace(record, stopped_by_user=True))
+        stopped = refresh(ctx, replace(record, stopped_by_user=True))
+    events.container(ctx, stopped, "stop")
+    return stopped
 
 
 def kill(ctx: Context, name_or_id: str, signal: int) -> WorkloadRecord:
@@ -91,6 +95,7 @@ def kill(ctx: Context, name_or_id: str, signal: int) -> WorkloadRecord:
         record = replace(record, status=Status.RUNNING, stopped_by_user=True)
         save(ctx, record)
         driver_for(ctx, record.kind).kill(record, signal)
+    events.container(ctx, record, "kill", signal=str(signal))
     return record
 
 
@@ -112,6 +117,7 @@ def rename(ctx: Context, name_or_id: str, new_name: str) -> WorkloadRecord:
             return record
         renamed = replace(record, name=new_name, plan=replace(record.plan, name=new_name))
         save(ctx, renamed)  # the UNIQUE name column refuses a taken name (ConflictError)
+    events.container(ctx, renamed, "rename", oldName=f"/{record.name}")
     if bridged(record.plan):
         from isobox.service import networks
 
@@ -122,7 +128,7 @@ def rename(ctx: Context, name_or_id: str, new_name: str) -> WorkloadRecord:
 # ---- inside a workload ------------------------------------------------------------------------
 
 
-def exec(ctx: Context, name_or_id: str, spec: ExecSpec, streams: Attach | None = None) -> int:
+def exec(ctx: Context, name_or_id: str, spec: ExecSpec, streams: Attach | None = None, *, exec_id: str = "") -> int:
     """A further process in a running workload, with ``streams`` (default: this process's stdio)."""
     record = get(ctx, name_or_id)
     require(Op.EXEC, record.status, workload=record.name)
@@ -132,7 +138,20 @@ def exec(ctx: Context, name_or_id: str, spec: ExecSpec, streams: Attach | None =
         drivers.require(driver, record, Capability.EXEC_TTY, op="exec")
     elif spec.interactive and not spec.detach:
         drivers.require(driver, record, Capability.EXEC_STDIN, op="exec")
-    return driver.exec(record, spec, streams or Attach())
+    command = " ".join(spec.argv)
+    events.container(ctx, record, f"exec_start: {command}", execID=exec_id)
+    code = driver.exec(record, spec, streams or Attach())
+    events.container(ctx, record, "exec_die", execID=exec_id, exitCode=str(code))
+    return code
+
+
+def resize(ctx: Context, name_or_id: str, rows: int, columns: int) -> None:
+    """A new size for the terminal of a running workload started with -t (Docker's resize)."""
+    record = get(ctx, name_or_id)
+    require(Op.ATTACH, record.status, workload=record.name)
+    if not record.plan.process.tty:
+        return
+    driver_for(ctx, record.kind).resize(record, rows, columns)
 
 
 def wait(ctx: Context, name_or_id: str, timeout_s: float | None = None) -> WorkloadRecord:
@@ -164,20 +183,3 @@ def console(ctx: Context, name_or_id: str, streams: Attach) -> None:
     driver = driver_for(ctx, record.kind)
     drivers.require(driver, record, Capability.CONSOLE, op="console")
     driver.console(record, streams)
-
-
-# ---- exits and host restarts (service/restarts.py) -------------------------------------------
-
-
-def on_exit(ctx: Context, workload_id: str) -> None:
-    """Run by conmon when a detached container exits: --rm and restart policies (with their back-off)."""
-    from isobox.service import restarts
-
-    restarts.on_exit(ctx, workload_id)
-
-
-def boot(ctx: Context) -> tuple[list[WorkloadRecord], list[tuple[WorkloadRecord, IsoboxError]]]:
-    """After the host restarted: start again the exited workloads whose restart policy says so."""
-    from isobox.service import restarts
-
-    return restarts.boot(ctx)

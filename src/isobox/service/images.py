@@ -97,7 +97,17 @@ def pull(ctx: Context, name: str, *, platform: str | None = None, insecure: bool
     ref = reference.parse(name)
     wanted = platforms.parse(platform) if platform else None
     with RegistryClient(ref.registry, registry_options(ctx, insecure=insecure, ca_cert=ca_cert)) as client:
-        return pulling.pull(ctx.images, client, ref, wanted=wanted, progress=progress)
+        record = pulling.pull(ctx.images, client, ref, wanted=wanted, progress=progress)
+    image_event(ctx, "pull", str(ref))
+    return record
+
+
+def image_event(ctx: Context, action: str, name: str) -> None:
+    """Docker's image events carry the reference as the actor (and its name as an attribute)."""
+    from isobox.model.events import EventType
+    from isobox.service import events
+
+    events.emit(ctx, EventType.IMAGE, action, name, {"name": name})
 
 
 def ensure(ctx: Context, name: str, *, policy: PullPolicy = PullPolicy.MISSING, platform: str | None = None,
@@ -139,7 +149,9 @@ def push(ctx: Context, source: str, target: str | None = None, *, insecure: bool
     scopes = tuple(sorted(f"repository:{repo}:pull" for repo in sources))
     options = registry_options(ctx, insecure=insecure, ca_cert=ca_cert)
     with RegistryClient(ref.registry, options, extra_scopes=scopes) as client:
-        return pushing.push(ctx.images, client, record, ref, chunk_bytes=chunk_bytes, progress=progress)
+        digest = pushing.push(ctx.images, client, record, ref, chunk_bytes=chunk_bytes, progress=progress)
+    image_event(ctx, "push", str(ref))
+    return digest
 
 
 def login(ctx: Context, registry: str, username: str, password: str, *, insecure: bool = False,
@@ -172,10 +184,15 @@ def list_images(ctx: Context) -> list[ImageSummary]:
 
 def tag(ctx: Context, source: str, target: str) -> None:
     ctx.images.tag(source, target)
+    image_event(ctx, "tag", target)
 
 
 def remove(ctx: Context, name: str, *, force: bool = False) -> list[str]:
-    return ctx.images.remove(name, force=force)
+    removed = ctx.images.remove(name, force=force)
+    for item in removed:  # "untagged NAME" and "deleted ID", as the store reports them
+        kind, _, what = item.partition(" ")
+        image_event(ctx, "delete" if kind == "deleted" else "untag", what)
+    return removed
 
 
 def inspect(ctx: Context, name: str) -> ImageDetails:
@@ -216,8 +233,13 @@ def save(ctx: Context, names: list[str], output: str | os.PathLike[str], *, fmt:
     if fmt not in archive.FORMATS:
         raise InvalidArgumentError(f"unknown archive format {fmt!r} (docker or oci)", op="save")
     archive.save(ctx.images, names, Path(output), fmt)
+    for name in names:
+        image_event(ctx, "save", name)
 
 
 def load(ctx: Context, source: str | os.PathLike[str]) -> list[ImageRecord]:
     """Load every image of a docker-archive or OCI-layout tar (gzip-compressed or not)."""
-    return archive.load(ctx.images, Path(source))
+    loaded = archive.load(ctx.images, Path(source))
+    for record in loaded:
+        image_event(ctx, "load", record.id)
+    return loaded

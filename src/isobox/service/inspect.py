@@ -16,6 +16,7 @@ from typing import Any
 
 from isobox.errors import IsoboxError
 from isobox.images import reference
+from isobox.model.health import HealthState, to_docker
 from isobox.model.humanize import human_duration
 from isobox.model.image_config import ImageConfig
 from isobox.model.mounts import MountKind, MountPlan
@@ -53,7 +54,9 @@ def status_text(record: WorkloadRecord, now: float | None = None) -> str:
     """The human Status of `docker ps`: "Up 3 minutes", "Exited (0) 2 seconds ago", "Created"."""
     current = time.time() if now is None else now
     if record.status is Status.RUNNING:
-        return f"Up {human_duration(current - (record.started_at or current))}"
+        health = record.health.status.value if record.health is not None else ""
+        shown = "health: starting" if health == "starting" else health
+        return f"Up {human_duration(current - (record.started_at or current))}" + (f" ({shown})" if shown else "")
     if record.status is Status.PAUSED:
         return f"Up {human_duration(current - (record.started_at or current))} (Paused)"
     if record.status is Status.EXITED:
@@ -179,6 +182,7 @@ def _config(record: WorkloadRecord, image: ImageConfig | None) -> dict[str, Any]
         "Image": plan.image, "Volumes": volumes or None, "WorkingDir": process.cwd, "Entrypoint": entrypoint,
         "OnBuild": None, "Labels": dict(plan.labels), "StopSignal": _signal_name(plan.stop_signal),
         "StopTimeout": round(plan.stop_timeout_s),
+        **({"Healthcheck": to_docker(plan.health)} if plan.health is not None else {}),
     }
 
 
@@ -187,13 +191,15 @@ def container_document(record: WorkloadRecord, image: ImageConfig | None = None)
     plan = record.plan
     network = plan.network
     first = network.interfaces[0] if network is not None and network.interfaces else None
-    state = {
+    state: dict[str, Any] = {
         "Status": record.status.value, "Running": record.status in (Status.RUNNING, Status.PAUSED),
         "Paused": record.status is Status.PAUSED, "Restarting": False, "OOMKilled": record.oom_killed,
         "Dead": False, "Pid": record.pid if record.status in (Status.RUNNING, Status.PAUSED) else 0,
         "ExitCode": record.exit_code or 0, "Error": "", "StartedAt": rfc3339(record.started_at),
         "FinishedAt": rfc3339(record.finished_at),
     }
+    if record.plan.health is not None:
+        state["Health"] = health_document(record.health)
     return {
         "Id": record.id, "Created": rfc3339(record.created_at), "Path": plan.process.argv[0] if plan.process.argv
         else "", "Args": list(plan.process.argv[1:]), "State": state, "Image": plan.image_id,
@@ -216,6 +222,14 @@ def container_document(record: WorkloadRecord, image: ImageConfig | None = None)
                    "StopTimeoutSeconds": plan.stop_timeout_s, "WorkloadDir": plan.workload_dir,
                    "UsernsBase": plan.userns_base},
     }
+
+
+def health_document(health: HealthState | None) -> dict[str, Any]:
+    """State.Health: the status (starting until the first probe), the failing streak, the last probes."""
+    current = health or HealthState()
+    return {"Status": current.status.value, "FailingStreak": current.failing_streak,
+            "Log": [{"Start": rfc3339(p.started_at), "End": rfc3339(p.ended_at), "ExitCode": p.exit_code,
+                     "Output": p.output} for p in current.log]}
 
 
 def container_summary(record: WorkloadRecord) -> dict[str, Any]:

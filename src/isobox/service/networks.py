@@ -14,8 +14,9 @@ from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from isobox.errors import ConflictError, InvalidArgumentError, NotFoundError
+from isobox.errors import ConflictError, InvalidArgumentError, InvalidStateError, NotFoundError
 from isobox.model import ids
+from isobox.model.events import EventType
 from isobox.model.network import (
     DEFAULT_NETWORK,
     HOST,
@@ -34,6 +35,7 @@ from isobox.model.network import (
 from isobox.model.plan import USERNS_SIZE, RunPlan
 from isobox.model.record import WorkloadRecord
 from isobox.model.spec import Kind, WorkloadSpec
+from isobox.model.status import Status
 from isobox.network import attach as links
 from isobox.network import bridge, dns, ipam, netns, ports
 from isobox.service import network_state as state
@@ -43,8 +45,8 @@ from isobox.service.network_state import endpoints, get, table_name
 from isobox.state import codec
 
 __all__ = [
-    "attach", "create", "detach", "endpoints", "get", "inspect", "list_networks", "prepare", "prune", "remove",
-    "sync_overlays", "table_name",
+    "attach", "connect", "create", "detach", "disconnect", "endpoints", "get", "inspect", "list_networks",
+    "prepare", "prune", "remove", "sync_overlays", "table_name",
 ]
 
 
@@ -79,7 +81,14 @@ def create(
         state.activate(ctx, network)
         state.sync(ctx, [network])
         undo.pop_all()
+    _event(ctx, "create", network)
     return network
+
+
+def _event(ctx: Context, action: str, network: NetworkRecord, **extra: str) -> None:
+    from isobox.service import events
+
+    events.emit(ctx, EventType.NETWORK, action, network.id, {"name": network.name, "type": "bridge", **extra})
 
 
 def _new_network(ctx: Context, name: str, subnet: str | None, gateway: str | None, labels: tuple[tuple[str, str], ...],
@@ -101,6 +110,7 @@ def remove(ctx: Context, name_or_id: str) -> NetworkRecord:
             raise ConflictError(f"network {network.name} is in use by {names}", op="remove network", id=network.name)
         state.forget(ctx, network)
         overlays.release(ctx, network)
+    _event(ctx, "destroy", network)
     return network
 
 
@@ -330,3 +340,96 @@ def _add_veths(path: Path, interfaces: tuple[InterfacePlan, ...], missing: list[
     for interface in missing:
         links.delete_link(interface.host_ifname)  # a host end whose namespace end was lost
         links.add_veth(interface, path, default_route=interface is interfaces[0], workload=workload)
+
+
+# ---- connect, disconnect ----------------------------------------------------------------------
+
+
+def _free_index(plan: RunPlan) -> int:
+    used = {i.ifname for i in plan.network.interfaces} if plan.network is not None else set()
+    return next(n for n in range(len(used) + 1) if f"eth{n}" not in used)
+
+
+def connect(ctx: Context, workload: str, network: str, *, aliases: tuple[str, ...] = (),
+            ip: str | None = None) -> WorkloadRecord:
+    """Join a workload to one more network: an address, its DNS names, and (a running container) a new veth
+    in its namespace at once; a stopped workload gets the interface at its next start. A running VM would
+    need a NIC hot-plugged: refused, with what to do instead."""
+    from isobox.service import events, workloads
+    from isobox.service.workloads import driver_for, locked_workload
+
+    found = ctx.records.workloads.get(workload)
+    with locked_workload(ctx, found.id):
+        record = workloads.get(ctx, found.id)
+        plan = record.plan
+        if plan.network is None or plan.network.mode is not NetworkMode.BRIDGE:
+            mode = plan.network.mode.value if plan.network is not None else "none"
+            raise InvalidArgumentError(f"{record.name} uses the {mode} network mode: it cannot join a network",
+                                       op="connect network", id=record.name)
+        running = record.status in (Status.RUNNING, Status.PAUSED)
+        if running and record.kind is Kind.VM:
+            raise InvalidStateError(f"VM {record.name} is running: stop it, connect it, and start it again (its "
+                                    "NICs are fixed while it runs)", op="connect network", id=record.name)
+        with state.host_lock(), ExitStack() as undo:
+            target = _default(ctx) if network == DEFAULT_NETWORK else get(ctx, network)
+            if any(i.network_id == target.id for i in plan.network.interfaces):
+                raise ConflictError(f"{record.name} is already on network {target.name}", op="connect network",
+                                    id=record.name)
+            if not bridge.exists(target.bridge):
+                undo.callback(state.settle, ctx, target)
+            target = state.activate(ctx, target)
+            index = _free_index(plan)
+            spec = WorkloadSpec(image=plan.image, kind=record.kind, ip=ip, network_aliases=aliases)
+            make_name = ipam.tap_name if record.kind is Kind.VM else ipam.veth_name
+            interface = replace(_interface(ctx, plan, spec, target, 0 if ip else 1),
+                                host_ifname=make_name(plan.id, index), ifname=f"eth{index}")
+            state.insert_endpoint(ctx, Endpoint(plan.id, record.name, interface, record.kind.value))
+            undo.callback(ctx.records.networks.delete_endpoints, plan.id, target.id)
+            if running and plan.network.netns_path is not None and netns.exists(Path(plan.network.netns_path)):
+                links.add_veth(interface, Path(plan.network.netns_path), default_route=False, workload=record.name)
+                undo.callback(links.delete_link, interface.host_ifname)
+            updated = replace(record, plan=replace(plan, network=replace(
+                plan.network, interfaces=(*plan.network.interfaces, interface))))
+            workloads.save(ctx, updated)
+            state.sync(ctx, [n for n in state.all_networks(ctx)
+                             if n.id in {i.network_id for i in updated.plan.network.interfaces}])  # type: ignore[union-attr]
+            undo.pop_all()
+        driver_for(ctx, record.kind).replan(updated)
+    events.emit(ctx, EventType.NETWORK, "connect", target.id, {"container": record.id, "name": target.name,
+                                                                "type": "bridge"})
+    return updated
+
+
+def disconnect(ctx: Context, workload: str, network: str, *, force: bool = False) -> WorkloadRecord:
+    """Leave one network: the interface (a running container's veth at once), the address and the names."""
+    from isobox.service import events, workloads
+    from isobox.service.workloads import driver_for, locked_workload
+
+    found = ctx.records.workloads.get(workload)
+    with locked_workload(ctx, found.id):
+        record = workloads.get(ctx, found.id)
+        plan = record.plan
+        target = get(ctx, network)
+        interfaces = plan.network.interfaces if plan.network is not None else ()
+        leaving = next((i for i in interfaces if i.network_id == target.id), None)
+        if leaving is None or plan.network is None:
+            raise NotFoundError(f"{record.name} is not on network {target.name}", op="disconnect network",
+                                id=record.name)
+        running = record.status in (Status.RUNNING, Status.PAUSED)
+        if running and record.kind is Kind.VM:
+            raise InvalidStateError(f"VM {record.name} is running: stop it to disconnect it (its NICs are fixed "
+                                    "while it runs)", op="disconnect network", id=record.name)
+        if leaving is interfaces[0] and plan.network.ports and not force:
+            raise InvalidStateError(f"{record.name} publishes ports through {target.name}", op="disconnect network",
+                                    id=record.name)
+        with state.host_lock():
+            links.delete_link(leaving.host_ifname)
+            ctx.records.networks.delete_endpoints(plan.id, target.id)
+            updated = replace(record, plan=replace(plan, network=replace(
+                plan.network, interfaces=tuple(i for i in interfaces if i is not leaving))))
+            workloads.save(ctx, updated)
+            state.sync(ctx, [target])
+        driver_for(ctx, record.kind).replan(updated)
+    events.emit(ctx, EventType.NETWORK, "disconnect", target.id, {"container": record.id, "name": target.name,
+                                                                   "type": "bridge"})
+    return updated

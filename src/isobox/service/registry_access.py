@@ -49,7 +49,9 @@ def pull(ctx: Context, name: str, *, credentials: Credentials | None = None, pla
     wanted = platforms.parse(platform) if platform else None
     options = images.registry_options(ctx, insecure=insecure_registry(ref.registry, insecure_registries))
     with RegistryClient(ref.registry, options, credentials=credentials) as client:
-        return pulling.pull(ctx.images, client, ref, wanted=wanted, progress=progress)
+        record = pulling.pull(ctx.images, client, ref, wanted=wanted, progress=progress)
+    images.image_event(ctx, "pull", str(ref))
+    return record
 
 
 def push(ctx: Context, name: str, *, credentials: Credentials | None = None, insecure_registries: Iterable[str] = (),
@@ -61,7 +63,9 @@ def push(ctx: Context, name: str, *, credentials: Credentials | None = None, ins
     scopes = tuple(sorted(f"repository:{repo}:pull" for repo in sources))
     options = images.registry_options(ctx, insecure=insecure_registry(ref.registry, insecure_registries))
     with RegistryClient(ref.registry, options, extra_scopes=scopes, credentials=credentials) as client:
-        return pushing.push(ctx.images, client, record, ref, progress=progress)
+        digest = pushing.push(ctx.images, client, record, ref, progress=progress)
+    images.image_event(ctx, "push", str(ref))
+    return digest
 
 
 def check_credentials(ctx: Context, registry: str, credentials: Credentials, *,

@@ -34,7 +34,17 @@ def create(
                 f"unknown volume option {option!r} (type=dir|disk, size=SIZE)", op="create volume"
             )
     given = dict(option.partition("=")[::2] for option in options)
-    return store(ctx).create(name, kind=kind, size_bytes=size, labels=labels, options=given)[0]
+    volume, made = store(ctx).create(name, kind=kind, size_bytes=size, labels=labels, options=given)
+    if made:
+        _event(ctx, "create", volume.name)
+    return volume
+
+
+def _event(ctx: Context, action: str, name: str) -> None:
+    from isobox.model.events import EventType
+    from isobox.service import events
+
+    events.emit(ctx, EventType.VOLUME, action, name, {"driver": "local"})
 
 
 def resize(ctx: Context, name: str, size: str) -> VolumeRecord:
@@ -52,10 +62,14 @@ def list_volumes(ctx: Context) -> list[VolumeRecord]:
 
 def remove(ctx: Context, name: str, *, force: bool = False) -> None:
     store(ctx).remove(name, force=force)
+    _event(ctx, "destroy", name)
 
 
 def prune(ctx: Context) -> list[str]:
-    return store(ctx).prune()
+    removed = store(ctx).prune()
+    for name in removed:
+        _event(ctx, "destroy", name)
+    return removed
 
 
 def resolve_mounts(

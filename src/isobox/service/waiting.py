@@ -22,6 +22,7 @@ from isobox.service import control, workloads
 from isobox.service.context import Context
 
 POLL_S = 0.1
+IDLE_POLL_S = 0.02  # not running: a record read (SQLite) per look; a start or a removal is seen within this
 LATE_EXIT_S = 2.0
 
 
@@ -58,7 +59,10 @@ def wait(ctx: Context, workload_id: str, condition: WaitCondition, cancelled: th
             record = workloads.get(ctx, workload_id)
         except NotFoundError:
             if condition is WaitCondition.REMOVED:
-                return code or 0
+                # The `die` event holds the code as first recorded: a look at the workload while it was being
+                # removed may have seen it vanish instead (and taken it for a death without a code).
+                recorded = _recorded_exit_code(ctx, workload_id)
+                return recorded if recorded is not None else (code or 0)
             raise
         if _active(record):
             seen = driver.wait(record, POLL_S)  # wakes as the workload ends, before an exit hook removes it
@@ -74,8 +78,15 @@ def wait(ctx: Context, workload_id: str, condition: WaitCondition, cancelled: th
         ended_since = record.status is Status.EXITED and (was_active or record.started_at != started_at)
         if condition is WaitCondition.NOT_RUNNING or (condition is WaitCondition.NEXT_EXIT and ended_since):
             return code or 0
-        time.sleep(POLL_S)
+        time.sleep(IDLE_POLL_S)
     raise WaitCancelled("the waiter went away", op="wait", id=workload_id)
+
+
+def _recorded_exit_code(ctx: Context, workload_id: str) -> int | None:
+    """The exit code the workload's last `die` event recorded, if any."""
+    event = ctx.records.events.last(workload_id, "die")
+    code = event.attribute("exitCode") if event is not None else ""
+    return int(code) if code.lstrip("-").isdigit() else None
 
 
 def _late_exit_code(driver: Driver, record: WorkloadRecord, cancelled: threading.Event) -> int | None:
@@ -96,6 +107,7 @@ class Sample:
     system_cpu_ns: int  # the host's CPU time since boot, all CPUs (/proc/stat), as Docker's system_cpu_usage
     online_cpus: int
     host_memory_bytes: int
+    networks: dict[str, dict[str, int]] | None = None  # per interface inside the workload (eth0 …)
 
 
 def host_cpu_ns() -> int:
@@ -109,4 +121,15 @@ def sample(ctx: Context, name_or_id: str) -> Sample:
     record = workloads.get(ctx, name_or_id)
     stats = control.stats(ctx, record.id) if _active(record) else Stats()
     return Sample(record, stats, time.time(), host_cpu_ns(), os.cpu_count() or 1,
-                  os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+                  os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), _networks(record))
+
+
+def _networks(record: WorkloadRecord) -> dict[str, dict[str, int]] | None:
+    """Traffic of each of the workload's interfaces, from the host end of its veth or TAP."""
+    network = record.plan.network
+    if network is None or not network.interfaces:
+        return None
+    from isobox.network import counters
+
+    found = {i.ifname: counters.as_seen_inside(counters.read(i.host_ifname)) for i in network.interfaces}
+    return {name: values for name, values in found.items() if values} or None

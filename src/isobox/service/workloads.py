@@ -19,13 +19,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from isobox.config import policy_path
 from isobox.drivers.base import Driver
 from isobox.errors import (
     CommandError,
-    ConflictError,
     HostError,
     InvalidArgumentError,
     InvalidStateError,
@@ -33,14 +32,15 @@ from isobox.errors import (
 )
 from isobox.linux.tree import discard_tree
 from isobox.model import ids
-from isobox.model.image_config import ImageConfig
+from isobox.model.health import HealthState
 from isobox.model.network import DEFAULT_NETWORK, NetworkMode, NetworkPlan, network_mode
-from isobox.model.plan import RunPlan, resolve
+from isobox.model.plan import RunPlan
 from isobox.model.pull import PullPolicy
-from isobox.model.record import RunResult, WorkloadRecord
+from isobox.model.record import Observation, RunResult, WorkloadRecord
 from isobox.model.spec import Kind, WorkloadSpec
 from isobox.model.status import Op, Status, require
 from isobox.model.streams import Attach
+from isobox.service import planning
 from isobox.service.context import Context
 from isobox.state import locks
 from isobox.state.locks import locked
@@ -87,7 +87,7 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
     if record.status in (Status.CREATING, Status.CREATED, Status.REMOVING, Status.EXITED):
         return record
     seen = driver_for(ctx, record.kind).observe(record)
-    if seen.status is record.status:
+    if seen.status is record.status or _being_started(record, seen):
         return record
     if {seen.status, record.status} == {Status.RUNNING, Status.PAUSED}:  # paused or resumed elsewhere
         updated = replace(record, status=seen.status)
@@ -100,6 +100,8 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
             finished_at=seen.finished_at or time.time(),
             pid=seen.pid,
         )
+    if updated.status is Status.EXITED:
+        updated = replace(updated, health=None)
     try:
         save(ctx, updated, expect=record.status)
     except NotFoundError:
@@ -108,7 +110,23 @@ def refresh(ctx: Context, record: WorkloadRecord) -> WorkloadRecord:
         return ctx.records.workloads.find(record.id) or updated  # another process recorded it first
     except HostError as exc:  # a full disk: the caller still gets what is true; a later look records it
         log.warning("%s: %s", record.name, exc)
+        return updated
+    if updated.status is Status.EXITED:  # whichever process records the exit first writes the event, once
+        from isobox.service import events
+
+        code = updated.exit_code if updated.exit_code is not None else -1
+        events.container(ctx, updated, "die", exitCode=str(code))
     return updated
+
+
+START_GRACE_S = 60.0
+
+
+def _being_started(record: WorkloadRecord, seen: Observation) -> bool:
+    """Recorded RUNNING by a start that is still making it (an attached start records RUNNING first): not
+    started yet is not "created again". A start that died half-way is seen as such after the grace."""
+    return (seen.status is Status.CREATED and record.status is Status.RUNNING
+            and time.time() - (record.started_at or 0.0) < START_GRACE_S)
 
 
 def get(ctx: Context, name_or_id: str) -> WorkloadRecord:
@@ -117,6 +135,10 @@ def get(ctx: Context, name_or_id: str) -> WorkloadRecord:
 
 def list_workloads(ctx: Context, *, all: bool = False) -> list[WorkloadRecord]:
     records = [refresh(ctx, r) for r in ctx.records.workloads.all()]
+    if any(r.status is Status.EXITED and r.plan.remove and r.kind is Kind.VM for r in records):
+        from isobox.service.exits import remove_exited
+
+        records = [r for r in records if not remove_exited(ctx, r)]
     return records if all else [r for r in records if r.status in (Status.RUNNING, Status.PAUSED)]
 
 
@@ -138,54 +160,14 @@ def _lock_key(record_id: str) -> str:
 # ---- create -----------------------------------------------------------------------------------
 
 
-def _image(ctx: Context, image: str, pull: PullPolicy = PullPolicy.MISSING
-           ) -> tuple[str, tuple[str, ...], ImageConfig]:
-    """The image from the store; if missing (or always, by ``pull``), pulled as Docker does (see
-    service/images.ensure). A digest reference is the store's only if it was pulled by that digest."""
-    try:
-        if pull is PullPolicy.ALWAYS:
-            raise NotFoundError(f"image {image!r}: pulled again (--pull always)", op="resolve image")
-        record = ctx.images.resolve(image)
-    except NotFoundError:
-        if pull is PullPolicy.NEVER:
-            raise
-        # Imported here: the registry client (httpx) is only paid for when an image must be fetched.
-        from isobox.service import images as image_service
-
-        record = image_service.ensure(ctx, image, policy=pull)
-    return record.id, ctx.images.layer_dirs(record), ctx.images.config(record)
-
-
-def _refuse_taken(ctx: Context, name: str) -> None:
-    """An early, friendly check before an image is pulled; the INSERT of `reserve` is the real guard."""
-    existing = ctx.records.workloads.find(name)
-    if existing is not None and existing.name == name:
-        raise ConflictError(
-            ids.name_in_use(name, existing.id),
-            op="create",
-            id=name,
-        )
-
-
-@dataclass(frozen=True)
-class ResolvedImage:
-    """A root file system its caller resolved itself, for `create` to run from instead of ``spec.image``: a
-    build step's (the layers of the image store so far, which no image record names yet). Its kind is the
-    caller's choice: the isolation policy, which judges images of the store, is not asked."""
-
-    id: str
-    layers: tuple[str, ...]
-    config: ImageConfig
-
-
 def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MISSING,
-           image: ResolvedImage | None = None) -> WorkloadRecord:
+           image: planning.ResolvedImage | None = None) -> WorkloadRecord:
     name = ids.validate_name(spec.name) if spec.name else ids.random_name()
-    _refuse_taken(ctx, name)
+    planning.refuse_taken(ctx, name)
     if image is not None:
         image_id, layers, image_config = image.id, image.layers, image.config
     else:
-        image_id, layers, image_config = _image(ctx, spec.image, pull)
+        image_id, layers, image_config = planning.resolve_image(ctx, spec.image, pull)
     # The isolation policy picks the kind (or refuses) before a driver is chosen; see service/policy.py.
     # Without a policy file the kind is the one asked for, and the policy code is not even imported.
     path, named = policy_path()
@@ -198,8 +180,8 @@ def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MI
     if spec.kind is Kind.VM and spec.security.userns:
         # Not silently ignored: a VM has its own kernel, so there is no host user namespace to remap into.
         raise InvalidArgumentError("--userns applies to containers only", op="create", id=name)
-    _check_host_limits(spec)
-    plan = _new_plan(ctx, spec, name, image_id, layers, image_config)
+    planning.check_host_limits(spec)
+    plan = planning.new_plan(ctx, spec, name, image_id, layers, image_config)
     driver = driver_for(ctx, spec.kind)
     with locked_workload(ctx, plan.id), ExitStack() as undo:
         undo.callback(locks.discard, ctx.paths.locks, _lock_key(plan.id))  # last undo: a failed create leaves none
@@ -214,20 +196,14 @@ def create(ctx: Context, spec: WorkloadSpec, *, pull: PullPolicy = PullPolicy.MI
         plan = replace(plan, network=_attach(ctx, plan, spec, plan.exposed_ports, undo))
         record = _made(ctx, driver, replace(record, plan=plan), undo)
         undo.pop_all()
+    from isobox.service import events
+
+    events.container(ctx, record, "create")
+    if record.plan.health is not None:
+        from isobox.service import engine
+
+        engine.ensure(ctx, f"the health check of {record.name}")
     return record
-
-
-def _check_host_limits(spec: WorkloadSpec) -> None:
-    """Limits beyond what this host has, refused before anything is made (Docker's rules: a container's
-    --cpus up to the CPUs there are, --cpuset-cpus among the online ones). A VM's --cpus is its number
-    of vCPUs, which QEMU may give beyond the host's CPUs."""
-    from isobox.linux.proc import online_cpus_text, usable_cpu_count
-    from isobox.model.spec import check_resources, check_spec, parse_cpuset
-
-    check_spec(spec)  # the HTTP API builds its specs without model/options: the same checks for it
-    if spec.kind is Kind.VM:
-        return
-    check_resources(spec.resources, host_cpus=usable_cpu_count(), online_cpus=parse_cpuset(online_cpus_text()))
 
 
 def _reserve(ctx: Context, plan: RunPlan, *, userns: bool, undo: ExitStack) -> WorkloadRecord:
@@ -266,29 +242,9 @@ def bridged(plan: RunPlan) -> bool:
     return plan.network is not None and plan.network.mode is NetworkMode.BRIDGE
 
 
-def _new_plan(
-    ctx: Context, spec: WorkloadSpec, name: str, image_id: str, layers: tuple[str, ...], image: ImageConfig
-) -> RunPlan:
-    workload_id = ids.new_id()
-    return resolve(
-        spec,
-        image,
-        id=workload_id,
-        name=name,
-        image_id=image_id,
-        layers=layers,
-        workload_dir=str(ctx.paths.workloads / workload_id),
-    )
-
-
 def plan(ctx: Context, spec: WorkloadSpec) -> RunPlan:
-    """The RunPlan `create` would make for ``spec`` (image resolved, built or pulled), creating nothing.
-
-    With `create_from_plan` this is how drivers' own tests and benchmarks make a workload without the
-    service's policy, volumes and networks."""
-    image_id, layers, image_config = _image(ctx, spec.image)
-    workload_name = ids.validate_name(spec.name) if spec.name else ids.random_name()
-    return _new_plan(ctx, spec, workload_name, image_id, layers, image_config)
+    """The RunPlan `create` would make for ``spec`` (service/planning.py), creating nothing."""
+    return planning.plan(ctx, spec)
 
 
 def create_from_plan(ctx: Context, plan: RunPlan, *, exec_devices: bool | None = None) -> WorkloadRecord:
@@ -332,10 +288,14 @@ def start(ctx: Context, name_or_id: str, *, attach: Attach | None = None) -> Run
             finished_at=None,
             oom_killed=False,
             stopped_by_user=False,
+            health=HealthState() if before.plan.health is not None else None,
         )
         if attach is None:
             record = replace(record, pid=_start(ctx, driver, before, None, plumb))
         save(ctx, record, expect=before.status)
+    from isobox.service import events
+
+    events.container(ctx, record, "start")
     if attach is None:
         return RunResult(record, None)
     try:
@@ -377,11 +337,17 @@ def run(ctx: Context, spec: WorkloadSpec, *, detach: bool = False, attach: Attac
         result = start(ctx, record.id, attach=None if detach else (attach or Attach(stdin=None)))
     except BaseException:
         if spec.remove:
-            remove(ctx, record.id, force=True)
+            _remove_if_present(ctx, record.id)
         raise
     if not detach and spec.remove:
-        remove(ctx, record.id, force=True)
+        _remove_if_present(ctx, record.id)
     return result
+
+
+def _remove_if_present(ctx: Context, workload_id: str) -> None:
+    from isobox.service.exits import remove_if_present
+
+    remove_if_present(ctx, workload_id)
 
 
 # ---- remove -----------------------------------------------------------------------------------
@@ -406,6 +372,12 @@ def remove(ctx: Context, name_or_id: str, *, force: bool = False, volumes: bool 
             networks.detach(ctx, record)
         ctx.records.workloads.delete(record.id)
         locks.discard(ctx.paths.locks, _lock_key(record.id))  # held: see state/locks.py
+    from isobox.service import events
+
+    if record.status in (Status.RUNNING, Status.PAUSED):  # rm -f ended it: as dockerd, a kill and a die first
+        events.container(ctx, record, "kill", signal="9")
+        events.container(ctx, record, "die", exitCode="137")
+    events.container(ctx, record, "destroy")
     locks.discard_idle(ctx.paths.locks, locks.keys_with(ctx.paths.locks, record.id))  # a VM's log and agent
     discard_tree(record.plan.workload_dir)  # any depth a container made
     if (volumes or record.plan.remove) and record.plan.mounts:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 from isobox.errors import InvalidArgumentError, UnsafeLayerError
@@ -19,8 +20,20 @@ from isobox.errors import InvalidArgumentError, UnsafeLayerError
 MAX_SYMLINKS = 40
 
 
-def resolve_in_root(root: Path, path: str) -> Path:
-    """The host path of ``path`` inside ``root``, following symlinks without ever leaving root."""
+def _host_path(root: Path, parts: list[str], mounts: Mapping[str, Path] | None) -> Path:
+    """Where the in-root path ``parts`` is on the host: under the deepest mount that covers it, else root."""
+    if mounts:
+        for depth in range(len(parts), 0, -1):
+            source = mounts.get("/" + "/".join(parts[:depth]))
+            if source is not None:
+                return source.joinpath(*parts[depth:])
+    return root.joinpath(*parts)
+
+
+def resolve_in_root(root: Path, path: str, mounts: Mapping[str, Path] | None = None) -> Path:
+    """The host path of ``path`` inside ``root``, following symlinks without ever leaving root. ``mounts``
+    (an in-root path → the host directory mounted there, e.g. a volume) makes the walk see the workload's
+    view: a symlink inside a volume is resolved in the workload's root too."""
     parts = [p for p in path.split("/") if p not in ("", ".")]
     resolved: list[str] = []
     hops = 0
@@ -30,7 +43,7 @@ def resolve_in_root(root: Path, path: str) -> Path:
             if resolved:
                 resolved.pop()
             continue
-        candidate = root.joinpath(*resolved, part)
+        candidate = _host_path(root, [*resolved, part], mounts)
         try:
             info = candidate.lstat()
         except FileNotFoundError:
@@ -46,7 +59,7 @@ def resolve_in_root(root: Path, path: str) -> Path:
             parts = [p for p in target.split("/") if p not in ("", ".")] + parts
             continue
         resolved.append(part)
-    return root.joinpath(*resolved)
+    return _host_path(root, resolved, mounts)
 
 
 def read_text_in_root(root: Path, path: str, *, limit: int = 4 * 1024 * 1024) -> str | None:

@@ -230,6 +230,20 @@ def write_etc_files(plan: RunPlan, directory: Path) -> dict[str, Path]:
     return written
 
 
+def rewrite_etc_files(plan: RunPlan) -> None:
+    """/etc/hosts and /etc/resolv.conf again (networks joined or left), written in place: the container
+    has them bind-mounted, and a running one sees the new content at once."""
+    directory = Path(plan.workload_dir) / "etc"
+    texts = {
+        "hosts": network_model.hosts_file(plan.network, plan.hostname, _host_text("/etc/hosts")),
+        "resolv.conf": network_model.resolv_conf(plan.network, _host_text("/etc/resolv.conf")),
+    }
+    for name, text in texts.items():
+        with open(directory / name, "r+") as handle:
+            handle.truncate(0)
+            handle.write(text)
+
+
 def _host_text(path: str) -> str:
     try:
         return Path(path).read_text()

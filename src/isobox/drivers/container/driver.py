@@ -17,6 +17,7 @@ from isobox.config import Paths
 from isobox.drivers import logfile
 from isobox.drivers.base import Created
 from isobox.drivers.container import bundle, checkpoint, interact, monitor
+from isobox.drivers.container import copy as container_copy
 from isobox.drivers.container import snapshots as container_snapshots
 from isobox.drivers.container.processes import host_processes
 from isobox.drivers.container.runtime import Runtime, probe
@@ -30,6 +31,7 @@ from isobox.errors import (
 )
 from isobox.linux.cgroups import WorkloadCgroup
 from isobox.linux.proc import process_alive, read_pid
+from isobox.model.archive import PathStat
 from isobox.model.capability import Capability
 from isobox.model.network import NetworkMode
 from isobox.model.plan import RunPlan
@@ -203,6 +205,10 @@ class ContainerDriver:
             return recorded
         state = self.runtime.state(plan.id) if record.status is not Status.CREATED else None
         if state is None:
+            if record.status is Status.RUNNING and time.time() - (record.started_at or 0.0) < monitor.SYNC_TIMEOUT_S:
+                # Recorded as running by a start still creating it (an attached start records RUNNING before
+                # conmon runs): not created yet is not dead. A failed start puts the record back itself.
+                return Observation(Status.RUNNING, 0)
             if record.status in (Status.RUNNING, Status.PAUSED):
                 # The runtime forgot it (host reboot) and conmon recorded nothing: it died with the host.
                 return Observation(Status.EXITED, 0, self._unknown_exit(plan), finished_at=time.time())
@@ -277,7 +283,7 @@ class ContainerDriver:
 
     def stats(self, record: WorkloadRecord) -> Stats:
         values = WorkloadCgroup.of(record.plan.id).stats()
-        return Stats(values.cpu_ns, values.memory_bytes, values.memory_limit_bytes, values.pids)
+        return Stats(values.cpu_ns, values.memory_bytes, values.memory_limit_bytes, values.pids, values.io_bytes)
 
     def top(self, record: WorkloadRecord) -> ProcessTable:
         """The container's processes as the host sees them (Docker's `top` runs ps on the host too)."""
@@ -301,6 +307,21 @@ class ContainerDriver:
 
     def console(self, record: WorkloadRecord, attach: Attach) -> None:
         raise UnsupportedError("a container has no serial console", op="console", id=record.name)
+
+    def replan(self, record: WorkloadRecord) -> None:
+        bundle.rewrite_etc_files(record.plan)
+
+    def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
+        monitor.resize(Path(record.plan.workload_dir), rows, columns)
+
+    def stat_path(self, record: WorkloadRecord, path: str) -> PathStat:
+        return container_copy.stat_path(record.plan, path)
+
+    def copy_from(self, record: WorkloadRecord, path: str, out: BinaryIO) -> PathStat:
+        return container_copy.copy_from(record.plan, path, out)
+
+    def copy_to(self, record: WorkloadRecord, directory: str, tar: BinaryIO) -> None:
+        container_copy.copy_to(record.plan, directory, tar)
 
     # ---- snapshots and commit ------------------------------------------------------------------
 

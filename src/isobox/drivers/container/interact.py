@@ -84,6 +84,11 @@ def exec(runtime: Runtime, record: WorkloadRecord, spec: ExecSpec, streams: Atta
         if spec.detach:
             argv.append("--detach")
         argv.append(plan.id)
+        if spec.tty and spec.interactive and streams.handed_terminal and streams.stdin is not None:
+            # runc's foreground `exec --tty` resizes the container's terminal on SIGWINCH, reading its own
+            # terminal's size: as the session leader of that terminal (setsid(1) -c), it gets SIGWINCH whenever
+            # the terminal's owner sets a new size on it.
+            argv = ["setsid", "--ctty", "--wait", *argv]
         return _run_foreground(argv, streams if spec.interactive else replace(streams, stdin=None), (spec_fd,))
     finally:
         os.close(spec_fd)

@@ -211,7 +211,10 @@ def pump(
             tick()
         ready, _, _ = select.select(sources, [], [], None if tick is None else 0.2)
         if sock.fileno() in ready:
-            message = sock.recv(ATTACH_BUFFER)
+            try:
+                message = sock.recv(ATTACH_BUFFER)
+            except ConnectionResetError:  # conmon closed with input of ours unread: the container has ended
+                return False
             if not message:
                 return False
             target = stderr if message[0] == STDERR_ID else stdout
@@ -230,7 +233,11 @@ def pump(
                 keep = next((n for n in range(len(detach_keys) - 1, 0, -1) if data.endswith(detach_keys[:n])), 0)
                 data, held = data[: len(data) - keep], data[len(data) - keep :]
             if data:
-                sock.sendall(data)
+                try:
+                    sock.sendall(data)
+                except (BrokenPipeError, ConnectionResetError):  # the container ended: its output is read above
+                    sources.remove(stdin)
+                    stdin = None
 
 
 RESIZE_EVENT = 1

@@ -44,22 +44,7 @@ def create(paths: Paths, plan: RunPlan) -> Created:
         boot = initramfs.ensure(paths.cache, paths.locks, kernel)
         base = rootdisk.ensure_base(paths.cache, paths.locks, plan.image_id, plan.layers)
         rootdisk.create_overlay(base, files.disk)
-        files.run_script.write_text(
-            guest_script.run_script(
-                hostname=plan.hostname,
-                argv=plan.process.argv,
-                env=plan.process.env,
-                cwd=plan.process.cwd,
-                user=image_user(plan, plan.process.user),
-                interactive=plan.process.interactive,
-                tty=plan.process.tty,
-                network=_guest_network(plan),
-                mounts=vm_volumes.guest_lines(vm_volumes.of(plan.mounts)),
-                ulimits=plan.host.ulimits,
-                sysctls=plan.host.sysctls,
-                shm_size_bytes=plan.host.shm_size_bytes,
-            )
-        )
+        write_run_script(files, plan)
         for name in qemu_args.PIPES:
             for suffix in (".in", ".out"):
                 os.mkfifo(f"{files.pipe(name)}{suffix}", 0o600)
@@ -87,6 +72,26 @@ def _create_disk_vm(plan: RunPlan, files: VMFiles, existed: bool) -> Created:
             firmware = f"OVMF ({code.name})"
         undo.pop_all()
     return Created({**_accel_facts(), "firmware": firmware, "disk": str(disk), "disk_format": fmt})
+
+
+def write_run_script(files: VMFiles, plan: RunPlan) -> None:
+    """The run script the guest init reads at each boot (also rewritten when a stopped VM's networks change)."""
+    files.run_script.write_text(
+        guest_script.run_script(
+            hostname=plan.hostname,
+            argv=plan.process.argv,
+            env=plan.process.env,
+            cwd=plan.process.cwd,
+            user=image_user(plan, plan.process.user),
+            interactive=plan.process.interactive,
+            tty=plan.process.tty,
+            network=_guest_network(plan),
+            mounts=vm_volumes.guest_lines(vm_volumes.of(plan.mounts)),
+            ulimits=plan.host.ulimits,
+            sysctls=plan.host.sysctls,
+            shm_size_bytes=plan.host.shm_size_bytes,
+        )
+    )
 
 
 def refuse_container_only(plan: RunPlan) -> None:

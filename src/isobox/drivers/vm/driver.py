@@ -27,6 +27,7 @@ from isobox.drivers.base import Created
 from isobox.drivers.vm import accel as vm_accel
 from isobox.drivers.vm import agent, anyos, initramfs, interact, launch, qemu_args, streams
 from isobox.drivers.vm import commit as vm_commit
+from isobox.drivers.vm import copy as vm_copy
 from isobox.drivers.vm import create as vm_create
 from isobox.drivers.vm import kernel as guest_kernel
 from isobox.drivers.vm import snapshots as vm_snapshots
@@ -35,6 +36,7 @@ from isobox.drivers.vm.qemu_args import VMFiles
 from isobox.errors import HostError, InvalidStateError, UnsupportedError, WorkloadError
 from isobox.linux.cgroups import WorkloadCgroup
 from isobox.linux.tree import discard_tree
+from isobox.model.archive import PathStat
 from isobox.model.capability import Capability
 from isobox.model.plan import RunPlan
 from isobox.model.record import Observation, ProcessTable, Stats, WorkloadRecord
@@ -76,7 +78,7 @@ class VMDriver:
         missing: dict[Capability, str] = {}
         if record.plan.disk_boot is not None:
             missing = dict.fromkeys((Capability.EXEC, Capability.EXEC_TTY, Capability.EXEC_STDIN), _NO_AGENT)
-            missing[Capability.GUEST_PROCESSES] = _NO_AGENT
+            missing[Capability.GUEST_PROCESSES] = missing[Capability.COPY] = _NO_AGENT
             missing[Capability.COMMIT] = "a VM booted from a disk image has no OCI image to add a layer to"
         else:
             missing[Capability.CONSOLE] = "an image VM has no serial console: use attach, or exec -it"
@@ -286,6 +288,22 @@ class VMDriver:
 
     def top(self, record: WorkloadRecord) -> ProcessTable:
         return interact.top(self, record)
+
+    def replan(self, record: WorkloadRecord) -> None:
+        if record.plan.disk_boot is None:  # a disk-image VM's guest configures its network itself (DHCP)
+            vm_create.write_run_script(self.files(record), record.plan)
+
+    def resize(self, record: WorkloadRecord, rows: int, columns: int) -> None:
+        interact.resize(self, record, rows, columns)
+
+    def stat_path(self, record: WorkloadRecord, path: str) -> PathStat:
+        return vm_copy.stat_path(self, record, path)
+
+    def copy_from(self, record: WorkloadRecord, path: str, out: BinaryIO) -> PathStat:
+        return vm_copy.copy_from(self, record, path, out)
+
+    def copy_to(self, record: WorkloadRecord, directory: str, tar: BinaryIO) -> None:
+        vm_copy.copy_to(self, record, directory, tar)
 
     def stats(self, record: WorkloadRecord) -> Stats:
         """The host's view (QEMU and its helpers in the VM's cgroup); the limit shown is the guest's RAM,

@@ -13,7 +13,7 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from isobox.drivers.base import TerminalSize, write_all
+from isobox.drivers.base import PolledTerminalSize, TerminalSize, write_all
 from isobox.drivers.vm import agent, anyos, exec_input, exec_tty, guest_script, launch, rootdisk, streams
 from isobox.errors import InvalidStateError, WorkloadError
 from isobox.model.record import ProcessTable, WorkloadRecord
@@ -92,12 +92,19 @@ def stream(driver: VMDriver, record: WorkloadRecord, pid: int, attach_: Attach, 
     return True
 
 
+def resize(driver: VMDriver, record: WorkloadRecord, rows: int, columns: int) -> None:
+    """A new size for the workload's terminal (the agent keeps it for a terminal not yet held open)."""
+    _running_pid(driver, record, "resize")
+    agent.resize_terminal(driver.channel(record, "ctl"), "tty", rows, columns)
+
+
 # ---- exec ---------------------------------------------------------------------------------------
 
 
 def exec(driver: VMDriver, record: WorkloadRecord, spec: ExecSpec, streams_: Attach) -> int:
     if spec.tty and not spec.detach:
-        return exec_terminal(driver, record, spec, streams_.stdin if spec.interactive else None, streams_.stdout)
+        return exec_terminal(driver, record, spec, streams_.stdin if spec.interactive else None, streams_.stdout,
+                             handed=streams_.handed_terminal)
     result = exec_capture(driver, record, spec, stdin=streams_.stdin)
     write_all(streams_.stdout, result.stdout)
     write_all(streams_.stderr, result.stderr)
@@ -134,11 +141,12 @@ def command_line(driver: VMDriver, record: WorkloadRecord, spec: ExecSpec) -> st
     return guest_script.command_line(spec.argv, tuple(env.items()), spec.cwd or plan.process.cwd, user)
 
 
-def exec_terminal(driver: VMDriver, record: WorkloadRecord, spec: ExecSpec, stdin: int | None, stdout: int) -> int:
+def exec_terminal(driver: VMDriver, record: WorkloadRecord, spec: ExecSpec, stdin: int | None, stdout: int,
+                  *, handed: bool = False) -> int:
     """exec -t: the command on the VM's exec console, streamed both ways; returns its exit status."""
     files = driver.files(record)
     pid = _running_pid(driver, record, "exec in VM")
-    with TerminalSize(stdout) as terminal:
+    with (PolledTerminalSize(stdout) if handed else TerminalSize(stdout)) as terminal:
         return exec_tty.run(
             driver.channel(record, "ctl"),
             files.exec_tty,
