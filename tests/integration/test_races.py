@@ -91,7 +91,7 @@ def test_one_name_many_runs_exactly_one_wins_and_losers_leave_nothing(net_cli: C
 
 
 def _uid_base(cli: Cli, name: str) -> int:
-    pid = json.loads(cli("inspect", name, check=True).stdout)[0]["pid"]
+    pid = json.loads(cli("inspect", name, check=True).stdout)[0]["State"]["Pid"]
     fields = Path(f"/proc/{pid}/uid_map").read_text().split()
     assert fields[0] == "0" and fields[2] == "65536", fields
     return int(fields[1])
@@ -122,10 +122,10 @@ def test_a_killed_conmon_is_reported_promptly_and_restarted_by_policy(cli: Cli) 
     stopped = cli("stop", "-t", "1", "orphan", check=True)
     assert time.monotonic() - started < 5, "stop waited for a conmon that is gone"
     assert "Traceback" not in stopped.stderr
-    record = json.loads(cli("inspect", "orphan", check=True).stdout)[0]
-    assert record["status"] == "exited" and record["exit_code"] in (137, 143, 255), record
+    state = json.loads(cli("inspect", "orphan", check=True).stdout)[0]["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] in (137, 143, 255), state
     assert "Exited (None)" not in cli("ps", "-a", check=True).stdout
-    assert cli("wait", "orphan", timeout=10, check=True).stdout.strip() == str(record["exit_code"])
+    assert cli("wait", "orphan", timeout=10, check=True).stdout.strip() == str(state["ExitCode"])
 
     # With a restart policy: the process ends while its conmon is gone; nobody ran the exit command, so
     # the exits task (the engine's; here its pass run directly) and `system boot` restart it.
@@ -137,8 +137,8 @@ def test_a_killed_conmon_is_reported_promptly_and_restarted_by_policy(cli: Cli) 
     assert listed["keeper"]["status"] == "exited" and listed["keeper"]["exit_code"] == 255, listed["keeper"]
     booted = cli("system", "boot", check=True).stdout.split()
     assert booted == ["keeper"], booted
-    record = json.loads(cli("inspect", "keeper", check=True).stdout)[0]
-    assert record["status"] == "running", record
+    state = json.loads(cli("inspect", "keeper", check=True).stdout)[0]["State"]
+    assert state["Status"] == "running", state
 
 
 def test_restarts_back_off_with_the_real_monitor(cli: Cli) -> None:
@@ -148,9 +148,9 @@ def test_restarts_back_off_with_the_real_monitor(cli: Cli) -> None:
         "exit 3", check=True)
     time.sleep(4)
     record = json.loads(cli("inspect", "flaky", check=True).stdout)[0]
-    assert 3 <= record["restart_count"] <= 7, record["restart_count"]
-    assert record["restart_delay_s"] == 0.1 * 2 ** (record["restart_count"] - 1), record
+    assert 3 <= record["RestartCount"] <= 7, record["RestartCount"]
+    assert record["Isobox"]["RestartDelaySeconds"] == 0.1 * 2 ** (record["RestartCount"] - 1), record
     cli("stop", "-t", "1", "flaky", check=True)
-    count = json.loads(cli("inspect", "flaky", check=True).stdout)[0]["restart_count"]
+    count = json.loads(cli("inspect", "flaky", check=True).stdout)[0]["RestartCount"]
     time.sleep(3)
-    assert json.loads(cli("inspect", "flaky", check=True).stdout)[0]["restart_count"] == count
+    assert json.loads(cli("inspect", "flaky", check=True).stdout)[0]["RestartCount"] == count

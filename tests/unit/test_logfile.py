@@ -92,3 +92,12 @@ def test_since_and_tail() -> None:
     assert [e.content for e in picked] == [b"3", b"4"]
     assert [e.content for e in select(iter(entries), since=None, tail=2)] == [b"3", b"4"]
     assert list(select(iter(entries), since=None, tail=0)) == []
+
+
+def test_carriage_returns_are_content(tmp_path: Path) -> None:
+    """A terminal's CRLF and a progress bar's lone CR stay in the entry, in one line each."""
+    path = tmp_path / "log"
+    writer = LogWriter(path)
+    writer.write("stdout", b"boot ok\r\n10%\r50%\r100%\n")
+    writer.close()
+    assert [e.content for e in read_entries(path)] == [b"boot ok\r", b"10%\r50%\r100%"]

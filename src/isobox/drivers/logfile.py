@@ -185,7 +185,9 @@ class LogFollower:
             data = self._rest + data
             cut = data.rfind(b"\n") + 1
             self._rest = data[cut:]
-            for line in data[:cut].splitlines():
+            # Entries end at "\n" only: a "\r" is content (a terminal's "\r\n", a progress bar's "\r"), which
+            # bytes.splitlines would take for a line break.
+            for line in data[: cut - 1].split(b"\n") if cut else ():
                 entry = parse_line(line)
                 if entry is not None:
                     yield entry

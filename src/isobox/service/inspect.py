@@ -220,7 +220,7 @@ def container_document(record: WorkloadRecord, image: ImageConfig | None = None)
         },
         "Isobox": {"Kind": record.kind.value, "DriverInfo": dict(record.driver_info),
                    "StopTimeoutSeconds": plan.stop_timeout_s, "WorkloadDir": plan.workload_dir,
-                   "UsernsBase": plan.userns_base},
+                   "UsernsBase": plan.userns_base, "RestartDelaySeconds": record.restart_delay_s},
     }
 
 
